@@ -1,1 +1,17 @@
+//! Offload's platform-free edge core.
+//!
+//! Every decision is a pure function of (request, stored state, config,
+//! now): the core returns instructions ([`pipeline::Plan`]) and the
+//! platform adapters (Workers, Lambda@Edge, native test host) perform them.
+//! The core never reads the clock and never does I/O.
 
+pub mod cache;
+pub mod config;
+pub mod error;
+pub mod pipeline;
+pub mod proxy;
+
+pub use config::{Config, ConfigError};
+pub use error::{Error, RequestError};
+pub use pipeline::{Edge, Forward, Plan, Upstream};
+pub use proxy::Viewer;

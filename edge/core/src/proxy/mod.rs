@@ -1,0 +1,15 @@
+//! Proxying rules: what the edge forwards to an origin and what it returns.
+
+pub mod headers;
+
+use std::net::IpAddr;
+
+/// What the platform knows about the viewer, passed in by the adapter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Viewer {
+    /// The client address as the platform saw it (never from a header the
+    /// viewer controls).
+    pub ip: Option<IpAddr>,
+    /// Whether the viewer connected over TLS.
+    pub tls: bool,
+}

@@ -1,0 +1,181 @@
+//! Command line: `origin-shim origin ...` and `origin-shim bucket ...`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand};
+
+use crate::bucket::{self, BucketConfig, Secret, SECRET_KEY_ENV};
+use crate::origin::{self, OriginConfig};
+use crate::server::wait_for_os_signal;
+use crate::{Error, ServerHandle};
+
+/// Local stand-ins for the Offload edge's upstreams: a regional web origin and a
+/// SigV4-verifying S3 bucket.
+#[derive(Debug, Parser)]
+#[command(name = "origin-shim", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub mode: Mode,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Mode {
+    /// Serve a regional web origin (JSON API with per-path counters).
+    Origin(OriginArgs),
+    /// Serve a local S3-compatible bucket that verifies AWS SigV4.
+    Bucket(BucketArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct OriginArgs {
+    /// Region this origin plays (reported in X-Origin-Region and bodies).
+    #[arg(long, value_name = "REGION", default_value = "us-east-1", value_parser = parse_region)]
+    pub region: String,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:18701")]
+    pub listen: SocketAddr,
+    /// Do not write the per-request JSON log lines to stdout.
+    #[arg(long)]
+    pub no_access_log: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BucketArgs {
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:18703")]
+    pub listen: SocketAddr,
+    /// Directory served as buckets (one sub-directory per bucket; created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub root: PathBuf,
+    /// Access key id that requests must be signed with.
+    #[arg(long, value_name = "ID")]
+    pub access_key: String,
+    /// Secret key (prefer the OFFLOAD_S3_SECRET_KEY env var, which wins when both are set).
+    #[arg(long, value_name = "SECRET", hide_default_value = true)]
+    pub secret_key: Option<String>,
+    /// Bucket to create on start (and to copy --seed into).
+    #[arg(long, value_name = "NAME", value_parser = parse_bucket)]
+    pub bucket: Option<String>,
+    /// Directory whose files are copied (recursively) into --bucket on start.
+    #[arg(long, value_name = "DIR", requires = "bucket")]
+    pub seed: Option<PathBuf>,
+    /// Bucket whose objects anonymous clients may GET/HEAD (repeatable).
+    #[arg(long, value_name = "NAME", value_parser = parse_bucket)]
+    pub public_read: Vec<String>,
+}
+
+fn parse_region(s: &str) -> Result<String, String> {
+    origin::validate_region(s).map(|()| s.to_owned())
+}
+
+fn parse_bucket(s: &str) -> Result<String, String> {
+    bucket::validate_bucket_name(s).map(|()| s.to_owned())
+}
+
+/// A flag-value error in clap's format (exit code 2).
+fn flag_error(flag: &str, value: &str, reason: &str) -> clap::Error {
+    Cli::command().error(
+        ErrorKind::InvalidValue,
+        format!("invalid value '{value}' for '{flag}': {reason}"),
+    )
+}
+
+impl BucketArgs {
+    /// Resolves the secret (env first) and checks paths; errors name the flag.
+    pub fn into_config(self, env_secret: Option<String>) -> Result<(BucketConfig, SocketAddr), clap::Error> {
+        let secret = env_secret
+            .filter(|s| !s.is_empty())
+            .or(self.secret_key.filter(|s| !s.is_empty()))
+            .ok_or_else(|| {
+                Cli::command().error(
+                    ErrorKind::MissingRequiredArgument,
+                    format!("a secret key is required: set {SECRET_KEY_ENV} (preferred) or pass --secret-key"),
+                )
+            })?;
+        if self.access_key.is_empty() {
+            return Err(flag_error("--access-key", "", "must not be empty"));
+        }
+        if let Some(seed) = &self.seed {
+            if !seed.is_dir() {
+                return Err(flag_error("--seed", &seed.display().to_string(), "not a directory"));
+            }
+        }
+        if self.root.exists() && !self.root.is_dir() {
+            return Err(flag_error("--root", &self.root.display().to_string(), "not a directory"));
+        }
+        let config = BucketConfig {
+            root: self.root,
+            access_key: self.access_key,
+            secret_key: Secret::new(secret),
+            bucket: self.bucket,
+            seed: self.seed,
+            public_read: self.public_read,
+        };
+        Ok((config, self.listen))
+    }
+}
+
+/// Entry point of the `origin-shim` binary.
+#[must_use]
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_exit(&e),
+    };
+    let job = match cli.mode {
+        Mode::Origin(args) => Job::Origin(
+            OriginConfig {
+                region: args.region,
+                access_log: !args.no_access_log,
+            },
+            args.listen,
+        ),
+        Mode::Bucket(args) => match args.into_config(std::env::var(SECRET_KEY_ENV).ok()) {
+            Ok((config, listen)) => Job::Bucket(config, listen),
+            Err(e) => return clap_exit(&e),
+        },
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("origin-shim: error: cannot start tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(job)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("origin-shim: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn clap_exit(e: &clap::Error) -> ExitCode {
+    let _ = e.print();
+    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+}
+
+enum Job {
+    Origin(OriginConfig, SocketAddr),
+    Bucket(BucketConfig, SocketAddr),
+}
+
+async fn run(job: Job) -> Result<(), Error> {
+    let (mode, handle): (&str, ServerHandle) = match job {
+        Job::Origin(config, listen) => ("origin", origin::start(config, listen).await?),
+        Job::Bucket(config, listen) => ("bucket", bucket::start(config, listen).await?),
+    };
+    crate::origin::layers::write_stdout_line(&listening_line(mode, handle.addr()));
+    wait_for_os_signal().await?;
+    handle.shutdown().await
+}
+
+/// The line printed once the server is accepting connections.
+#[must_use]
+pub fn listening_line(mode: &str, addr: SocketAddr) -> String {
+    format!("origin-shim {mode} listening on http://{addr}")
+}

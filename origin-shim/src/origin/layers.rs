@@ -1,0 +1,118 @@
+//! Origin middleware stack.
+//!
+//! Order, outermost first (a request walks down this list, the response back up):
+//!
+//! 1. [`access_log`] — one JSON line per request on stdout (method, path, status,
+//!    duration; never header values or bodies).
+//! 2. [`region_header`] — stamps `X-Origin-Region` on every response, including
+//!    404/405 and anything a later layer rejects.
+//! 3. *(future)* origin-auth: verify the edge's HMAC signature and answer 401/403
+//!    before the request is counted. Add it in [`apply`] at the marked spot, as an
+//!    `axum::middleware::from_fn_with_state` layer with its key in [`OriginState`].
+//! 4. *(future)* fault injection: fail a share of requests with a chosen status or
+//!    add latency, driven by config held in [`OriginState`] (e.g. set via a
+//!    `/_shim/faults` route). Refusing/resetting connections belongs in the accept
+//!    loop of [`super::start`] instead, since it happens below HTTP.
+//! 5. [`count_requests`] — per-path counters (skips `/_shim/*`), and hands the
+//!    path's count to the handler via the [`RequestCount`] extension.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::{from_fn_with_state, Next};
+use axum::response::Response;
+use axum::Router;
+
+use super::{OriginState, REGION_HEADER};
+
+/// Count of requests served for the current request's path, this one included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestCount(pub u64);
+
+/// Prefix of the shim's own control routes, which are never counted.
+pub const CONTROL_PREFIX: &str = "/_shim";
+
+/// Wraps the routes in the middleware stack described in the module docs.
+pub fn apply(app: Router, state: OriginState) -> Router {
+    // `Router::layer` wraps what is already there, so the first layer added is the
+    // innermost one.
+    app.layer(from_fn_with_state(state.clone(), count_requests))
+        // <- fault injection layer goes here (inside auth, outside counting)
+        // <- origin-auth (HMAC verification) layer goes here
+        .layer(from_fn_with_state(state.clone(), region_header))
+        .layer(from_fn_with_state(state, access_log))
+}
+
+fn is_control_path(path: &str) -> bool {
+    path == CONTROL_PREFIX
+        || path
+            .strip_prefix(CONTROL_PREFIX)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Counts the request (unless it is a `/_shim/*` control request).
+pub async fn count_requests(State(state): State<OriginState>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if !is_control_path(path) {
+        let n = state.stats.record(path);
+        req.extensions_mut().insert(RequestCount(n));
+    }
+    next.run(req).await
+}
+
+/// Adds `X-Origin-Region` to every response.
+pub async fn region_header(State(state): State<OriginState>, req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    if let Ok(v) = HeaderValue::from_str(&state.region) {
+        resp.headers_mut().insert(REGION_HEADER, v);
+    }
+    resp
+}
+
+/// Writes `{"ts":..,"region":..,"method":..,"path":..,"status":..,"dur_us":..}` to stdout.
+pub async fn access_log(State(state): State<OriginState>, req: Request, next: Next) -> Response {
+    if !state.access_log {
+        return next.run(req).await;
+    }
+    let ts = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let path = req.uri().path().to_owned();
+    let resp = next.run(req).await;
+    let line = serde_json::json!({
+        "ts": u64::try_from(ts).unwrap_or(u64::MAX),
+        "region": &*state.region,
+        "method": method,
+        "path": path,
+        "status": resp.status().as_u16(),
+        "dur_us": u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+    });
+    write_stdout_line(&line.to_string());
+    resp
+}
+
+/// Writes one line to stdout, ignoring errors (a closed pipe must not take the
+/// server down, which `println!` would).
+pub(crate) fn write_stdout_line(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_control_path;
+
+    #[test]
+    fn control_paths() {
+        assert!(is_control_path("/_shim"));
+        assert!(is_control_path("/_shim/stats"));
+        assert!(!is_control_path("/_shimmy"));
+        assert!(!is_control_path("/api/time"));
+    }
+}
