@@ -85,7 +85,10 @@ fn flag_error(flag: &str, value: &str, reason: &str) -> clap::Error {
 
 impl BucketArgs {
     /// Resolves the secret (env first) and checks paths; errors name the flag.
-    pub fn into_config(self, env_secret: Option<String>) -> Result<(BucketConfig, SocketAddr), clap::Error> {
+    pub fn into_config(
+        self,
+        env_secret: Option<String>,
+    ) -> Result<(BucketConfig, SocketAddr), clap::Error> {
         let secret = env_secret
             .filter(|s| !s.is_empty())
             .or(self.secret_key.filter(|s| !s.is_empty()))
@@ -100,11 +103,19 @@ impl BucketArgs {
         }
         if let Some(seed) = &self.seed {
             if !seed.is_dir() {
-                return Err(flag_error("--seed", &seed.display().to_string(), "not a directory"));
+                return Err(flag_error(
+                    "--seed",
+                    &seed.display().to_string(),
+                    "not a directory",
+                ));
             }
         }
         if self.root.exists() && !self.root.is_dir() {
-            return Err(flag_error("--root", &self.root.display().to_string(), "not a directory"));
+            return Err(flag_error(
+                "--root",
+                &self.root.display().to_string(),
+                "not a directory",
+            ));
         }
         let config = BucketConfig {
             root: self.root,
@@ -138,7 +149,10 @@ pub fn main() -> ExitCode {
             Err(e) => return clap_exit(&e),
         },
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("origin-shim: error: cannot start tokio runtime: {e}");

@@ -1,1 +1,165 @@
-fn main() {}
+//! `cargo xtask <command>`: install the pinned toolchain, run the local
+//! stack, run every test.
+//!
+//! - `setup`        install what is missing (idempotent, pinned versions)
+//! - `build-worker` build the Workers edge with worker-build (no downloads)
+//! - `dev`          setup, then run the local stack until Ctrl-C
+//! - `test`         setup, then every test: native, Node, Chromium, workerd
+
+use std::path::Path;
+use std::process::{Command, ExitCode};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use offload_e2e::{root, tool_path, worker_build_env, Stack};
+
+mod setup;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("setup") => setup::ensure(&root()),
+        Some("build-worker") => build_worker(&root()),
+        Some("dev") => dev(),
+        Some("test") => test(),
+        _ => {
+            eprintln!("usage: cargo xtask <setup|build-worker|dev|test>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub(crate) fn run(cmd: &mut Command) -> Result<(), String> {
+    let shown = format!("{cmd:?}");
+    let status = cmd.status().map_err(|e| format!("{shown}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{shown} failed ({status})"))
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// worker-build with local wasm-bindgen, wasm-opt (npm binaryen) and
+/// esbuild; prints the size of the Wasm it produced.
+fn build_worker(root: &Path) -> Result<(), String> {
+    let mut cmd = Command::new("worker-build");
+    cmd.arg("--release").current_dir(root.join("edge/workers")).envs(worker_build_env(root));
+    run(&mut cmd)?;
+    let wasm = root.join("edge/workers/build/index_bg.wasm");
+    let raw = std::fs::metadata(&wasm).map_err(|e| format!("{}: {e}", wasm.display()))?.len();
+    let gz = Command::new("gzip")
+        .args(["-9", "-c"])
+        .arg(&wasm)
+        .output()
+        .map(|o| o.stdout.len())
+        .unwrap_or(0);
+    eprintln!("worker wasm: {raw} bytes raw, {gz} bytes gzip -9 ({})", wasm.display());
+    Ok(())
+}
+
+fn dev() -> Result<(), String> {
+    let root = root();
+    setup::ensure(&root)?;
+    println!("starting the local stack (the first start builds the Worker; this can take minutes)...");
+    let mut stack = Stack::start()?;
+    println!("\nOffload local stack is up:");
+    println!("  edge (Workers build in workerd)  {}/", stack.edge);
+    println!("    landing page from the bucket   {}/", stack.edge);
+    println!("    API via us-east-1              {}/api/time", stack.edge);
+    println!("    API via eu-west-1              {}/eu/api/time", stack.edge);
+    for (region, url) in &stack.origins {
+        println!("  origin {region:<10}              {url}/api/time   (stats: {url}/_shim/stats)");
+    }
+    println!("  bucket (S3, SigV4)               {}/www/index.html", stack.bucket);
+    println!("  logs                             {}", stack.logs.display());
+    println!("\nCtrl-C stops everything.");
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).map_err(|e| format!("Ctrl-C handler: {e}"))?;
+    while !stop.load(Ordering::SeqCst) {
+        if let Some(dead) = stack.dead_process() {
+            drop(stack);
+            return Err(dead);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!("\nstopping...");
+    drop(stack);
+    println!("stopped.");
+    Ok(())
+}
+
+fn test() -> Result<(), String> {
+    let root = root();
+    let started = Instant::now();
+    setup::ensure(&root)?;
+    let path = tool_path(&root);
+    let wasm_tests = |browser: bool| {
+        let mut c = cargo();
+        c.args(["test", "-p", "offload-core", "--target", "wasm32-unknown-unknown", "--lib", "--tests"])
+            .env("PATH", &path);
+        if browser {
+            c.env("WASM_BINDGEN_USE_BROWSER", "1").env("CHROMEDRIVER", setup::chromedriver());
+        }
+        c
+    };
+    let mut native = cargo();
+    native.args(["test", "--workspace", "--exclude", "offload-e2e"]);
+    let mut e2e = cargo();
+    e2e.args(["test", "-p", "offload-e2e"]);
+    let mut steps: Vec<(&str, Box<dyn FnMut() -> Result<(), String>>)> = vec![
+        ("native: cargo test --workspace", Box::new(move || run(&mut native))),
+        ("wasm32 in Node: core tests", Box::new({
+            let mut c = wasm_tests(false);
+            move || run(&mut c)
+        })),
+        ("wasm32 in headless Chromium: core tests", Box::new({
+            let mut c = wasm_tests(true);
+            move || run(&mut c)
+        })),
+        ("Workers build (worker-build, no downloads)", Box::new({
+            let root = root.clone();
+            move || build_worker(&root)
+        })),
+        ("end to end: edge in workerd + origins + bucket", Box::new(move || run(&mut e2e))),
+    ];
+    let mut results = Vec::new();
+    for (name, step) in &mut steps {
+        eprintln!("\n==> {name}");
+        let t = Instant::now();
+        let r = step();
+        if let Err(e) = &r {
+            eprintln!("==> {name}: FAILED: {e}");
+        }
+        results.push((*name, r.is_ok(), t.elapsed()));
+    }
+    eprintln!("\n==> summary");
+    for (name, ok, took) in &results {
+        eprintln!("  {:<6} {name} ({:.0} s)", if *ok { "ok" } else { "FAILED" }, took.as_secs_f64());
+    }
+    let failed = results.iter().filter(|r| !r.1).count();
+    let line = format!(
+        "xtask test: {}. {} steps passed; {failed} failed; {:.0} s",
+        if failed == 0 { "ok" } else { "FAILED" },
+        results.len() - failed,
+        started.elapsed().as_secs_f64()
+    );
+    if failed == 0 {
+        eprintln!("{line}");
+        Ok(())
+    } else {
+        Err(line)
+    }
+}

@@ -85,7 +85,12 @@ mod tests {
         assert!(!p.allows_anonymous("PutObject", &obj("www")));
         assert!(!p.allows_anonymous("DeleteObject", &obj("www")));
         assert!(!p.allows_anonymous("GetObject", &obj("private")));
-        assert!(!p.allows_anonymous("ListObjectsV2", &S3Path::Bucket { bucket: "www".into() }));
+        assert!(!p.allows_anonymous(
+            "ListObjectsV2",
+            &S3Path::Bucket {
+                bucket: "www".into()
+            }
+        ));
         assert!(!p.allows_anonymous("ListBuckets", &S3Path::Root));
     }
 }

@@ -100,10 +100,13 @@ impl BucketConfig {
             return Err(Error::Config("secret key is empty".to_owned()));
         }
         for name in self.bucket.iter().chain(&self.public_read) {
-            validate_bucket_name(name).map_err(|e| Error::Config(format!("bucket {name:?}: {e}")))?;
+            validate_bucket_name(name)
+                .map_err(|e| Error::Config(format!("bucket {name:?}: {e}")))?;
         }
         if self.seed.is_some() && self.bucket.is_none() {
-            return Err(Error::Config("a seed directory needs a bucket to copy into".to_owned()));
+            return Err(Error::Config(
+                "a seed directory needs a bucket to copy into".to_owned(),
+            ));
         }
         Ok(())
     }
@@ -114,20 +117,24 @@ impl BucketConfig {
 pub async fn start(config: BucketConfig, listen: SocketAddr) -> Result<ServerHandle, Error> {
     config.validate()?;
     let root = config.root.clone();
-    tokio::fs::create_dir_all(&root).await.map_err(|source| Error::Fs {
-        context: "cannot create bucket root",
-        path: root.clone(),
-        source,
-    })?;
+    tokio::fs::create_dir_all(&root)
+        .await
+        .map_err(|source| Error::Fs {
+            context: "cannot create bucket root",
+            path: root.clone(),
+            source,
+        })?;
     let fs = FileSystem::new(&root).map_err(|e| Error::Backend(format!("{e:?}")))?;
 
     if let Some(bucket) = &config.bucket {
         let dir = root.join(bucket);
-        tokio::fs::create_dir_all(&dir).await.map_err(|source| Error::Fs {
-            context: "cannot create bucket directory",
-            path: dir.clone(),
-            source,
-        })?;
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(|source| Error::Fs {
+                context: "cannot create bucket directory",
+                path: dir.clone(),
+                source,
+            })?;
         if let Some(seed_dir) = &config.seed {
             seed::seed_bucket(&fs, bucket, seed_dir).await?;
         }

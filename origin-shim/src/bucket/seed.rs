@@ -46,12 +46,17 @@ pub fn content_type_for(key: &str) -> &'static str {
 fn list_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
     let io_err = |context: &'static str, path: &Path| {
         let path = path.to_path_buf();
-        move |source| Error::Fs { context, path, source }
+        move |source| Error::Fs {
+            context,
+            path,
+            source,
+        }
     };
     let mut out = Vec::new();
     let mut stack = vec![(dir.to_path_buf(), String::new())];
     while let Some((current, prefix)) = stack.pop() {
-        let entries = std::fs::read_dir(&current).map_err(io_err("cannot read seed directory", &current))?;
+        let entries =
+            std::fs::read_dir(&current).map_err(io_err("cannot read seed directory", &current))?;
         for entry in entries {
             let entry = entry.map_err(io_err("cannot read seed directory", &current))?;
             let path = entry.path();
@@ -65,9 +70,9 @@ fn list_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
             let ft = entry.file_type().map_err(io_err("cannot stat", &path))?;
             if ft.is_dir() {
                 stack.push((path, format!("{key}/")));
-            } else if ft.is_file() {
-                out.push((key, path));
-            } else if ft.is_symlink() && std::fs::metadata(&path).is_ok_and(|m| m.is_file()) {
+            } else if ft.is_file()
+                || (ft.is_symlink() && std::fs::metadata(&path).is_ok_and(|m| m.is_file()))
+            {
                 out.push((key, path));
             }
         }
@@ -78,7 +83,11 @@ fn list_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
 
 /// Copies every file under `seed_dir` into `bucket` (overwriting). Returns the
 /// number of objects written.
-pub(crate) async fn seed_bucket(fs: &FileSystem, bucket: &str, seed_dir: &Path) -> Result<usize, Error> {
+pub(crate) async fn seed_bucket(
+    fs: &FileSystem,
+    bucket: &str,
+    seed_dir: &Path,
+) -> Result<usize, Error> {
     let dir = seed_dir.to_path_buf();
     let files = tokio::task::spawn_blocking(move || list_files(&dir))
         .await
@@ -123,7 +132,10 @@ mod tests {
     #[test]
     fn content_types() {
         assert_eq!(content_type_for("index.html"), "text/html; charset=utf-8");
-        assert_eq!(content_type_for("a/b/APP.JS"), "text/javascript; charset=utf-8");
+        assert_eq!(
+            content_type_for("a/b/APP.JS"),
+            "text/javascript; charset=utf-8"
+        );
         assert_eq!(content_type_for("noext"), "application/octet-stream");
     }
 }

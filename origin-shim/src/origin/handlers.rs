@@ -42,7 +42,10 @@ pub fn json_error(status: StatusCode, msg: &str, extra: serde_json::Value) -> Re
 }
 
 /// `GET /api/time`
-pub async fn time(State(state): State<OriginState>, count: Option<Extension<RequestCount>>) -> Response {
+pub async fn time(
+    State(state): State<OriginState>,
+    count: Option<Extension<RequestCount>>,
+) -> Response {
     let body = json!({ "region": &*state.region, "now": now_ms(), "count": count_of(count) });
     (
         [
@@ -110,7 +113,10 @@ pub async fn item(
 }
 
 /// `GET /api/private`
-pub async fn private(State(state): State<OriginState>, count: Option<Extension<RequestCount>>) -> Response {
+pub async fn private(
+    State(state): State<OriginState>,
+    count: Option<Extension<RequestCount>>,
+) -> Response {
     let body = json!({ "region": &*state.region, "private": true, "count": count_of(count) });
     ([(CACHE_CONTROL, CC_PRIVATE)], Json(body)).into_response()
 }
@@ -155,7 +161,10 @@ pub async fn headers(headers: HeaderMap) -> Response {
 /// `GET /healthz`
 pub async fn healthz() -> Response {
     (
-        [(CACHE_CONTROL, CC_NO_STORE), (CONTENT_TYPE, "text/plain; charset=utf-8")],
+        [
+            (CACHE_CONTROL, CC_NO_STORE),
+            (CONTENT_TYPE, "text/plain; charset=utf-8"),
+        ],
         "ok",
     )
         .into_response()
@@ -185,7 +194,11 @@ pub async fn not_found(State(state): State<OriginState>, uri: Uri) -> Response {
 }
 
 /// Known path, wrong method.
-pub async fn method_not_allowed(State(state): State<OriginState>, method: Method, uri: Uri) -> Response {
+pub async fn method_not_allowed(
+    State(state): State<OriginState>,
+    method: Method,
+    uri: Uri,
+) -> Response {
     json_error(
         StatusCode::METHOD_NOT_ALLOWED,
         "method not allowed",
@@ -225,7 +238,10 @@ mod tests {
         h.insert(IF_NONE_MATCH, HeaderValue::from_static("\"nope\""));
         assert!(!if_none_match_hits(&h, &etag));
         let list = format!("\"nope\", W/{etag}");
-        h.insert(IF_NONE_MATCH, HeaderValue::from_str(&list).unwrap_or(HeaderValue::from_static("")));
+        h.insert(
+            IF_NONE_MATCH,
+            HeaderValue::from_str(&list).unwrap_or(HeaderValue::from_static("")),
+        );
         assert!(if_none_match_hits(&h, &etag));
         h.insert(IF_NONE_MATCH, HeaderValue::from_static("*"));
         assert!(if_none_match_hits(&h, &etag));

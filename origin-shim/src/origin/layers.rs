@@ -52,7 +52,11 @@ fn is_control_path(path: &str) -> bool {
 }
 
 /// Counts the request (unless it is a `/_shim/*` control request).
-pub async fn count_requests(State(state): State<OriginState>, mut req: Request, next: Next) -> Response {
+pub async fn count_requests(
+    State(state): State<OriginState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let path = req.uri().path();
     if !is_control_path(path) {
         let n = state.stats.record(path);

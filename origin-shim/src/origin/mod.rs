@@ -111,7 +111,8 @@ pub fn router(state: OriginState) -> Router {
 
 /// Binds `listen` and serves the origin on the current tokio runtime.
 pub async fn start(config: OriginConfig, listen: SocketAddr) -> Result<ServerHandle, Error> {
-    validate_region(&config.region).map_err(|e| Error::Config(format!("region {:?}: {e}", config.region)))?;
+    validate_region(&config.region)
+        .map_err(|e| Error::Config(format!("region {:?}: {e}", config.region)))?;
     let listener = crate::server::bind(listen).await?;
     let addr = listener.local_addr()?;
     let app = router(OriginState::new(&config));

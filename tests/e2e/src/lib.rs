@@ -1,1 +1,232 @@
+//! The local Offload stack: two origin-shim regions, the S3-compatible
+//! bucket holding `www/`, and the edge (the Workers build) in workerd via
+//! `wrangler dev`, all on 127.0.0.1. Used by `cargo xtask dev` and by the
+//! end-to-end tests. Every process runs in its own process group and is
+//! stopped (the whole group) when the [`Stack`] is dropped.
 
+use std::fs::{self, File};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub mod http;
+
+/// Fixed loopback ports of the local stack (they match `offload.toml`).
+pub const EDGE_PORT: u16 = 18787;
+pub const REGIONS: [(&str, u16); 2] = [("us-east-1", 18701), ("eu-west-1", 18702)];
+pub const BUCKET_PORT: u16 = 18703;
+/// Local-only bucket credentials (not a secret: the bucket listens on
+/// loopback and holds the public site).
+pub const BUCKET_ACCESS_KEY: &str = "OFFLOADLOCALKEY";
+pub const BUCKET_SECRET_KEY: &str = "offload-local-secret-key";
+
+/// The workspace root (where `Cargo.toml`, `wrangler.toml` and `www/` live).
+pub fn root() -> PathBuf {
+    let here = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    here.join("../..").canonicalize().unwrap_or(here)
+}
+
+/// `PATH` with the project's tools first: `node_modules/.bin` (wrangler,
+/// the npm binaryen wasm-opt, esbuild) and cargo's bin dir, so that a
+/// distribution `wasm-opt` is never picked.
+pub fn tool_path(root: &Path) -> String {
+    let mut parts = vec![root.join("node_modules/.bin").display().to_string()];
+    if let Some(home) = std::env::var_os("CARGO_HOME") {
+        parts.push(PathBuf::from(home).join("bin").display().to_string());
+    } else if let Some(home) = std::env::var_os("HOME") {
+        parts.push(PathBuf::from(home).join(".cargo/bin").display().to_string());
+    }
+    parts.push(std::env::var("PATH").unwrap_or_default());
+    parts.join(":")
+}
+
+/// Environment for worker-build: local binaries only, never a download.
+pub fn worker_build_env(root: &Path) -> Vec<(&'static str, String)> {
+    let bin = root.join("node_modules/.bin");
+    vec![
+        ("PATH", tool_path(root)),
+        ("WASM_OPT_BIN", bin.join("wasm-opt").display().to_string()),
+        ("ESBUILD_BIN", bin.join("esbuild").display().to_string()),
+        ("WASM_BINDGEN_BIN", "wasm-bindgen".to_owned()),
+        ("WRANGLER_SEND_METRICS", "false".to_owned()),
+        ("CLOUDFLARE_CF_FETCH_ENABLED", "false".to_owned()),
+    ]
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"))
+}
+
+struct Proc {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+/// A running local stack. Dropping it stops every process it started.
+pub struct Stack {
+    procs: Vec<Proc>,
+    pub edge: String,
+    pub origins: Vec<(String, String)>,
+    pub bucket: String,
+    pub logs: PathBuf,
+}
+
+fn port_free(port: u16) -> bool {
+    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_err()
+}
+
+impl Stack {
+    /// Build origin-shim, start the regions and the bucket, then the edge in
+    /// workerd, and wait until each answers.
+    pub fn start() -> Result<Stack, String> {
+        let root = root();
+        let mut ports = vec![EDGE_PORT, BUCKET_PORT];
+        ports.extend(REGIONS.iter().map(|r| r.1));
+        if let Some(p) = ports.iter().find(|p| !port_free(**p)) {
+            return Err(format!(
+                "port 127.0.0.1:{p} is in use (is `cargo xtask dev` already running?)"
+            ));
+        }
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--quiet", "-p", "origin-shim"])
+            .current_dir(&root)
+            .status()
+            .map_err(|e| format!("cargo build -p origin-shim: {e}"))?;
+        if !status.success() {
+            return Err("cargo build -p origin-shim failed".into());
+        }
+        let shim = target_dir(&root).join("debug/origin-shim");
+        let state = root.join(".offload");
+        let logs = state.join("logs");
+        let bucket_root = state.join("bucket");
+        let _ = fs::remove_dir_all(&bucket_root);
+        fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
+
+        let mut stack = Stack {
+            procs: Vec::new(),
+            edge: format!("http://127.0.0.1:{EDGE_PORT}"),
+            origins: REGIONS
+                .iter()
+                .map(|(r, p)| ((*r).to_owned(), format!("http://127.0.0.1:{p}")))
+                .collect(),
+            bucket: format!("http://127.0.0.1:{BUCKET_PORT}"),
+            logs: logs.clone(),
+        };
+        for (region, port) in REGIONS {
+            let mut cmd = Command::new(&shim);
+            cmd.args(["origin", "--region", region, "--listen", &format!("127.0.0.1:{port}")]);
+            stack.spawn(&format!("origin-{region}"), cmd)?;
+        }
+        let mut cmd = Command::new(&shim);
+        cmd.args(["bucket", "--listen", &format!("127.0.0.1:{BUCKET_PORT}"), "--root"])
+            .arg(&bucket_root)
+            .args(["--access-key", BUCKET_ACCESS_KEY, "--bucket", "www", "--seed"])
+            .arg(root.join("www"))
+            .args(["--public-read", "www"])
+            .env("OFFLOAD_S3_SECRET_KEY", BUCKET_SECRET_KEY);
+        stack.spawn("bucket", cmd)?;
+        for (region, url) in stack.origins.clone() {
+            stack.wait_http(&format!("{url}/healthz"), &format!("origin-{region}"), 30)?;
+        }
+        stack.wait_tcp(BUCKET_PORT, "bucket", 30)?;
+
+        let mut cmd = Command::new(root.join("node_modules/.bin/wrangler"));
+        cmd.args([
+            "dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            &EDGE_PORT.to_string(),
+            "--show-interactive-dev-session=false",
+            "--persist-to",
+        ])
+        .arg(state.join("wrangler"))
+        .current_dir(&root)
+        .env("CI", "1")
+        .envs(worker_build_env(&root));
+        stack.spawn("edge", cmd)?;
+        // The first start builds the Worker (release Wasm): allow for it.
+        stack.wait_http(&format!("{}/healthz", stack.edge), "edge", 900)?;
+        Ok(stack)
+    }
+
+    fn spawn(&mut self, name: &str, mut cmd: Command) -> Result<(), String> {
+        let log = self.logs.join(format!("{name}.log"));
+        let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+        let err = out.try_clone().map_err(|e| format!("{}: {e}", log.display()))?;
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
+        let child = cmd.spawn().map_err(|e| format!("start {name}: {e}"))?;
+        self.procs.push(Proc { name: name.to_owned(), child, log });
+        Ok(())
+    }
+
+    fn check_alive(&mut self, name: &str) -> Result<(), String> {
+        for p in &mut self.procs {
+            if p.name == name {
+                if let Ok(Some(status)) = p.child.try_wait() {
+                    let tail = fs::read_to_string(&p.log).unwrap_or_default();
+                    let tail: Vec<&str> = tail.lines().rev().take(30).collect();
+                    let tail: Vec<&str> = tail.into_iter().rev().collect();
+                    return Err(format!("{name} exited ({status}); log {}:\n{}", p.log.display(), tail.join("\n")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn wait_http(&mut self, url: &str, name: &str, secs: u64) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            self.check_alive(name)?;
+            if matches!(http::get(url), Ok(r) if r.status == 200) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        Err(format!("{name} did not answer 200 at {url} within {secs} s (log: {})", self.logs.display()))
+    }
+
+    fn wait_tcp(&mut self, port: u16, name: &str, secs: u64) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            self.check_alive(name)?;
+            if !port_free(port) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Err(format!("{name} did not listen on 127.0.0.1:{port} within {secs} s"))
+    }
+
+    /// Whether every process is still running (for `xtask dev`'s loop).
+    pub fn dead_process(&mut self) -> Option<String> {
+        self.procs.iter_mut().find_map(|p| match p.child.try_wait() {
+            Ok(Some(s)) => Some(format!("{} exited ({s}); see {}", p.name, p.log.display())),
+            _ => None,
+        })
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // SIGTERM each process group (wrangler has workerd children), give
+        // them a moment, then SIGKILL whatever is left.
+        for p in &self.procs {
+            let _ = Command::new("kill").args(["-TERM", &format!("-{}", p.child.id())]).status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for p in &mut self.procs {
+            while Instant::now() < deadline {
+                if matches!(p.child.try_wait(), Ok(Some(_))) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = Command::new("kill").args(["-KILL", &format!("-{}", p.child.id())]).stderr(Stdio::null()).status();
+            let _ = p.child.wait();
+        }
+    }
+}

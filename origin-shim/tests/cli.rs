@@ -1,0 +1,215 @@
+//! Runs the real binary: listening line, access log, bad flags, signals.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_origin-shim");
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Spawns the binary and returns it with its stdout reader and the advertised URL.
+fn spawn(
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> (Proc, BufReader<std::process::ChildStdout>, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let line = line.trim_end().to_owned();
+    let url = line.rsplit(' ').next().unwrap().to_owned();
+    (Proc(child), out, line, url)
+}
+
+fn term(p: &mut Proc) -> std::process::ExitStatus {
+    let pid = p.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    for _ in 0..100 {
+        if let Some(status) = p.0.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("did not exit on SIGTERM");
+}
+
+#[tokio::test]
+async fn origin_binary_prints_listening_line_logs_and_exits_on_sigterm() {
+    let (mut p, mut out, line, url) = spawn(
+        &[
+            "origin",
+            "--region",
+            "eu-central-1",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    assert!(
+        line.starts_with("origin-shim origin listening on http://127.0.0.1:"),
+        "{line}"
+    );
+
+    let r = common::get(&format!("{url}/api/time?secret=zzz")).await;
+    assert_eq!(r.json()["region"], "eu-central-1");
+
+    let mut log = String::new();
+    out.read_line(&mut log).unwrap();
+    let log: serde_json::Value = serde_json::from_str(&log).unwrap();
+    assert_eq!(log["region"], "eu-central-1");
+    assert_eq!(log["method"], "GET");
+    assert_eq!(log["path"], "/api/time");
+    assert_eq!(log["status"], 200);
+    assert!(log["ts"].as_u64().is_some() && log["dur_us"].as_u64().is_some());
+
+    assert!(term(&mut p).success());
+}
+
+#[tokio::test]
+async fn bucket_binary_reads_secret_from_env_and_never_prints_it() {
+    let root = common::TempDir::new("cli-root");
+    let seed = common::TempDir::new("cli-seed");
+    std::fs::write(seed.path().join("a.txt"), "A").unwrap();
+    let secret = "very-secret-value-123";
+    let (mut p, _out, line, url) = spawn(
+        &[
+            "bucket",
+            "--listen",
+            "127.0.0.1:0",
+            "--root",
+            root.path().to_str().unwrap(),
+            "--access-key",
+            "AKIDCLI",
+            "--bucket",
+            "www",
+            "--seed",
+            seed.path().to_str().unwrap(),
+            "--public-read",
+            "www",
+        ],
+        &[("OFFLOAD_S3_SECRET_KEY", secret)],
+    );
+    assert!(
+        line.starts_with("origin-shim bucket listening on http://127.0.0.1:"),
+        "{line}"
+    );
+    assert!(!line.contains(secret));
+    let r = common::get(&format!("{url}/www/a.txt")).await;
+    assert_eq!(r.status, http::StatusCode::OK);
+    assert_eq!(r.text(), "A");
+    assert!(term(&mut p).success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(p.0.stderr.as_mut().unwrap(), &mut rest).unwrap();
+    assert!(!rest.contains(secret));
+}
+
+fn run_bad(args: &[&str]) -> (i32, String) {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_remove("OFFLOAD_S3_SECRET_KEY")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (out.status.code().unwrap(), stderr)
+}
+
+#[test]
+fn bad_flags_exit_2_naming_the_flag() {
+    let (code, err) = run_bad(&["origin", "--listen", "nope"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--listen") && err.contains("nope"), "{err}");
+
+    let (code, err) = run_bad(&["origin", "--region", "Not A Region"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--region") && err.contains("Not A Region"),
+        "{err}"
+    );
+
+    let (code, err) = run_bad(&["bogus"]);
+    assert_eq!(code, 2, "{err}");
+
+    let (code, err) = run_bad(&["bucket", "--root", "/tmp/x", "--access-key", "AK"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("OFFLOAD_S3_SECRET_KEY"), "{err}");
+
+    let (code, err) = run_bad(&[
+        "bucket",
+        "--root",
+        "/tmp/x",
+        "--access-key",
+        "AK",
+        "--secret-key",
+        "s",
+        "--bucket",
+        "www",
+        "--seed",
+        "/definitely/not/here",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--seed") && err.contains("/definitely/not/here"),
+        "{err}"
+    );
+
+    let (code, err) = run_bad(&[
+        "bucket",
+        "--root",
+        "/tmp/x",
+        "--access-key",
+        "AK",
+        "--secret-key",
+        "s",
+        "--public-read",
+        "UPPER_case",
+    ]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--public-read") && err.contains("UPPER_case"),
+        "{err}"
+    );
+
+    let (code, err) = run_bad(&[
+        "bucket",
+        "--root",
+        "/tmp/x",
+        "--access-key",
+        "AK",
+        "--secret-key",
+        "s",
+        "--seed",
+        "/tmp",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--bucket"), "{err}");
+}
+
+#[test]
+fn bind_failure_is_a_clean_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, err) = run_bad(&["origin", "--listen", &addr]);
+    assert_eq!(code, 1);
+    assert!(err.contains(&addr), "{err}");
+}
