@@ -10,6 +10,8 @@ pub mod config;
 pub mod error;
 pub mod pipeline;
 pub mod proxy;
+pub mod route;
+pub mod sign;
 
 pub use config::{Config, ConfigError};
 pub use error::{Error, RequestError};

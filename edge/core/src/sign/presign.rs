@@ -1,0 +1,627 @@
+//! S3 presigned URLs (SigV4 query auth) for GET, HEAD and PUT.
+//!
+//! Keys are encoded exactly as S3 expects: every byte except the unreserved
+//! `A-Za-z0-9-._~` is percent-encoded, `/` stays a separator, the path is
+//! neither normalized nor double-encoded. So `a b+c/~x//%` becomes
+//! `a%20b%2Bc/~x//%25` and round-trips.
+//!
+//! Two query layouts ([`QueryFormat`]):
+//!
+//! - [`QueryFormat::JsSdkV3`] (default): what `getSignedUrl` of npm
+//!   `@aws-sdk/s3-request-presigner` produces, so URLs can be compared byte
+//!   for byte. Its presigner sets the header `X-Amz-Content-Sha256:
+//!   UNSIGNED-PAYLOAD`, which the SigV4 signer hoists (like every `x-amz-*`
+//!   header) into the query, *signed*; the command serializer adds
+//!   `x-id=GetObject|HeadObject|PutObject`; the final URL is written by
+//!   `@smithy/querystring-builder`'s `buildQueryString`, which sorts the
+//!   parameters by raw name and encodes names and values with `escapeUri`
+//!   (= SigV4 `UriEncode`). Result, e.g.:
+//!   `?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Content-Sha256=UNSIGNED-PAYLOAD&X-Amz-Credential=…&X-Amz-Date=…&X-Amz-Expires=900&X-Amz-Security-Token=…&X-Amz-Signature=…&X-Amz-SignedHeaders=host&response-content-disposition=…&x-id=GetObject`
+//!   (`X-Amz-Signature` sorts before `X-Amz-SignedHeaders`; lower-case names
+//!   after upper-case ones).
+//! - [`QueryFormat::AwsDocs`]: the layout of the S3 documentation example
+//!   (no `X-Amz-Content-Sha256`, no `x-id`): the canonical query followed by
+//!   `&X-Amz-Signature=…`.
+//!
+//! Known differences from the JS SDK, by design: a `content_type` given here
+//! is *signed* (the JS presigner never signs `content-type`), and checksums
+//! are signed headers (the JS SDK hoists `x-amz-checksum-*` into the query).
+
+use std::fmt;
+
+use base64::Engine as _;
+
+use super::encode::{parse_query, uri_encode, uri_encode_path};
+use super::sigv4::{
+    self, parse_url, AmzDate, Credentials, PayloadHash, SignableRequest, SigningError, SigningKey,
+    SigningParams, SigningSettings, MAX_EXPIRES_SECS,
+};
+
+const REDACTED: &str = "REDACTED";
+
+/// Why a URL could not be presigned. Never contains a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresignError {
+    kind: PresignErrorKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PresignErrorKind {
+    Expires {
+        secs: u64,
+    },
+    Endpoint {
+        endpoint: String,
+        reason: String,
+    },
+    Bucket {
+        bucket: String,
+        reason: &'static str,
+    },
+    Key {
+        reason: &'static str,
+    },
+    NotForMethod {
+        what: &'static str,
+        method: PresignMethod,
+    },
+    Checksum {
+        header: &'static str,
+    },
+    HeaderValue {
+        what: &'static str,
+    },
+    Signing(SigningError),
+}
+
+impl PresignError {
+    fn new(kind: PresignErrorKind) -> Self {
+        Self { kind }
+    }
+    /// True when the expiry was outside 1 s ..= 7 days.
+    pub fn is_expiry(&self) -> bool {
+        matches!(self.kind, PresignErrorKind::Expires { .. })
+    }
+}
+
+impl fmt::Display for PresignError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            PresignErrorKind::Expires { secs } => write!(
+                f,
+                "presign: expires_in {secs} s is out of range: must be 1..={MAX_EXPIRES_SECS} s (7 days)"
+            ),
+            PresignErrorKind::Endpoint { endpoint, reason } => {
+                write!(f, "presign: endpoint {endpoint:?}: {reason}")
+            }
+            PresignErrorKind::Bucket { bucket, reason } => {
+                write!(f, "presign: bucket {bucket:?}: {reason}")
+            }
+            PresignErrorKind::Key { reason } => write!(f, "presign: key: {reason}"),
+            PresignErrorKind::NotForMethod { what, method } => {
+                write!(f, "presign: {what} cannot be used with {}", method.as_str())
+            }
+            PresignErrorKind::Checksum { header } => write!(
+                f,
+                "presign: {header}: value must be the base64 of the digest (standard alphabet, padded)"
+            ),
+            PresignErrorKind::HeaderValue { what } => {
+                write!(f, "presign: {what}: value contains a control character")
+            }
+            PresignErrorKind::Signing(e) => write!(f, "presign: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for PresignError {}
+
+impl From<SigningError> for PresignError {
+    fn from(e: SigningError) -> Self {
+        Self::new(PresignErrorKind::Signing(e))
+    }
+}
+
+/// The operation a presigned URL allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PresignMethod {
+    Get,
+    Head,
+    Put,
+}
+
+impl PresignMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PresignMethod::Get => "GET",
+            PresignMethod::Head => "HEAD",
+            PresignMethod::Put => "PUT",
+        }
+    }
+    /// The `x-id` the JS SDK v3 adds (the operation name).
+    pub fn operation(self) -> &'static str {
+        match self {
+            PresignMethod::Get => "GetObject",
+            PresignMethod::Head => "HeadObject",
+            PresignMethod::Put => "PutObject",
+        }
+    }
+}
+
+/// `https://bucket.host/key` or `https://host/bucket/key`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AddressingStyle {
+    VirtualHosted,
+    Path,
+}
+
+/// Which client's URL layout to reproduce (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum QueryFormat {
+    #[default]
+    JsSdkV3,
+    AwsDocs,
+}
+
+/// A bucket at an endpoint (AWS or any S3-compatible store).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Bucket {
+    scheme: &'static str,
+    authority: String,
+    base_path: String,
+    bucket: String,
+    region: String,
+    style: AddressingStyle,
+}
+
+impl S3Bucket {
+    /// `endpoint` is `scheme://host[:port][/base-path]`, e.g.
+    /// `https://s3.us-east-1.amazonaws.com` or `http://127.0.0.1:9000`.
+    pub fn new(
+        endpoint: &str,
+        bucket: &str,
+        region: &str,
+        style: AddressingStyle,
+    ) -> Result<Self, PresignError> {
+        let bad_endpoint = |reason: String| {
+            PresignError::new(PresignErrorKind::Endpoint {
+                endpoint: endpoint.to_owned(),
+                reason,
+            })
+        };
+        let url = parse_url(endpoint).map_err(|e| bad_endpoint(e.to_string()))?;
+        if url.query.is_some() || endpoint.contains('#') {
+            return Err(bad_endpoint("must not have a query or fragment".into()));
+        }
+        let bad_bucket = |reason| {
+            PresignError::new(PresignErrorKind::Bucket {
+                bucket: bucket.to_owned(),
+                reason,
+            })
+        };
+        if bucket.is_empty() || bucket.len() > 255 {
+            return Err(bad_bucket("must be 1..=255 characters"));
+        }
+        if !bucket
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+        {
+            return Err(bad_bucket(
+                "may only contain letters, digits, '.', '-' and '_'",
+            ));
+        }
+        if style == AddressingStyle::VirtualHosted {
+            let dns_ok = (3..=63).contains(&bucket.len())
+                && bucket.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-'
+                })
+                && bucket.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && bucket.ends_with(|c: char| c.is_ascii_alphanumeric())
+                && !bucket.contains("..");
+            if !dns_ok {
+                return Err(bad_bucket(
+                    "virtual-hosted style needs a DNS-compatible name (3..=63 of a-z 0-9 . -); use path style",
+                ));
+            }
+        }
+        if region.is_empty() || !region.bytes().all(|b| b.is_ascii_graphic() && b != b'/') {
+            return Err(PresignError::from(SigningError::url(format!(
+                "region {region:?} must be non-empty without '/' or spaces"
+            ))));
+        }
+        let authority = match style {
+            AddressingStyle::VirtualHosted => format!("{bucket}.{}", url.authority),
+            AddressingStyle::Path => url.authority.to_owned(),
+        };
+        Ok(Self {
+            scheme: url.scheme,
+            authority,
+            base_path: url.path.trim_end_matches('/').to_owned(),
+            bucket: bucket.to_owned(),
+            region: region.to_owned(),
+            style,
+        })
+    }
+
+    /// An AWS bucket: `https://{bucket}.s3.{region}.amazonaws.com`.
+    pub fn aws(bucket: &str, region: &str) -> Result<Self, PresignError> {
+        Self::new(
+            &format!("https://s3.{region}.amazonaws.com"),
+            bucket,
+            region,
+            AddressingStyle::VirtualHosted,
+        )
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+    pub fn region(&self) -> &str {
+        &self.region
+    }
+
+    /// The encoded path of `key` (with the bucket in path style).
+    pub fn object_path(&self, key: &str) -> Result<String, PresignError> {
+        check_key(key)?;
+        let mut path = self.base_path.clone();
+        if self.style == AddressingStyle::Path {
+            path.push('/');
+            path.push_str(&uri_encode(&self.bucket));
+        }
+        path.push('/');
+        path.push_str(&uri_encode_path(key));
+        Ok(path)
+    }
+
+    /// The unsigned URL of `key`.
+    pub fn object_url(&self, key: &str) -> Result<String, PresignError> {
+        Ok(format!(
+            "{}://{}{}",
+            self.scheme,
+            self.authority,
+            self.object_path(key)?
+        ))
+    }
+}
+
+fn check_key(key: &str) -> Result<(), PresignError> {
+    if key.is_empty() {
+        return Err(PresignError::new(PresignErrorKind::Key {
+            reason: "must not be empty",
+        }));
+    }
+    if key.len() > 1024 {
+        return Err(PresignError::new(PresignErrorKind::Key {
+            reason: "longer than S3's 1024 bytes",
+        }));
+    }
+    Ok(())
+}
+
+/// `response-*` overrides of the GET/HEAD response headers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResponseOverrides<'a> {
+    pub cache_control: Option<&'a str>,
+    pub content_disposition: Option<&'a str>,
+    pub content_encoding: Option<&'a str>,
+    pub content_language: Option<&'a str>,
+    pub content_type: Option<&'a str>,
+    pub expires: Option<&'a str>,
+}
+
+impl<'a> ResponseOverrides<'a> {
+    fn pairs(&self) -> impl Iterator<Item = (&'static str, &'a str)> {
+        [
+            ("response-cache-control", self.cache_control),
+            ("response-content-disposition", self.content_disposition),
+            ("response-content-encoding", self.content_encoding),
+            ("response-content-language", self.content_language),
+            ("response-content-type", self.content_type),
+            ("response-expires", self.expires),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+    }
+    fn is_empty(&self) -> bool {
+        self.pairs().next().is_none()
+    }
+}
+
+/// A checksum S3 verifies on upload; the value is the base64 digest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checksum<'a> {
+    Crc32(&'a str),
+    Crc32c(&'a str),
+    Crc64Nvme(&'a str),
+    Sha1(&'a str),
+    Sha256(&'a str),
+}
+
+impl<'a> Checksum<'a> {
+    /// The header and its value, checked.
+    fn header(&self) -> Result<(&'static str, &'a str), PresignError> {
+        let (header, value, len) = match *self {
+            Checksum::Crc32(v) => ("x-amz-checksum-crc32", v, 4),
+            Checksum::Crc32c(v) => ("x-amz-checksum-crc32c", v, 4),
+            Checksum::Crc64Nvme(v) => ("x-amz-checksum-crc64nvme", v, 8),
+            Checksum::Sha1(v) => ("x-amz-checksum-sha1", v, 20),
+            Checksum::Sha256(v) => ("x-amz-checksum-sha256", v, 32),
+        };
+        match base64::engine::general_purpose::STANDARD.decode(value) {
+            Ok(bytes) if bytes.len() == len => Ok((header, value)),
+            _ => Err(PresignError::new(PresignErrorKind::Checksum { header })),
+        }
+    }
+}
+
+/// What to presign.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PresignRequest<'a> {
+    pub method: PresignMethod,
+    /// The object key, raw (unencoded).
+    pub key: &'a str,
+    /// Lifetime in seconds, 1..=604800.
+    pub expires_in: u64,
+    pub version_id: Option<&'a str>,
+    /// PUT: a signed `Content-Type` the uploader must send.
+    pub content_type: Option<&'a str>,
+    /// PUT: a signed `Content-Length` the uploader must send.
+    pub content_length: Option<u64>,
+    /// PUT: a signed `x-amz-checksum-*` header S3 verifies.
+    pub checksum: Option<Checksum<'a>>,
+    /// GET/HEAD: `response-*` overrides.
+    pub response: ResponseOverrides<'a>,
+    pub format: QueryFormat,
+}
+
+impl<'a> PresignRequest<'a> {
+    fn plain(method: PresignMethod, key: &'a str, expires_in: u64) -> Self {
+        Self {
+            method,
+            key,
+            expires_in,
+            version_id: None,
+            content_type: None,
+            content_length: None,
+            checksum: None,
+            response: ResponseOverrides::default(),
+            format: QueryFormat::default(),
+        }
+    }
+    pub fn get(key: &'a str, expires_in: u64) -> Self {
+        Self::plain(PresignMethod::Get, key, expires_in)
+    }
+    pub fn head(key: &'a str, expires_in: u64) -> Self {
+        Self::plain(PresignMethod::Head, key, expires_in)
+    }
+    pub fn put(key: &'a str, expires_in: u64) -> Self {
+        Self::plain(PresignMethod::Put, key, expires_in)
+    }
+}
+
+/// A presigned URL and the headers its user must send with it.
+/// `Debug` redacts the signature and the session token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PresignedUrl {
+    url: String,
+    method: PresignMethod,
+    expires_at: u64,
+    headers: Vec<(&'static str, String)>,
+    canonical_request: String,
+    string_to_sign: String,
+}
+
+impl PresignedUrl {
+    pub fn as_str(&self) -> &str {
+        &self.url
+    }
+    pub fn into_string(self) -> String {
+        self.url
+    }
+    pub fn method(&self) -> PresignMethod {
+        self.method
+    }
+    /// Unix seconds after which S3 refuses the URL.
+    pub fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
+    /// Signed headers (besides `host`) the request must carry, exactly.
+    pub fn headers(&self) -> &[(&'static str, String)] {
+        &self.headers
+    }
+    /// The canonical request that was signed (contains the session token).
+    pub fn canonical_request(&self) -> &str {
+        &self.canonical_request
+    }
+    pub fn string_to_sign(&self) -> &str {
+        &self.string_to_sign
+    }
+}
+
+impl fmt::Display for PresignedUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+impl fmt::Debug for PresignedUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = match self.url.split_once('?') {
+            Some((base, query)) => {
+                let parts: Vec<String> = query
+                    .split('&')
+                    .map(|p| match p.split_once('=') {
+                        Some((k, _)) if k == "X-Amz-Signature" || k == "X-Amz-Security-Token" => {
+                            format!("{k}={REDACTED}")
+                        }
+                        _ => p.to_owned(),
+                    })
+                    .collect();
+                format!("{base}?{}", parts.join("&"))
+            }
+            None => self.url.clone(),
+        };
+        f.debug_struct("PresignedUrl")
+            .field("url", &redacted)
+            .field("method", &self.method)
+            .field("expires_at", &self.expires_at)
+            .field("headers", &self.headers)
+            .finish()
+    }
+}
+
+fn check_value(what: &'static str, v: &str) -> Result<(), PresignError> {
+    if v.chars().any(char::is_control) {
+        return Err(PresignError::new(PresignErrorKind::HeaderValue { what }));
+    }
+    Ok(())
+}
+
+/// Presigns `req` on `bucket`, valid from `now` (unix seconds).
+///
+/// ```
+/// use offload_core::sign::{presign, AddressingStyle, Credentials, PresignRequest, QueryFormat, S3Bucket};
+///
+/// let bucket = S3Bucket::new("https://s3.amazonaws.com", "examplebucket", "us-east-1",
+///                            AddressingStyle::VirtualHosted).unwrap();
+/// let creds = Credentials::new("AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", None);
+/// let req = PresignRequest { format: QueryFormat::AwsDocs, ..PresignRequest::get("test.txt", 86400) };
+/// let url = presign(&bucket, &creds, &req, 1_369_353_600, None).unwrap();
+/// assert!(url.as_str().ends_with("X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"));
+/// ```
+pub fn presign(
+    bucket: &S3Bucket,
+    credentials: &Credentials,
+    req: &PresignRequest<'_>,
+    now: u64,
+    signing_key: Option<&SigningKey>,
+) -> Result<PresignedUrl, PresignError> {
+    if req.expires_in == 0 || req.expires_in > MAX_EXPIRES_SECS {
+        return Err(PresignError::new(PresignErrorKind::Expires {
+            secs: req.expires_in,
+        }));
+    }
+    let is_put = req.method == PresignMethod::Put;
+    let not_for = |what| {
+        Err(PresignError::new(PresignErrorKind::NotForMethod {
+            what,
+            method: req.method,
+        }))
+    };
+    if !is_put {
+        if req.content_type.is_some() {
+            return not_for("content_type");
+        }
+        if req.content_length.is_some() {
+            return not_for("content_length");
+        }
+        if req.checksum.is_some() {
+            return not_for("checksum");
+        }
+    } else if !req.response.is_empty() {
+        return not_for("response overrides");
+    }
+    let time = AmzDate::from_unix_secs(now)?;
+    let path = bucket.object_path(req.key)?;
+
+    // Query parameters of the request itself (raw values).
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    if req.format == QueryFormat::JsSdkV3 {
+        pairs.push((
+            "X-Amz-Content-Sha256".into(),
+            sigv4::UNSIGNED_PAYLOAD.into(),
+        ));
+        pairs.push(("x-id".into(), req.method.operation().into()));
+    }
+    if let Some(version) = req.version_id {
+        pairs.push(("versionId".into(), version.into()));
+    }
+    for (k, v) in req.response.pairs() {
+        check_value(k, v)?;
+        pairs.push((k.into(), v.into()));
+    }
+    let mut signing_url = format!("{}://{}{}", bucket.scheme, bucket.authority, path);
+    if !pairs.is_empty() {
+        signing_url.push('?');
+        signing_url.push_str(&join_encoded(
+            pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        ));
+    }
+
+    // Signed headers the user must send.
+    let mut headers: Vec<(&'static str, String)> = Vec::new();
+    if let Some(ct) = req.content_type {
+        check_value("content_type", ct)?;
+        headers.push(("content-type", ct.to_owned()));
+    }
+    if let Some(len) = req.content_length {
+        headers.push(("content-length", len.to_string()));
+    }
+    if let Some(checksum) = &req.checksum {
+        let (name, value) = checksum.header()?;
+        headers.push((name, value.to_owned()));
+    }
+    let header_refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+
+    let out = sigv4::sign(
+        &SignableRequest {
+            method: req.method.as_str(),
+            url: &signing_url,
+            headers: &header_refs,
+            payload: PayloadHash::UnsignedPayload,
+        },
+        &SigningParams {
+            credentials,
+            region: &bucket.region,
+            service: "s3",
+            time,
+            settings: SigningSettings::s3_presigned(req.expires_in),
+            signing_key,
+        },
+    )?;
+
+    let query = match req.format {
+        QueryFormat::AwsDocs => format!(
+            "{}&X-Amz-Signature={}",
+            out.canonical_request.query(),
+            out.signature
+        ),
+        QueryFormat::JsSdkV3 => {
+            // Re-read the request's own parameters the way the signer did, so
+            // the URL and the signature can never disagree.
+            let mut all: Vec<(String, String)> = signing_url
+                .split_once('?')
+                .map(|(_, q)| parse_query(q))
+                .unwrap_or_default();
+            all.extend(
+                out.instructions
+                    .params()
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), v.clone())),
+            );
+            // buildQueryString: `Object.keys(query).sort()` — by raw name.
+            all.sort_by(|a, b| a.0.cmp(&b.0));
+            join_encoded(all.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        }
+    };
+    Ok(PresignedUrl {
+        url: format!("{}://{}{}?{}", bucket.scheme, bucket.authority, path, query),
+        method: req.method,
+        expires_at: now.saturating_add(req.expires_in),
+        headers,
+        canonical_request: out.canonical_request.to_string(),
+        string_to_sign: out.string_to_sign,
+    })
+}
+
+fn join_encoded<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let mut out = String::new();
+    for (k, v) in pairs {
+        if !out.is_empty() {
+            out.push('&');
+        }
+        out.push_str(&uri_encode(k));
+        out.push('=');
+        out.push_str(&uri_encode(v));
+    }
+    out
+}

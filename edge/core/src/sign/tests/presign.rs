@@ -1,0 +1,366 @@
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+use crate::sign::presign::{
+    presign, AddressingStyle, Checksum, PresignMethod, PresignRequest, QueryFormat,
+    ResponseOverrides, S3Bucket,
+};
+use crate::sign::sigv4::Credentials;
+
+const NOW: u64 = 1_369_353_600;
+
+fn creds(token: bool) -> Credentials {
+    Credentials::new(
+        "AKIAIOSFODNN7EXAMPLE",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        token.then(|| "FQoG/token+with=chars".to_owned()),
+    )
+}
+
+fn aws() -> S3Bucket {
+    S3Bucket::aws("examplebucket", "us-east-1").unwrap()
+}
+
+fn param_names(url: &str) -> Vec<String> {
+    url.split_once('?')
+        .unwrap()
+        .1
+        .split('&')
+        .map(|p| p.split('=').next().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn expiry_is_one_second_to_seven_days() {
+    for ok in [1, 900, 604_800] {
+        assert!(presign(
+            &aws(),
+            &creds(false),
+            &PresignRequest::get("k", ok),
+            NOW,
+            None
+        )
+        .is_ok());
+    }
+    for bad in [0, 604_801, u64::MAX] {
+        let e = presign(
+            &aws(),
+            &creds(false),
+            &PresignRequest::get("k", bad),
+            NOW,
+            None,
+        )
+        .unwrap_err();
+        assert!(e.is_expiry());
+        assert!(
+            e.to_string().contains(&bad.to_string()) && e.to_string().contains("7 days"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn js_sdk_v3_layout_sorted_by_raw_name() {
+    let req = PresignRequest {
+        response: ResponseOverrides {
+            content_disposition: Some("attachment; filename=\"a b.txt\""),
+            content_type: Some("text/plain"),
+            cache_control: Some("no-cache"),
+            ..ResponseOverrides::default()
+        },
+        version_id: Some("v1+x"),
+        ..PresignRequest::get("dir/a b.txt", 900)
+    };
+    let url = presign(&aws(), &creds(true), &req, NOW, None).unwrap();
+    assert_eq!(
+        param_names(url.as_str()),
+        [
+            "X-Amz-Algorithm",
+            "X-Amz-Content-Sha256",
+            "X-Amz-Credential",
+            "X-Amz-Date",
+            "X-Amz-Expires",
+            "X-Amz-Security-Token",
+            "X-Amz-Signature",
+            "X-Amz-SignedHeaders",
+            "response-cache-control",
+            "response-content-disposition",
+            "response-content-type",
+            "versionId",
+            "x-id",
+        ]
+    );
+    let s = url.as_str();
+    assert!(s.starts_with("https://examplebucket.s3.us-east-1.amazonaws.com/dir/a%20b.txt?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Content-Sha256=UNSIGNED-PAYLOAD&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=900&X-Amz-Security-Token=FQoG%2Ftoken%2Bwith%3Dchars&X-Amz-Signature="), "{s}");
+    assert!(s.ends_with("&X-Amz-SignedHeaders=host&response-cache-control=no-cache&response-content-disposition=attachment%3B%20filename%3D%22a%20b.txt%22&response-content-type=text%2Fplain&versionId=v1%2Bx&x-id=GetObject"), "{s}");
+    // Everything but the signature is signed, the token included.
+    let creq = url.canonical_request();
+    assert!(
+        creq.contains("X-Amz-Content-Sha256=UNSIGNED-PAYLOAD&X-Amz-Credential="),
+        "{creq}"
+    );
+    assert!(
+        creq.contains("X-Amz-Security-Token=FQoG%2Ftoken%2Bwith%3Dchars"),
+        "{creq}"
+    );
+    assert!(creq.contains("&x-id=GetObject\n"), "{creq}");
+    assert!(!creq.contains("X-Amz-Signature"));
+}
+
+#[test]
+fn head_and_put_carry_their_operation() {
+    let head = presign(
+        &aws(),
+        &creds(false),
+        &PresignRequest::head("k", 60),
+        NOW,
+        None,
+    )
+    .unwrap();
+    assert!(head.as_str().ends_with("&x-id=HeadObject"));
+    assert!(head.canonical_request().starts_with("HEAD\n/k\n"));
+    let put = presign(
+        &aws(),
+        &creds(false),
+        &PresignRequest::put("k", 60),
+        NOW,
+        None,
+    )
+    .unwrap();
+    assert!(put.as_str().ends_with("&x-id=PutObject"));
+    assert_eq!(put.method(), PresignMethod::Put);
+}
+
+#[test]
+fn put_signs_type_length_and_checksum() {
+    let req = PresignRequest {
+        content_type: Some("image/png"),
+        content_length: Some(1234),
+        checksum: Some(Checksum::Sha256(
+            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=",
+        )),
+        ..PresignRequest::put("up/x.png", 600)
+    };
+    let url = presign(&aws(), &creds(false), &req, NOW, None).unwrap();
+    assert!(url.as_str().contains(
+        "X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost%3Bx-amz-checksum-sha256"
+    ));
+    assert_eq!(
+        url.headers(),
+        [
+            ("content-type", "image/png".to_owned()),
+            ("content-length", "1234".to_owned()),
+            (
+                "x-amz-checksum-sha256",
+                "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=".to_owned()
+            ),
+        ]
+    );
+    assert!(url
+        .canonical_request()
+        .contains("\ncontent-length:1234\ncontent-type:image/png\nhost:"));
+    for bad in [
+        Checksum::Sha256("abc"),
+        Checksum::Crc32("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="),
+        Checksum::Sha1("!!!!"),
+    ] {
+        let r = PresignRequest {
+            checksum: Some(bad),
+            ..PresignRequest::put("k", 60)
+        };
+        let e = presign(&aws(), &creds(false), &r, NOW, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("x-amz-checksum-"), "{e}");
+    }
+    assert!(presign(
+        &aws(),
+        &creds(false),
+        &PresignRequest {
+            checksum: Some(Checksum::Crc32("AAAAAA==")),
+            ..PresignRequest::put("k", 60)
+        },
+        NOW,
+        None
+    )
+    .is_ok());
+}
+
+#[test]
+fn options_refused_for_the_wrong_method() {
+    let get_with_type = PresignRequest {
+        content_type: Some("a/b"),
+        ..PresignRequest::get("k", 60)
+    };
+    let e = presign(&aws(), &creds(false), &get_with_type, NOW, None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("content_type") && e.contains("GET"), "{e}");
+    let put_with_override = PresignRequest {
+        response: ResponseOverrides {
+            content_type: Some("x"),
+            ..ResponseOverrides::default()
+        },
+        ..PresignRequest::put("k", 60)
+    };
+    assert!(presign(&aws(), &creds(false), &put_with_override, NOW, None).is_err());
+    let header_injection = PresignRequest {
+        content_type: Some("a\r\nx: y"),
+        ..PresignRequest::put("k", 60)
+    };
+    assert!(presign(&aws(), &creds(false), &header_injection, NOW, None).is_err());
+}
+
+#[test]
+fn keys_are_encoded_as_s3_expects_and_round_trip() {
+    let bucket = S3Bucket::new(
+        "http://127.0.0.1:9000",
+        "my_bucket",
+        "us-east-1",
+        AddressingStyle::Path,
+    )
+    .unwrap();
+    for (key, path) in [
+        ("test.txt", "/my_bucket/test.txt"),
+        ("a b+c/~x//%", "/my_bucket/a%20b%2Bc/~x//%25"),
+        ("ü/日本.txt", "/my_bucket/%C3%BC/%E6%97%A5%E6%9C%AC.txt"),
+        ("/lead", "/my_bucket//lead"),
+        ("a%2Fb", "/my_bucket/a%252Fb"),
+        ("./../x", "/my_bucket/./../x"),
+        (
+            "!$&'()*,;=:@?#[]",
+            "/my_bucket/%21%24%26%27%28%29%2A%2C%3B%3D%3A%40%3F%23%5B%5D",
+        ),
+    ] {
+        let url = presign(
+            &bucket,
+            &creds(false),
+            &PresignRequest::get(key, 60),
+            NOW,
+            None,
+        )
+        .unwrap();
+        let s = url.as_str();
+        assert!(
+            s.starts_with(&format!("http://127.0.0.1:9000{path}?")),
+            "{key}: {s}"
+        );
+        // The canonical path is the URL path: no normalization, no double encoding.
+        assert!(
+            url.canonical_request()
+                .starts_with(&format!("GET\n{path}\n")),
+            "{key}"
+        );
+        assert!(url.canonical_request().contains("\nhost:127.0.0.1:9000\n"));
+        let encoded = path.strip_prefix("/my_bucket/").unwrap();
+        let decoded = percent_encoding::percent_decode_str(encoded)
+            .decode_utf8()
+            .unwrap();
+        assert_eq!(decoded, key);
+    }
+    assert!(presign(
+        &bucket,
+        &creds(false),
+        &PresignRequest::get("", 60),
+        NOW,
+        None
+    )
+    .is_err());
+    let long = "k".repeat(1025);
+    assert!(presign(
+        &bucket,
+        &creds(false),
+        &PresignRequest::get(&long, 60),
+        NOW,
+        None
+    )
+    .is_err());
+}
+
+#[test]
+fn endpoints_and_styles() {
+    let v = S3Bucket::new(
+        "https://s3.eu-west-1.amazonaws.com",
+        "b-1.x",
+        "eu-west-1",
+        AddressingStyle::VirtualHosted,
+    )
+    .unwrap();
+    assert_eq!(
+        v.object_url("k").unwrap(),
+        "https://b-1.x.s3.eu-west-1.amazonaws.com/k"
+    );
+    let p = S3Bucket::new(
+        "https://minio.local:9443/base/",
+        "Bucket",
+        "auto",
+        AddressingStyle::Path,
+    )
+    .unwrap();
+    assert_eq!(
+        p.object_url("a/b").unwrap(),
+        "https://minio.local:9443/base/Bucket/a/b"
+    );
+    for bad in ["Upper", "a", "a..b", "-ab", "a_b"] {
+        let e = S3Bucket::new(
+            "https://s3.amazonaws.com",
+            bad,
+            "us-east-1",
+            AddressingStyle::VirtualHosted,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains(bad), "{e}");
+    }
+    for bad in [
+        "s3.amazonaws.com",
+        "ftp://h",
+        "https://h/?x=1",
+        "https://h/#f",
+    ] {
+        assert!(
+            S3Bucket::new(bad, "bucket", "us-east-1", AddressingStyle::Path).is_err(),
+            "{bad}"
+        );
+    }
+    assert!(S3Bucket::new("https://h", "a/b", "us-east-1", AddressingStyle::Path).is_err());
+    assert!(S3Bucket::new("https://h", "bucket", "", AddressingStyle::Path).is_err());
+}
+
+#[test]
+fn debug_redacts_signature_and_token() {
+    let url = presign(
+        &aws(),
+        &creds(true),
+        &PresignRequest::get("k", 60),
+        NOW,
+        None,
+    )
+    .unwrap();
+    let dbg = format!("{url:?}");
+    let sig = url
+        .as_str()
+        .split("X-Amz-Signature=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap();
+    assert!(!dbg.contains(sig), "{dbg}");
+    assert!(!dbg.contains("FQoG"), "{dbg}");
+    assert!(dbg.contains("X-Amz-Signature=REDACTED"));
+}
+
+#[test]
+fn aws_docs_format_has_no_sdk_extras() {
+    let req = PresignRequest {
+        format: QueryFormat::AwsDocs,
+        ..PresignRequest::get("k", 60)
+    };
+    let url = presign(&aws(), &creds(true), &req, NOW, None).unwrap();
+    let names = param_names(url.as_str());
+    assert_eq!(names.last().map(String::as_str), Some("X-Amz-Signature"));
+    assert!(!names
+        .iter()
+        .any(|n| n == "x-id" || n == "X-Amz-Content-Sha256"));
+    assert!(names.iter().any(|n| n == "X-Amz-Security-Token"));
+}
