@@ -210,12 +210,21 @@ impl Stack {
     }
 }
 
+/// Send `signal` to the process group led by `pid` (each child is started
+/// as a group leader, so this reaches wrangler's workerd children too).
+fn signal_group(signal: &str, pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-s", signal, "--", &format!("-{pid}")])
+        .stderr(Stdio::null())
+        .status();
+}
+
 impl Drop for Stack {
     fn drop(&mut self) {
         // SIGTERM each process group (wrangler has workerd children), give
         // them a moment, then SIGKILL whatever is left.
         for p in &self.procs {
-            let _ = Command::new("kill").args(["-TERM", &format!("-{}", p.child.id())]).status();
+            signal_group("TERM", p.child.id());
         }
         let deadline = Instant::now() + Duration::from_secs(5);
         for p in &mut self.procs {
@@ -225,7 +234,7 @@ impl Drop for Stack {
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            let _ = Command::new("kill").args(["-KILL", &format!("-{}", p.child.id())]).stderr(Stdio::null()).status();
+            signal_group("KILL", p.child.id());
             let _ = p.child.wait();
         }
     }

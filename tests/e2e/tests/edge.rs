@@ -105,8 +105,6 @@ fn forwarding_headers_are_set_and_cannot_be_spoofed(s: &Stack) -> Result<(), Str
             ("x-forwarded-host", "evil.example"),
             ("x-original-url", "/admin"),
             ("x-http-method-override", "DELETE"),
-            ("connection", "x-private-hop"),
-            ("x-private-hop", "secret"),
             ("cookie", "session=abc"),
         ],
         None,
@@ -118,7 +116,10 @@ fn forwarding_headers_are_set_and_cannot_be_spoofed(s: &Stack) -> Result<(), Str
     ensure!(h["x-forwarded-for"] != "6.6.6.6", "x-forwarded-for spoofed: {}", h["x-forwarded-for"]);
     ensure!(h.get("x-original-url").is_none(), "x-original-url forwarded");
     ensure!(h.get("x-http-method-override").is_none(), "method override forwarded");
-    ensure!(h.get("x-private-hop").is_none(), "connection-named header forwarded");
+    // (Fields named by an incoming `Connection` cannot be checked here:
+    // workerd removes `Connection` before the Worker sees the request; the
+    // core's unit tests cover that rule.)
+    ensure!(h.get("connection").is_none() && h.get("keep-alive").is_none(), "hop-by-hop forwarded: {h}");
     ensure!(h["host"] == "127.0.0.1:18701", "host {}", h["host"]);
     ensure!(h["cookie"] == "session=abc", "cookie {}", h["cookie"]);
     ensure!(h["via"].as_str().unwrap_or("").contains("Offload"), "via {}", h["via"]);
