@@ -15,5 +15,5 @@ pub mod sign;
 
 pub use config::{Config, ConfigError};
 pub use error::{Error, RequestError};
-pub use pipeline::{Edge, Forward, Plan, Upstream};
+pub use pipeline::{Edge, EdgeState, Forward, Plan, Step, Upstream};
 pub use proxy::Viewer;

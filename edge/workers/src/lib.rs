@@ -1,79 +1,204 @@
 //! Cloudflare Workers adapter: conversion and I/O only. Every decision is
-//! made by `offload_core`; this file turns `worker` types into `http` types
-//! and back, and performs the fetches the core's plan asks for.
+//! made by `offload_core`; this crate turns `worker` types into `http` types
+//! and back, performs the fetches the core's plan asks for (with per-try
+//! timeouts), reports each outcome back, and keeps the per-isolate state.
 
-use std::sync::OnceLock;
+use std::cell::RefCell;
+use std::time::Duration;
 
+use futures_util::future::{select, Either};
 use http::{HeaderMap, HeaderName, HeaderValue};
-use offload_core::{Config, Edge, Error, Plan, Viewer};
+use offload_core::route::geo::WorkersCf;
+use offload_core::route::Outcome;
+use offload_core::sign::Credentials;
+use offload_core::{Config, Edge, EdgeState, Error, Plan, Step, Viewer};
 use worker::{
-    event, Context, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect, Response,
+    event, AbortController, Context, Delay, Env, Fetch, Headers, Method, Request, RequestInit,
+    RequestRedirect, Response,
 };
 
 /// The config bundled at build time (validated by build.rs, so a bad
 /// config never deploys).
 const CONFIG_TOML: &str = include_str!(concat!(env!("OUT_DIR"), "/offload.toml"));
 
-fn edge() -> Result<&'static Edge, Error> {
-    static EDGE: OnceLock<Result<Edge, Error>> = OnceLock::new();
-    EDGE.get_or_init(|| Config::from_toml(CONFIG_TOML).map(Edge::new).map_err(Error::from))
-        .as_ref()
-        .map_err(Clone::clone)
+/// The isolate's edge and its shared state (health, retry budget). Wasm in
+/// Workers is single-threaded; borrows never live across an `.await`.
+struct Isolate {
+    edge: Edge,
+    state: EdgeState,
 }
 
-#[event(fetch)]
-async fn fetch(req: Request, _env: Env, _ctx: Context) -> worker::Result<Response> {
-    let edge = match edge() {
-        Ok(e) => e,
-        Err(e) => {
-            worker::console_error!("{e}");
-            return to_worker_response(&e.to_response());
+thread_local! {
+    static ISOLATE: RefCell<Option<Result<Isolate, Error>>> = const { RefCell::new(None) };
+}
+
+/// Build the edge on the first request, with platform secrets applied.
+fn init(env: &Env) -> Result<(), Error> {
+    ISOLATE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(Config::from_toml(CONFIG_TOML).map_err(Error::from).map(|config| {
+                let mut edge = Edge::new(config);
+                apply_secrets(&mut edge, env);
+                let state = EdgeState::new(edge.config());
+                Isolate { edge, state }
+            }));
         }
-    };
-    let head = match to_http_head(&req) {
-        Ok(h) => h,
-        Err(e) => return to_worker_response(&edge.error_response(&e)),
-    };
-    let viewer = viewer_of(&req, &head);
-    match edge.plan(&head, &viewer) {
-        Plan::Respond(resp) => to_worker_response(&resp),
-        Plan::Forward(fwd) => {
-            let mut init = RequestInit::new();
-            init.with_method(to_worker_method(fwd.request.method()))
-                .with_headers(to_worker_headers(fwd.request.headers()))
-                .with_redirect(RequestRedirect::Manual);
-            if fwd.send_body {
-                init.with_body(req.inner().body().map(Into::into));
-            }
-            let upstream = Request::new_with_init(&fwd.request.uri().to_string(), &init)?;
-            let resp = match Fetch::Request(upstream).send().await {
-                Ok(r) => r,
-                Err(e) => {
-                    let err = Error::Upstream(format!("{}: {e}", fwd.request.uri().host().unwrap_or("")));
-                    worker::console_error!("{err}");
-                    return to_worker_response(&edge.error_response(&err));
-                }
-            };
-            let status = resp.status_code();
-            let Ok(status_code) = http::StatusCode::from_u16(status) else {
-                // Statuses outside 100-999 cannot be re-labelled: pass the
-                // platform's response through untouched.
-                return Ok(resp);
-            };
-            let mut headers = from_worker_headers(resp.headers());
-            edge.finish(&fwd, status_code, &mut headers);
-            // Keep the platform's stream as is (no copy through Wasm).
-            let (_, body) = resp.into_parts();
-            Ok(Response::builder()
-                .with_status(status)
-                .with_headers(to_worker_headers(&headers))
-                .body(body))
+        match slot.as_ref() {
+            Some(Ok(_)) => Ok(()),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err(Error::Upstream("edge not initialized".into())),
+        }
+    })
+}
+
+/// Bucket credentials from Workers secrets:
+/// `OFFLOAD_S3_<ALIAS>_ACCESS_KEY_ID` / `_SECRET_ACCESS_KEY` / `_SESSION_TOKEN`
+/// (alias upper-cased, `-` and `.` as `_`).
+fn apply_secrets(edge: &mut Edge, env: &Env) {
+    let aliases: Vec<String> = edge.config().buckets().map(|b| b.alias().to_owned()).collect();
+    for alias in aliases {
+        let prefix = format!("OFFLOAD_S3_{}", alias.to_ascii_uppercase().replace(['-', '.'], "_"));
+        let get = |suffix: &str| env.secret(&format!("{prefix}_{suffix}")).ok().map(|s| s.to_string());
+        if let (Some(id), Some(secret)) = (get("ACCESS_KEY_ID"), get("SECRET_ACCESS_KEY")) {
+            edge.set_bucket_credentials(&alias, Credentials::new(id, secret, get("SESSION_TOKEN")));
         }
     }
 }
 
+fn with_isolate<T>(f: impl FnOnce(&Edge, &mut EdgeState) -> T) -> Option<T> {
+    ISOLATE.with(|cell| match cell.borrow_mut().as_mut() {
+        Some(Ok(iso)) => Some(f(&iso.edge, &mut iso.state)),
+        _ => None,
+    })
+}
+
+fn now_ms() -> u64 {
+    let ms = js_sys::Date::now();
+    if ms.is_finite() && ms > 0.0 {
+        ms as u64
+    } else {
+        0
+    }
+}
+
+fn random_u32() -> u32 {
+    (js_sys::Math::random() * f64::from(u32::MAX)) as u32
+}
+
+#[event(fetch)]
+async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+    if let Err(e) = init(&env) {
+        worker::console_error!("{e}");
+        return to_worker_response(&e.to_response());
+    }
+    let head = match to_http_head(&req) {
+        Ok(h) => h,
+        Err(e) => return respond_error(&e),
+    };
+    let viewer = viewer_of(&req, &head);
+    let plan = with_isolate(|edge, state| edge.plan(&head, &viewer, state, now_ms(), random_u32()));
+    let mut fwd = match plan {
+        Some(Plan::Respond(resp)) => return to_worker_response(&resp),
+        Some(Plan::Forward(fwd)) => fwd,
+        None => return respond_error(&Error::Upstream("edge not initialized".into())),
+    };
+    // Buffer the viewer's body once so a retry can replay it.
+    let body = if fwd.send_body { Some(req.bytes().await.unwrap_or_default()) } else { None };
+
+    let mut last: Option<Response> = None;
+    loop {
+        match fwd.step.clone() {
+            Step::Send { request, timeout_ms } => {
+                let started = now_ms();
+                let outcome = send(&request, body.as_deref(), timeout_ms).await;
+                let (report, resp) = match outcome {
+                    Ok(resp) => (Outcome::Status(resp.status_code()), Some(resp)),
+                    Err(o) => (o, None),
+                };
+                let body_sent = body.is_some() && !matches!(report, Outcome::ConnectError);
+                let now = now_ms();
+                with_isolate(|edge, state| {
+                    edge.report(&mut fwd, report, body_sent, now.saturating_sub(started), state, now)
+                });
+                last = resp;
+            }
+            Step::Deliver => {
+                let Some(resp) = last.take() else {
+                    return respond_error(&Error::Upstream("no upstream response".into()));
+                };
+                return deliver(&fwd, resp);
+            }
+            Step::GiveUp { response, .. } => {
+                if let Some(log) = fwd.route_log() {
+                    worker::console_warn!("{}", serde_json::to_string(&log).unwrap_or_default());
+                }
+                return to_worker_response(&response);
+            }
+        }
+    }
+}
+
+/// One upstream attempt: `Err(Timeout)` after `timeout_ms`,
+/// `Err(ConnectError)` when the platform's fetch fails.
+async fn send(request: &http::Request<()>, body: Option<&[u8]>, timeout_ms: u64) -> Result<Response, Outcome> {
+    let mut init = RequestInit::new();
+    init.with_method(Method::from(request.method().as_str().to_owned()))
+        .with_headers(to_worker_headers(request.headers()))
+        .with_redirect(RequestRedirect::Manual);
+    if let Some(b) = body {
+        init.with_body(Some(js_sys::Uint8Array::from(b).into()));
+    }
+    let upstream =
+        Request::new_with_init(&request.uri().to_string(), &init).map_err(|_| Outcome::ConnectError)?;
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let fetch = Fetch::Request(upstream);
+    let sending = Box::pin(fetch.send_with_signal(&signal));
+    let timer = Box::pin(Delay::from(Duration::from_millis(timeout_ms)));
+    let raced = match select(sending, timer).await {
+        Either::Left((result, _)) => Some(result),
+        Either::Right(((), _)) => None,
+    };
+    match raced {
+        Some(Ok(resp)) => Ok(resp),
+        Some(Err(e)) => {
+            worker::console_warn!("upstream {}: {e}", request.uri().host().unwrap_or(""));
+            Err(Outcome::ConnectError)
+        }
+        None => {
+            controller.abort();
+            Err(Outcome::Timeout)
+        }
+    }
+}
+
+/// The upstream response with the viewer's headers; the body stream is
+/// passed through untouched.
+fn deliver(fwd: &offload_core::Forward, resp: Response) -> worker::Result<Response> {
+    let status = resp.status_code();
+    let Ok(status_code) = http::StatusCode::from_u16(status) else {
+        // Statuses the `http` crate cannot represent: pass through as is.
+        return Ok(resp);
+    };
+    let mut headers = from_worker_headers(resp.headers());
+    with_isolate(|edge, _| edge.finish(fwd, status_code, &mut headers));
+    let (_, body) = resp.into_parts();
+    Ok(Response::builder()
+        .with_status(status)
+        .with_headers(to_worker_headers(&headers))
+        .body(body))
+}
+
+fn respond_error(e: &Error) -> worker::Result<Response> {
+    let resp = with_isolate(|edge, _| edge.error_response(e)).unwrap_or_else(|| e.to_response());
+    to_worker_response(&resp)
+}
+
 /// The viewer as the platform saw it: address from `CF-Connecting-IP`
-/// (set by Cloudflare, not by the viewer), TLS from the URL scheme.
+/// (set by Cloudflare, not by the viewer), TLS from the URL scheme, the
+/// location from `request.cf` (read without the worker crate's panicking
+/// getters).
 fn viewer_of(req: &Request, head: &http::Request<()>) -> Viewer {
     let ip = req
         .headers()
@@ -81,7 +206,13 @@ fn viewer_of(req: &Request, head: &http::Request<()>) -> Viewer {
         .ok()
         .flatten()
         .and_then(|v| v.trim().parse().ok());
-    Viewer { ip, tls: head.uri().scheme_str() == Some("https") }
+    let location = js_sys::Reflect::get(req.inner(), &"cf".into())
+        .ok()
+        .filter(|v| v.is_object())
+        .and_then(|v| serde_wasm_bindgen::from_value::<WorkersCf>(v).ok())
+        .map(|cf| cf.location())
+        .unwrap_or_default();
+    Viewer { ip, tls: head.uri().scheme_str() == Some("https"), location }
 }
 
 fn to_http_head(req: &Request) -> Result<http::Request<()>, Error> {
@@ -125,10 +256,6 @@ fn to_worker_headers(map: &HeaderMap) -> Headers {
         let _ = headers.append(name.as_str(), &v);
     }
     headers
-}
-
-fn to_worker_method(m: &http::Method) -> Method {
-    Method::from(m.as_str().to_owned())
 }
 
 fn to_worker_response(resp: &http::Response<Vec<u8>>) -> worker::Result<Response> {

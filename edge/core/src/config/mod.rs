@@ -6,11 +6,12 @@
 //!
 //! ```
 //! let cfg = offload_core::Config::from_toml(r#"
-//!     [origins.us-east-1]
-//!     url = "http://127.0.0.1:8701"
+//!     [regions.us-east-1]
+//!     location = { lat = 38.9, lon = -77.4 }
+//!     origins = [{ url = "http://127.0.0.1:8701" }]
 //!     [[routes]]
 //!     path = "/api/*"
-//!     origin = "us-east-1"
+//!     pool = ["us-east-1"]
 //! "#).unwrap();
 //! assert_eq!(cfg.routes().len(), 1);
 //! ```
@@ -24,6 +25,12 @@ use http::uri::{Scheme, Uri};
 
 pub use raw::RawConfig;
 
+use crate::cache::key::KeyRules;
+use crate::cache::store::StoreConfig;
+use crate::cache::CacheRules;
+use crate::route::auth::Secret;
+use crate::route::{Pool, RouteConfigError, Routing};
+
 /// A config error: which field, which value, what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -35,7 +42,7 @@ pub struct ConfigError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum ConfigErrorKind {
     Syntax,
-    UnknownOrigin,
+    Routing(RouteConfigError),
     UnknownBucket,
     BadUrl(&'static str),
     BadPattern(&'static str),
@@ -43,6 +50,8 @@ enum ConfigErrorKind {
     TargetCount,
     BadName,
     BadValue(&'static str),
+    /// A nested validator's message (already names field and value).
+    Nested,
 }
 
 impl ConfigError {
@@ -64,9 +73,7 @@ impl fmt::Display for ConfigError {
         let (field, value) = (&self.field, &self.value);
         match &self.kind {
             ConfigErrorKind::Syntax => write!(f, "config: {value}"),
-            ConfigErrorKind::UnknownOrigin => {
-                write!(f, "config: {field}: unknown origin {value:?}")
-            }
+            ConfigErrorKind::Routing(e) => write!(f, "{e}"),
             ConfigErrorKind::UnknownBucket => {
                 write!(f, "config: {field}: unknown bucket {value:?}")
             }
@@ -80,46 +87,19 @@ impl fmt::Display for ConfigError {
             ),
             ConfigErrorKind::TargetCount => write!(
                 f,
-                "config: {field}: route {value:?} needs exactly one of `origin` or `bucket`"
+                "config: {field}: route {value:?} takes either `pool` (web origins) or `bucket`, not both"
             ),
             ConfigErrorKind::BadName => write!(
                 f,
                 "config: {field}: bad name {value:?}: use 1-63 of [A-Za-z0-9._-]"
             ),
             ConfigErrorKind::BadValue(why) => write!(f, "config: {field}: bad value {value:?}: {why}"),
+            ConfigErrorKind::Nested => write!(f, "config: {field}: {value}"),
         }
     }
 }
 
 impl std::error::Error for ConfigError {}
-
-/// A validated origin (a regional load balancer or web server).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
-    name: String,
-    scheme: Scheme,
-    authority: String,
-    base_path: String,
-    host_header: Option<String>,
-    region: Option<String>,
-}
-
-impl Origin {
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-    /// `scheme://authority` with no trailing slash.
-    pub fn base_url(&self) -> String {
-        format!("{}://{}{}", self.scheme, self.authority, self.base_path)
-    }
-    /// The Host header the origin expects.
-    pub fn host(&self) -> &str {
-        self.host_header.as_deref().unwrap_or(&self.authority)
-    }
-    pub fn region(&self) -> Option<&str> {
-        self.region.as_deref()
-    }
-}
 
 /// Addressing style of an S3 bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,9 +121,21 @@ pub struct Bucket {
     style: BucketStyle,
     index: Option<String>,
     prefix: String,
+    signed: bool,
+    access_key_id: Option<String>,
+    secret_access_key: Option<Secret>,
 }
 
 impl Bucket {
+    /// Whether edge → bucket requests are signed (SigV4 header auth).
+    pub fn signed(&self) -> bool {
+        self.signed
+    }
+    /// Credentials from the config file (local stacks); platforms may
+    /// supply their own.
+    pub fn local_credentials(&self) -> Option<(&str, &Secret)> {
+        Some((self.access_key_id.as_deref()?, self.secret_access_key.as_ref()?))
+    }
     pub fn alias(&self) -> &str {
         &self.alias
     }
@@ -233,8 +225,26 @@ impl PathPattern {
 /// Where a route sends its requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
-    Origin(String),
+    /// Web origins: the regions of this pool.
+    Pool(Pool),
+    /// An S3 bucket, by alias.
     Bucket(String),
+}
+
+/// A route's cache settings: freshness/storage rules and key rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteCache {
+    pub rules: CacheRules,
+    pub key: KeyRules,
+}
+
+/// `[cache]`: the in-isolate store and the purge endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheSettings {
+    pub store: StoreConfig,
+    pub lock_timeout_ms: u64,
+    pub purge_path: String,
+    pub purge_token: Option<Secret>,
 }
 
 /// A validated route.
@@ -243,9 +253,19 @@ pub struct Route {
     pattern: PathPattern,
     target: Target,
     strip_prefix: bool,
+    allow_unsafe_retry: bool,
+    cache: Option<RouteCache>,
 }
 
 impl Route {
+    /// Whether non-idempotent requests may be retried on another region.
+    pub fn allow_unsafe_retry(&self) -> bool {
+        self.allow_unsafe_retry
+    }
+    /// The route's cache settings; `None`: not cached.
+    pub fn cache(&self) -> Option<&RouteCache> {
+        self.cache.as_ref()
+    }
     pub fn pattern(&self) -> &PathPattern {
         &self.pattern
     }
@@ -272,7 +292,8 @@ impl Route {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     name: String,
-    origins: BTreeMap<String, Origin>,
+    routing: Routing,
+    cache: CacheSettings,
     buckets: BTreeMap<String, Bucket>,
     routes: Vec<Route>,
 }
@@ -296,11 +317,16 @@ impl Config {
     pub fn name(&self) -> &str {
         &self.name
     }
-    pub fn origin(&self, name: &str) -> Option<&Origin> {
-        self.origins.get(name)
+    /// Regions, failover, health, retry budget, stickiness, origin auth.
+    pub fn routing(&self) -> &Routing {
+        &self.routing
     }
-    pub fn origins(&self) -> impl Iterator<Item = &Origin> {
-        self.origins.values()
+    /// The in-isolate store and purge settings.
+    pub fn cache(&self) -> &CacheSettings {
+        &self.cache
+    }
+    pub fn buckets(&self) -> impl Iterator<Item = &Bucket> {
+        self.buckets.values()
     }
     pub fn bucket(&self, alias: &str) -> Option<&Bucket> {
         self.buckets.get(alias)
@@ -317,6 +343,48 @@ impl Config {
             .filter(|r| r.pattern.matches(path))
             .max_by_key(|r| r.pattern.specificity())
     }
+}
+
+fn validate_cache_settings(raw: raw::RawCacheSettings) -> Result<CacheSettings, ConfigError> {
+    let defaults = StoreConfig::default();
+    let store = StoreConfig {
+        max_bytes: raw.max_bytes.unwrap_or(defaults.max_bytes),
+        max_entry_bytes: raw.max_entry_bytes.unwrap_or(defaults.max_entry_bytes),
+        max_variants: defaults.max_variants,
+    };
+    if store.max_entry_bytes > store.max_bytes {
+        return Err(ConfigError::new(
+            "cache.max_entry_bytes",
+            store.max_entry_bytes.to_string(),
+            ConfigErrorKind::BadValue("larger than cache.max_bytes"),
+        ));
+    }
+    let lock_timeout_ms = raw.lock_timeout_ms.unwrap_or(5_000);
+    if !(1..=60_000).contains(&lock_timeout_ms) {
+        return Err(ConfigError::new(
+            "cache.lock_timeout_ms",
+            lock_timeout_ms.to_string(),
+            ConfigErrorKind::BadValue("must be 1..=60000"),
+        ));
+    }
+    let purge_path = raw.purge_path.unwrap_or_else(|| "/_offload/purge".to_owned());
+    if !purge_path.starts_with('/') || purge_path.contains(['*', '?', '#', ' ']) {
+        return Err(ConfigError::new(
+            "cache.purge_path",
+            purge_path,
+            ConfigErrorKind::BadValue("an exact path starting with '/'"),
+        ));
+    }
+    if let Some(t) = &raw.purge_token {
+        if t.len() < 16 {
+            return Err(ConfigError::new(
+                "cache.purge_token",
+                "(redacted)",
+                ConfigErrorKind::BadValue("at least 16 bytes"),
+            ));
+        }
+    }
+    Ok(CacheSettings { store, lock_timeout_ms, purge_path, purge_token: raw.purge_token })
 }
 
 fn valid_name(s: &str) -> bool {
@@ -361,34 +429,9 @@ impl TryFrom<RawConfig> for Config {
             ));
         }
 
-        let mut origins = BTreeMap::new();
-        for (key, o) in raw.origins {
-            if !valid_name(&key) {
-                return Err(ConfigError::new("origins", key, ConfigErrorKind::BadName));
-            }
-            let field = format!("origins.{key}.url");
-            let (scheme, authority, base_path) = parse_base_url(&field, &o.url)?;
-            if let Some(h) = &o.host_header {
-                if h.is_empty() || http::HeaderValue::from_str(h).is_err() || h.contains(['/', ' ']) {
-                    return Err(ConfigError::new(
-                        format!("origins.{key}.host_header"),
-                        h.clone(),
-                        ConfigErrorKind::BadValue("not a valid host"),
-                    ));
-                }
-            }
-            origins.insert(
-                key.clone(),
-                Origin {
-                    name: key,
-                    scheme,
-                    authority,
-                    base_path,
-                    host_header: o.host_header,
-                    region: o.region,
-                },
-            );
-        }
+        let routing = Routing::from_raw(raw.regions, raw.routing)
+            .map_err(|e| ConfigError::new("", "", ConfigErrorKind::Routing(e)))?;
+        let cache = validate_cache_settings(raw.cache)?;
 
         let mut buckets = BTreeMap::new();
         for (key, b) in raw.buckets {
@@ -451,6 +494,20 @@ impl TryFrom<RawConfig> for Config {
                     ConfigErrorKind::BadValue("must not start with '/'"),
                 ));
             }
+            if b.signed != b.access_key_id.is_some() && b.access_key_id.is_some() {
+                return Err(ConfigError::new(
+                    format!("buckets.{key}.access_key_id"),
+                    "(set)",
+                    ConfigErrorKind::BadValue("credentials are only used when `signed = true`"),
+                ));
+            }
+            if b.access_key_id.is_some() != b.secret_access_key.is_some() {
+                return Err(ConfigError::new(
+                    format!("buckets.{key}.secret_access_key"),
+                    if b.secret_access_key.is_some() { "(set)" } else { "(missing)" },
+                    ConfigErrorKind::BadValue("give both access_key_id and secret_access_key, or neither"),
+                ));
+            }
             buckets.insert(
                 key.clone(),
                 Bucket {
@@ -462,6 +519,9 @@ impl TryFrom<RawConfig> for Config {
                     style,
                     index: b.index,
                     prefix,
+                    signed: b.signed,
+                    access_key_id: b.access_key_id,
+                    secret_access_key: b.secret_access_key,
                 },
             );
         }
@@ -478,16 +538,22 @@ impl TryFrom<RawConfig> for Config {
                     ConfigErrorKind::DuplicateRoute(first),
                 ));
             }
-            let target = match (r.origin, r.bucket) {
-                (Some(o), None) => {
-                    if !origins.contains_key(&o) {
+            let target = match (r.pool, r.bucket) {
+                (pool, None) => {
+                    let pool = match pool {
+                        Some(p) => routing
+                            .pool(&format!("routes[{i}].pool"), &p)
+                            .map_err(|e| ConfigError::new("", "", ConfigErrorKind::Routing(e)))?,
+                        None => routing.default_pool().clone(),
+                    };
+                    if routing.regions().is_empty() {
                         return Err(ConfigError::new(
-                            format!("routes[{i}].origin"),
-                            o,
-                            ConfigErrorKind::UnknownOrigin,
+                            format!("routes[{i}]"),
+                            r.path,
+                            ConfigErrorKind::BadValue("routes to web origins need at least one [regions.<name>]"),
                         ));
                     }
-                    Target::Origin(o)
+                    Target::Pool(pool)
                 }
                 (None, Some(b)) => {
                     if !buckets.contains_key(&b) {
@@ -514,10 +580,39 @@ impl TryFrom<RawConfig> for Config {
                     ConfigErrorKind::BadValue("only a prefix pattern (ending in '*') can be stripped"),
                 ));
             }
-            routes.push(Route { pattern, target, strip_prefix: r.strip_prefix });
+            let cache = match (r.cache, r.cache_key) {
+                (None, None) => None,
+                (None, Some(_)) => {
+                    return Err(ConfigError::new(
+                        format!("routes[{i}].cache_key"),
+                        r.path,
+                        ConfigErrorKind::BadValue("cache_key needs a `cache` table on the same route"),
+                    ))
+                }
+                (Some(rules), key) => {
+                    rules.validate().map_err(|e| {
+                        ConfigError::new(format!("routes[{i}].cache.{}", e.field()), e.to_string(), ConfigErrorKind::Nested)
+                    })?;
+                    let key = key.unwrap_or_default();
+                    key.validate().map_err(|e| {
+                        ConfigError::new(format!("routes[{i}].cache_key"), e.to_string(), ConfigErrorKind::Nested)
+                    })?;
+                    Some(RouteCache { rules, key })
+                }
+            };
+            if cache.is_some() && matches!(target, Target::Bucket(_)) {
+                // Buckets are cached too: no restriction. (Kept explicit.)
+            }
+            routes.push(Route {
+                pattern,
+                target,
+                strip_prefix: r.strip_prefix,
+                allow_unsafe_retry: r.allow_unsafe_retry.unwrap_or(routing.allow_unsafe_retry()),
+                cache,
+            });
         }
 
-        Ok(Config { name, origins, buckets, routes })
+        Ok(Config { name, routing, cache, buckets, routes })
     }
 }
 

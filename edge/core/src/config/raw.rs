@@ -5,13 +5,25 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
+use crate::cache::key::KeyRules;
+use crate::cache::CacheRules;
+use crate::route::config::{RawPool, RawRegions, RawRouting};
+use crate::route::auth::Secret;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
     #[serde(default)]
     pub edge: RawEdge,
+    /// `[regions.<name>]`: regional origins (see `route::config`).
     #[serde(default)]
-    pub origins: BTreeMap<String, RawOrigin>,
+    pub regions: RawRegions,
+    /// `[routing]`: pool, failover, health, retry budget, stickiness, auth.
+    #[serde(default)]
+    pub routing: RawRouting,
+    /// `[cache]`: the in-isolate store and the purge endpoint.
+    #[serde(default)]
+    pub cache: RawCacheSettings,
     #[serde(default)]
     pub buckets: BTreeMap<String, RawBucket>,
     #[serde(default)]
@@ -23,17 +35,6 @@ pub struct RawConfig {
 pub struct RawEdge {
     /// Cache name used in `Cache-Status` (RFC 9211) and `Via`.
     pub name: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawOrigin {
-    /// `http://host:port` or `https://host[:port]`, optionally with a base path.
-    pub url: String,
-    /// Host header to send instead of the URL's authority.
-    pub host_header: Option<String>,
-    /// Region name (e.g. `us-east-1`), for logs and routing.
-    pub region: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -55,6 +56,30 @@ pub struct RawBucket {
     /// Key prefix prepended to every object key.
     #[serde(default)]
     pub prefix: Option<String>,
+    /// Sign edge → bucket requests (SigV4 header auth, like CloudFront's
+    /// origin access control). Credentials come from the platform's
+    /// secrets; `access_key_id`/`secret_access_key` here are for local
+    /// stacks only.
+    #[serde(default)]
+    pub signed: bool,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCacheSettings {
+    /// Bytes the in-isolate (L1) store may hold (default 64 MiB).
+    pub max_bytes: Option<usize>,
+    /// Largest single response stored (default 8 MiB).
+    pub max_entry_bytes: Option<usize>,
+    /// How long a coalesced request waits for the leader (default 5000 ms).
+    pub lock_timeout_ms: Option<u64>,
+    /// Path of the purge endpoint (default `/_offload/purge`).
+    pub purge_path: Option<String>,
+    /// Bearer token for the purge endpoint (local stacks; in production a
+    /// platform secret). No token: the endpoint is disabled.
+    pub purge_token: Option<Secret>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -63,11 +88,20 @@ pub struct RawRoute {
     /// Path pattern: an exact path (`/healthz`) or a prefix ending in `/*`
     /// (`/api/*`, `/*`).
     pub path: String,
-    /// Name of an origin in `[origins]`.
-    pub origin: Option<String>,
+    /// Regions this route may use: `"all"` or a list of `[regions]`
+    /// names (default: `[routing] pool`).
+    pub pool: Option<RawPool>,
     /// Name of a bucket in `[buckets]`.
     pub bucket: Option<String>,
     /// Strip the matched prefix (without the `*`) before forwarding.
     #[serde(default)]
     pub strip_prefix: bool,
+    /// Retry non-idempotent methods on another region (only if the body
+    /// was not sent yet). Default: `[routing.failover] allow_unsafe_retry`.
+    pub allow_unsafe_retry: Option<bool>,
+    /// Cache this route's responses at the edge with these rules.
+    /// Absent: the edge does not cache (`Cache-Status: ...; fwd=bypass`).
+    pub cache: Option<CacheRules>,
+    /// How cache keys are built for this route.
+    pub cache_key: Option<KeyRules>,
 }

@@ -1,20 +1,26 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
+use crate::route::Pool;
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
+
+const R: &str = "[regions.a]\nlocation = { lat = 1.0, lon = 1.0 }\norigins = [{ url = \"http://a.example\" }]\n";
 
 const GOOD: &str = r#"
 [edge]
 name = "Offload"
 
-[origins.us-east-1]
-url = "http://127.0.0.1:18701"
-region = "us-east-1"
+[regions.us-east-1]
+location = { lat = 38.9, lon = -77.4 }
+origins = [{ url = "http://127.0.0.1:18701" }]
 
-[origins.eu-west-1]
-url = "https://eu.example.com/app/"
-host_header = "www.example.com"
+[regions.eu-west-1]
+location = { lat = 53.3, lon = -6.3 }
+origins = [{ url = "https://eu.example.com/app/", host_header = "www.example.com" }]
+
+[cache]
+purge_token = "0123456789abcdef0123"
 
 [buckets.www]
 endpoint = "http://127.0.0.1:18703"
@@ -24,16 +30,17 @@ index = "index.html"
 
 [[routes]]
 path = "/api/*"
-origin = "us-east-1"
+pool = ["us-east-1"]
+cache = { stale_if_error = 60 }
+cache_key = { sort_query = true }
 
 [[routes]]
 path = "/api/eu/*"
-origin = "eu-west-1"
+pool = ["eu-west-1"]
 strip_prefix = true
 
 [[routes]]
 path = "/api/time"
-origin = "eu-west-1"
 
 [[routes]]
 path = "/*"
@@ -49,19 +56,26 @@ fn good_config_parses() {
     let cfg = Config::from_toml(GOOD).unwrap();
     assert_eq!(cfg.name(), "Offload");
     assert_eq!(cfg.routes().len(), 4);
-    let eu = cfg.origin("eu-west-1").unwrap();
+    let eu = cfg.routing().origin("eu-west-1/0").unwrap();
     assert_eq!(eu.base_url(), "https://eu.example.com/app");
     assert_eq!(eu.host(), "www.example.com");
-    assert_eq!(cfg.origin("us-east-1").unwrap().host(), "127.0.0.1:18701");
+    assert_eq!(cfg.routing().origin("us-east-1/0").unwrap().host(), "127.0.0.1:18701");
+    let api = cfg.route_for("/api/items/1").unwrap().cache().unwrap();
+    assert_eq!(api.rules.stale_if_error, Some(60));
+    assert!(api.key.sort_query);
+    assert!(cfg.route_for("/api/time").unwrap().cache().is_none());
+    assert_eq!(cfg.cache().purge_path, "/_offload/purge");
+    assert!(!format!("{cfg:?}").contains("0123456789abcdef"), "purge token in Debug");
 }
 
 #[test]
 fn most_specific_route_wins() {
     let cfg = Config::from_toml(GOOD).unwrap();
     let target = |p: &str| cfg.route_for(p).map(|r| r.target().clone());
-    assert_eq!(target("/api/time"), Some(Target::Origin("eu-west-1".into())));
-    assert_eq!(target("/api/items/1"), Some(Target::Origin("us-east-1".into())));
-    assert_eq!(target("/api/eu/x"), Some(Target::Origin("eu-west-1".into())));
+    let pool = |names: &[&str]| Some(Target::Pool(Pool::Regions(names.iter().map(|n| n.to_string()).collect())));
+    assert_eq!(target("/api/time"), Some(Target::Pool(Pool::All)));
+    assert_eq!(target("/api/items/1"), pool(&["us-east-1"]));
+    assert_eq!(target("/api/eu/x"), pool(&["eu-west-1"]));
     assert_eq!(target("/"), Some(Target::Bucket("www".into())));
     assert_eq!(target("/style.css"), Some(Target::Bucket("www".into())));
 }
@@ -76,17 +90,14 @@ fn strip_prefix_keeps_a_leading_slash() {
 
 #[test]
 fn no_route_when_nothing_matches() {
-    let cfg = Config::from_toml(
-        "[origins.a]\nurl = \"http://a.example\"\n[[routes]]\npath = \"/api/*\"\norigin = \"a\"\n",
-    )
-    .unwrap();
+    let cfg = Config::from_toml(&format!("{R}[[routes]]\npath = \"/api/*\"\n")).unwrap();
     assert!(cfg.route_for("/other").is_none());
 }
 
 #[test]
-fn unknown_origin_names_field_and_value() {
-    let e = err("[origins.a]\nurl = \"http://a.example\"\n[[routes]]\npath = \"/media/*\"\norigin = \"us-east-9\"\n");
-    assert_eq!(e, "config: routes[0].origin: unknown origin \"us-east-9\"");
+fn unknown_region_names_field_and_value() {
+    let e = err(&format!("{R}[[routes]]\npath = \"/media/*\"\npool = [\"us-east-9\"]\n"));
+    assert!(e.contains("routes[0].pool[0]") && e.contains("\"us-east-9\""), "{e}");
 }
 
 #[test]
@@ -97,44 +108,45 @@ fn unknown_bucket_names_field_and_value() {
 
 #[test]
 fn bad_url_names_field_and_value() {
-    let e = err("[origins.a]\nurl = \"ftp://a.example\"\n");
-    assert!(e.starts_with("config: origins.a.url: bad URL \"ftp://a.example\""), "{e}");
-    let e = err("[origins.a]\nurl = \"not a url\"\n");
-    assert!(e.starts_with("config: origins.a.url: bad URL \"not a url\""), "{e}");
-    let e = err("[origins.a]\nurl = \"/relative\"\n");
-    assert!(e.contains("origins.a.url"), "{e}");
-    let e = err("[origins.a]\nurl = \"http://user:pw@a.example\"\n");
-    assert!(e.contains("credentials"), "{e}");
+    let region = |url: &str| format!("[regions.a]\nlocation = {{ lat = 1.0, lon = 1.0 }}\norigins = [{{ url = \"{url}\" }}]\n");
+    let e = err(&region("ftp://a.example"));
+    assert!(e.starts_with("config: regions.a.origins[0].url: bad URL \"ftp://a.example\""), "{e}");
+    let e = err(&region("not a url"));
+    assert!(e.starts_with("config: regions.a.origins[0].url: bad URL \"not a url\""), "{e}");
+    let e = err(&region("/relative"));
+    assert!(e.contains("regions.a.origins[0].url"), "{e}");
+    let e = err("[buckets.b]\nendpoint = \"http://user:pw@s3.local\"\nbucket = \"bbb\"\nregion = \"us-east-1\"\n");
+    assert!(e.contains("buckets.b.endpoint") && e.contains("credentials"), "{e}");
 }
 
 #[test]
 fn duplicate_route_names_both() {
-    let e = err(
-        "[origins.a]\nurl = \"http://a.example\"\n[[routes]]\npath = \"/x/*\"\norigin = \"a\"\n[[routes]]\npath = \"/x/*\"\norigin = \"a\"\n",
-    );
+    let e = err(&format!("{R}[[routes]]\npath = \"/x/*\"\n[[routes]]\npath = \"/x/*\"\n"));
     assert_eq!(e, "config: routes[1].path: duplicate route \"/x/*\" (already defined by routes[0])");
 }
 
 #[test]
 fn route_needs_exactly_one_target() {
+    let e = err("[buckets.b]\nendpoint = \"http://s3.local\"\nbucket = \"bbb\"\nregion = \"us-east-1\"\n[[routes]]\npath = \"/x\"\nbucket = \"b\"\npool = \"all\"\n");
+    assert!(e.contains("routes[0]") && e.contains("not both"), "{e}");
     let e = err("[[routes]]\npath = \"/x\"\n");
-    assert!(e.contains("routes[0]") && e.contains("exactly one"), "{e}");
+    assert!(e.contains("routes[0]") && e.contains("at least one [regions"), "{e}");
 }
 
 #[test]
 fn bad_patterns_are_rejected() {
     for (p, why) in [("api/*", "start with"), ("/a*/b", "only at the end"), ("/a b", "spaces")] {
-        let e = err(&format!(
-            "[origins.a]\nurl = \"http://a.example\"\n[[routes]]\npath = \"{p}\"\norigin = \"a\"\n"
-        ));
+        let e = err(&format!("{R}[[routes]]\npath = \"{p}\"\n"));
         assert!(e.contains("routes[0].path") && e.contains(why), "{e}");
     }
 }
 
 #[test]
 fn unknown_fields_are_rejected() {
-    let e = err("[origins.a]\nurl = \"http://a.example\"\nweight = 3\n");
+    let e = err("[edge]\nname = \"x\"\nweight = 3\n");
     assert!(e.contains("unknown field") && e.contains("weight"), "{e}");
+    let e = err(&format!("{R}[[routes]]\npath = \"/x\"\ncache = {{ ttl = 5 }}\n"));
+    assert!(e.contains("unknown field") && e.contains("ttl"), "{e}");
 }
 
 #[test]
@@ -148,9 +160,9 @@ fn bucket_fields_are_checked() {
 
 #[test]
 fn json_config_is_equivalent() {
-    let json = r#"{"origins":{"a":{"url":"http://a.example"}},"routes":[{"path":"/*","origin":"a"}]}"#;
-    let toml = "[origins.a]\nurl = \"http://a.example\"\n[[routes]]\npath = \"/*\"\norigin = \"a\"\n";
-    assert_eq!(Config::from_json(json).unwrap(), Config::from_toml(toml).unwrap());
+    let json = r#"{"regions":{"a":{"location":{"lat":1.0,"lon":1.0},"origins":[{"url":"http://a.example"}]}},"routes":[{"path":"/*"}]}"#;
+    let toml = format!("{R}[[routes]]\npath = \"/*\"\n");
+    assert_eq!(Config::from_json(json).unwrap(), Config::from_toml(&toml).unwrap());
 }
 
 #[test]
@@ -163,4 +175,24 @@ fn bucket_urls_path_and_virtual() {
     assert_eq!(cfg.bucket("p").unwrap().url_for_encoded_key("/a%20b.txt"), "http://127.0.0.1:9000/www/a%20b.txt");
     assert_eq!(cfg.bucket("v").unwrap().url_for_encoded_key("/k"), "https://media.s3.eu-west-1.amazonaws.com/k");
     assert_eq!(cfg.bucket("v").unwrap().host(), "media.s3.eu-west-1.amazonaws.com");
+}
+
+#[test]
+fn cache_rules_are_validated_with_the_route_named() {
+    let e = err(&format!("{R}[[routes]]\npath = \"/x\"\ncache = {{ heuristic = 150 }}\n"));
+    assert!(e.contains("routes[0].cache.heuristic") && e.contains("150"), "{e}");
+    let e = err(&format!("{R}[[routes]]\npath = \"/x\"\ncache_key = {{ sort_query = true }}\n"));
+    assert!(e.contains("routes[0].cache_key") && e.contains("needs a `cache`"), "{e}");
+    let e = err("[cache]\npurge_token = \"short\"\n");
+    assert!(e.contains("cache.purge_token") && !e.contains("short"), "{e}");
+}
+
+#[test]
+fn bucket_credentials_come_in_pairs_and_stay_secret() {
+    let base = "[buckets.b]\nendpoint = \"http://s3.local\"\nbucket = \"bbb\"\nregion = \"us-east-1\"\nsigned = true\n";
+    let e = err(&format!("{base}access_key_id = \"AKID\"\n"));
+    assert!(e.contains("buckets.b.secret_access_key"), "{e}");
+    let cfg = Config::from_toml(&format!("{base}access_key_id = \"AKID\"\nsecret_access_key = \"very-secret-value\"\n")).unwrap();
+    assert!(!format!("{cfg:?}").contains("very-secret-value"));
+    assert!(cfg.bucket("b").unwrap().signed());
 }

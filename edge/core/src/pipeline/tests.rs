@@ -5,13 +5,19 @@ use super::*;
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 const CFG: &str = r#"
-[origins.us-east-1]
-url = "http://127.0.0.1:18701"
-region = "us-east-1"
+[regions.us-east-1]
+location = { lat = 38.9, lon = -77.4 }
+countries = ["US"]
+origins = [{ url = "http://127.0.0.1:18701" }]
 
-[origins.eu]
-url = "https://eu.example.com/base"
-host_header = "app.example.com"
+[regions.eu]
+location = { lat = 53.3, lon = -6.3 }
+continents = ["EU"]
+origins = [{ url = "https://eu.example.com/base", host_header = "app.example.com" }]
+
+[routing.origin_auth]
+key_id = "k1"
+secret = "0123456789abcdef0123"
 
 [buckets.www]
 endpoint = "http://127.0.0.1:18703"
@@ -21,11 +27,12 @@ index = "index.html"
 
 [[routes]]
 path = "/api/*"
-origin = "us-east-1"
+pool = ["us-east-1", "eu"]
+cache = { }
 
 [[routes]]
 path = "/eu/*"
-origin = "eu"
+pool = ["eu"]
 strip_prefix = true
 
 [[routes]]
@@ -37,18 +44,30 @@ fn edge() -> Edge {
     Edge::new(Config::from_toml(CFG).unwrap())
 }
 
-fn forward(req: Request<()>, viewer: &Viewer) -> Forward {
-    match edge().plan(&req, viewer) {
-        Plan::Forward(f) => f,
+fn plan(e: &Edge, req: Request<()>, viewer: &Viewer) -> Plan {
+    let mut state = EdgeState::new(e.config());
+    e.plan(&req, viewer, &mut state, 1_700_000_000_000, 1)
+}
+
+fn forward(req: Request<()>, viewer: &Viewer) -> (Forward, Request<()>) {
+    match plan(&edge(), req, viewer) {
+        Plan::Forward(f) => {
+            let Step::Send { request, .. } = f.step.clone() else { panic!("expected a request to send") };
+            (*f, request)
+        }
         Plan::Respond(r) => panic!("expected forward, got {}", r.status()),
     }
 }
 
 fn respond(req: Request<()>) -> Response<Vec<u8>> {
-    match edge().plan(&req, &Viewer::default()) {
+    match plan(&edge(), req, &Viewer::default()) {
         Plan::Respond(r) => r,
-        Plan::Forward(f) => panic!("expected a response, got forward to {}", f.request.uri()),
+        Plan::Forward(f) => panic!("expected a response, got forward {:?}", f.upstream),
     }
+}
+
+fn us_viewer() -> Viewer {
+    Viewer { location: crate::route::geo::parse_test_header("country=US").unwrap(), ..Viewer::default() }
 }
 
 #[test]
@@ -58,11 +77,11 @@ fn origin_request_keeps_method_path_query_and_headers() {
         .header("cookie", "s=1")
         .body(())
         .unwrap();
-    let viewer = Viewer { ip: Some("203.0.113.9".parse().unwrap()), tls: true };
-    let f = forward(req, &viewer);
-    assert_eq!(f.request.method(), Method::POST);
-    assert_eq!(f.request.uri(), "http://127.0.0.1:18701/api/echo?a=1&b=%20");
-    let h = f.request.headers();
+    let viewer = Viewer { ip: Some("203.0.113.9".parse().unwrap()), tls: true, ..us_viewer() };
+    let (f, request) = forward(req, &viewer);
+    assert_eq!(request.method(), Method::POST);
+    assert_eq!(request.uri(), "http://127.0.0.1:18701/api/echo?a=1&b=%20");
+    let h = request.headers();
     assert_eq!(h["host"], "127.0.0.1:18701");
     assert_eq!(h["content-type"], "text/plain");
     assert_eq!(h["cookie"], "s=1");
@@ -71,8 +90,17 @@ fn origin_request_keeps_method_path_query_and_headers() {
     assert_eq!(h["x-forwarded-host"], "www.example.com");
     assert_eq!(h["via"], "1.1 Offload");
     assert!(f.send_body);
-    assert_eq!(f.upstream, Upstream::Origin { name: "us-east-1".into(), region: Some("us-east-1".into()) });
+    assert_eq!(f.upstream, Upstream::Origins);
     assert_eq!(f.cache_status.to_string(), "Offload; fwd=bypass");
+    // Every origin request carries a fresh origin-auth header for exactly
+    // this request line and host.
+    let auth = h["x-offload-auth"].to_str().unwrap();
+    let keys = crate::route::auth::Keyring::new([crate::route::auth::SigningKey::new(
+        "k1",
+        crate::route::auth::Secret::new(b"0123456789abcdef0123".to_vec()),
+    )]);
+    crate::route::auth::verify_origin_request(&keys, Some(auth), "POST", "/api/echo?a=1&b=%20", "127.0.0.1:18701", 1_700_000_000, 30)
+        .unwrap();
 }
 
 #[test]
@@ -85,11 +113,13 @@ fn viewer_cannot_spoof_forwarding_or_poisoning_headers() {
         .header("x-http-method-override", "DELETE")
         .header("connection", "x-drop-me")
         .header("x-drop-me", "1")
+        .header("x-offload-auth", "v1,ts=1,kid=k1,sig=forged")
+        .header("x-offload-geo", "country=DE")
         .body(())
         .unwrap();
-    let viewer = Viewer { ip: Some("198.51.100.7".parse().unwrap()), tls: false };
-    let f = forward(req, &viewer);
-    let h = f.request.headers();
+    let viewer = Viewer { ip: Some("198.51.100.7".parse().unwrap()), tls: false, ..us_viewer() };
+    let (f, request) = forward(req, &viewer);
+    let h = request.headers();
     assert_eq!(h["x-forwarded-for"], "198.51.100.7");
     assert_eq!(h["x-forwarded-host"], "site.example");
     assert_eq!(h["x-forwarded-proto"], "http");
@@ -97,15 +127,17 @@ fn viewer_cannot_spoof_forwarding_or_poisoning_headers() {
     assert!(!h.contains_key("x-http-method-override"));
     assert!(!h.contains_key("x-drop-me"));
     assert!(!h.contains_key("connection"));
+    assert!(!h.contains_key("x-offload-geo"));
+    assert_ne!(h["x-offload-auth"], "v1,ts=1,kid=k1,sig=forged");
     assert_eq!(f.cache_status.to_string(), "Offload; fwd=uri-miss");
     assert!(!f.send_body);
 }
 
 #[test]
 fn strip_prefix_base_path_and_host_header() {
-    let f = forward(Request::get("http://x.test/eu/items/3?q").body(()).unwrap(), &Viewer::default());
-    assert_eq!(f.request.uri(), "https://eu.example.com/base/items/3?q");
-    assert_eq!(f.request.headers()["host"], "app.example.com");
+    let (_, request) = forward(Request::get("http://x.test/eu/items/3?q").body(()).unwrap(), &Viewer::default());
+    assert_eq!(request.uri(), "https://eu.example.com/base/items/3?q");
+    assert_eq!(request.headers()["host"], "app.example.com");
 }
 
 #[test]
@@ -116,19 +148,19 @@ fn bucket_route_maps_index_and_forwards_only_safe_headers() {
         .header("if-none-match", "\"abc\"")
         .body(())
         .unwrap();
-    let f = forward(req, &Viewer::default());
-    assert_eq!(f.request.uri(), "http://127.0.0.1:18703/www/index.html");
-    let h = f.request.headers();
+    let (f, request) = forward(req, &Viewer::default());
+    assert_eq!(request.uri(), "http://127.0.0.1:18703/www/index.html");
+    let h = request.headers();
     assert_eq!(h["host"], "127.0.0.1:18703");
     assert_eq!(h["if-none-match"], "\"abc\"");
     assert!(!h.contains_key("cookie"));
     assert!(!h.contains_key("authorization"));
     assert_eq!(f.upstream, Upstream::Bucket { alias: "www".into() });
 
-    let f = forward(Request::get("http://x.test/docs/").body(()).unwrap(), &Viewer::default());
-    assert_eq!(f.request.uri(), "http://127.0.0.1:18703/www/docs/index.html");
-    let f = forward(Request::head("http://x.test/a%20b.css").body(()).unwrap(), &Viewer::default());
-    assert_eq!(f.request.uri(), "http://127.0.0.1:18703/www/a%20b.css");
+    let (_, request) = forward(Request::get("http://x.test/docs/").body(()).unwrap(), &Viewer::default());
+    assert_eq!(request.uri(), "http://127.0.0.1:18703/www/docs/index.html");
+    let (_, request) = forward(Request::head("http://x.test/a%20b.css?acl").body(()).unwrap(), &Viewer::default());
+    assert_eq!(request.uri(), "http://127.0.0.1:18703/www/a%20b.css");
 }
 
 #[test]
@@ -141,10 +173,11 @@ fn bucket_refuses_writes_with_405() {
 
 #[test]
 fn no_route_is_404_json() {
-    let cfg = Config::from_toml("[origins.a]\nurl = \"http://a.test\"\n[[routes]]\npath = \"/api/*\"\norigin = \"a\"\n")
-        .unwrap();
-    let Plan::Respond(r) = Edge::new(cfg).plan(&Request::get("/nope").body(()).unwrap(), &Viewer::default())
-    else {
+    let cfg = Config::from_toml(
+        "[regions.a]\nlocation = { lat = 1.0, lon = 1.0 }\norigins = [{ url = \"http://a.test\" }]\n[[routes]]\npath = \"/api/*\"\n",
+    )
+    .unwrap();
+    let Plan::Respond(r) = plan(&Edge::new(cfg), Request::get("/nope").body(()).unwrap(), &Viewer::default()) else {
         panic!("expected 404")
     };
     assert_eq!(r.status(), 404);
@@ -161,7 +194,7 @@ fn bad_host_header_is_400() {
 #[test]
 fn finish_strips_hop_by_hop_and_adds_cache_status() {
     let e = edge();
-    let f = forward(Request::get("http://x.test/index.html").body(()).unwrap(), &Viewer::default());
+    let (f, _) = forward(Request::get("http://x.test/index.html").body(()).unwrap(), &Viewer::default());
     let mut h = HeaderMap::new();
     h.insert("x-amz-request-id", HeaderValue::from_static("r"));
     h.insert("connection", HeaderValue::from_static("keep-alive"));
@@ -171,6 +204,88 @@ fn finish_strips_hop_by_hop_and_adds_cache_status() {
     assert!(!h.contains_key("x-amz-request-id"));
     assert!(!h.contains_key("connection"));
     assert_eq!(h["etag"], "\"e\"");
-    assert_eq!(h["cache-status"], "Origin; hit, Offload; fwd=uri-miss; fwd-status=200");
+    assert_eq!(h["cache-status"], "Origin; hit, Offload; fwd=bypass; fwd-status=200");
     assert_eq!(h["via"], "1.1 Offload");
+}
+
+#[test]
+fn failover_walks_to_the_next_region_and_reports_it() {
+    let e = edge();
+    let mut state = EdgeState::new(e.config());
+    let req = Request::get("http://x.test/api/time").body(()).unwrap();
+    let Plan::Forward(mut f) = e.plan(&req, &us_viewer(), &mut state, 1_000, 1) else { panic!() };
+    let Step::Send { request, .. } = &f.step else { panic!() };
+    assert_eq!(request.uri(), "http://127.0.0.1:18701/api/time", "US viewer starts in us-east-1");
+    e.report(&mut f, Outcome::Status(503), false, 12, &mut state, 1_012);
+    let Step::Send { request, .. } = &f.step else { panic!("expected a retry, got {:?}", f.step) };
+    assert_eq!(request.uri(), "https://eu.example.com/base/api/time");
+    assert_eq!(request.headers()["host"], "app.example.com");
+    e.report(&mut f, Outcome::Status(200), false, 20, &mut state, 1_040);
+    assert!(matches!(f.step, Step::Deliver));
+    let mut h = HeaderMap::new();
+    e.finish(&f, http::StatusCode::OK, &mut h);
+    let timing = h["server-timing"].to_str().unwrap();
+    assert!(timing.contains("eu") && timing.contains("us-east-1 503"), "{timing}");
+}
+
+#[test]
+fn post_is_not_retried_on_503() {
+    let e = edge();
+    let mut state = EdgeState::new(e.config());
+    let req = Request::post("http://x.test/api/echo").body(()).unwrap();
+    let Plan::Forward(mut f) = e.plan(&req, &us_viewer(), &mut state, 1_000, 1) else { panic!() };
+    e.report(&mut f, Outcome::Status(503), true, 5, &mut state, 1_005);
+    assert!(matches!(f.step, Step::GiveUp { stale_ok: false, .. }), "{:?}", f.step);
+}
+
+#[test]
+fn every_region_down_gives_503_with_retry_after() {
+    let e = edge();
+    let mut state = EdgeState::new(e.config());
+    let req = Request::get("http://x.test/api/time").body(()).unwrap();
+    let Plan::Forward(mut f) = e.plan(&req, &us_viewer(), &mut state, 1_000, 1) else { panic!() };
+    e.report(&mut f, Outcome::ConnectError, false, 1, &mut state, 1_001);
+    e.report(&mut f, Outcome::Timeout, false, 1, &mut state, 1_002);
+    let Step::GiveUp { response, stale_ok } = &f.step else { panic!("{:?}", f.step) };
+    assert!(*stale_ok);
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+}
+
+#[test]
+fn untrusted_geo_header_is_ignored_and_trusted_one_routes() {
+    // CFG does not trust the test header: a DE header changes nothing.
+    let (_, request) = forward(
+        Request::get("http://x.test/api/time").header("x-offload-geo", "country=DE").body(()).unwrap(),
+        &us_viewer(),
+    );
+    assert_eq!(request.uri().host(), Some("127.0.0.1"));
+    let trusted = CFG.replace("[routing.origin_auth]", "[routing]\ntrust_test_header = true\n\n[routing.origin_auth]");
+    let e = Edge::new(Config::from_toml(&trusted).unwrap());
+    let req = Request::get("http://x.test/api/time").header("x-offload-geo", "country=DE").body(()).unwrap();
+    let Plan::Forward(f) = plan(&e, req, &us_viewer()) else { panic!() };
+    let Step::Send { request, .. } = &f.step else { panic!() };
+    assert_eq!(request.uri().host(), Some("eu.example.com"));
+    let bad = Request::get("http://x.test/api/time").header("x-offload-geo", "country=??").body(()).unwrap();
+    let Plan::Respond(r) = plan(&e, bad, &us_viewer()) else { panic!() };
+    assert_eq!(r.status(), 400);
+}
+
+#[test]
+fn signed_bucket_requests_carry_sigv4_headers() {
+    let signed = CFG.replace(
+        "index = \"index.html\"",
+        "index = \"index.html\"\nsigned = true\naccess_key_id = \"AKIDEXAMPLE\"\nsecret_access_key = \"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\"",
+    );
+    let e = Edge::new(Config::from_toml(&signed).unwrap());
+    let Plan::Forward(f) = plan(&e, Request::get("http://x.test/a%20b.txt").body(()).unwrap(), &Viewer::default()) else {
+        panic!()
+    };
+    let Step::Send { request, .. } = &f.step else { panic!() };
+    let h = request.headers();
+    let auth = h["authorization"].to_str().unwrap();
+    assert!(auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20231114/us-east-1/s3/aws4_request"), "{auth}");
+    assert!(auth.contains("SignedHeaders=host;x-amz-content-sha256;x-amz-date"), "{auth}");
+    assert_eq!(h["x-amz-content-sha256"], "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    assert!(!format!("{e:?}").contains("wJalrXUtnFEMI"), "secret in Debug");
 }
