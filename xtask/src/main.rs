@@ -5,6 +5,7 @@
 //! - `build-worker` build the Workers edge with worker-build (no downloads)
 //! - `dev`          setup, then run the local stack until Ctrl-C
 //! - `test`         setup, then every test: native, Node, Chromium, workerd
+//! - `sign`         issue a signed link or a presign app token
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 use offload_e2e::{root, tool_path, worker_build_env, Stack};
 
 mod setup;
+mod sign;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -23,8 +25,9 @@ fn main() -> ExitCode {
         Some("build-worker") => build_worker(&root()),
         Some("dev") => dev(),
         Some("test") => test(),
+        Some("sign") => sign::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <setup|build-worker|dev|test>");
+            eprintln!("usage: cargo xtask <setup|build-worker|dev|test|sign>");
             return ExitCode::from(2);
         }
     };

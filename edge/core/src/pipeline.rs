@@ -175,6 +175,11 @@ impl Edge {
         now_ms: u64,
         rand: u32,
     ) -> Plan {
+        let unlocked = match self.check_signed_link(req, viewer, now_ms / 1000) {
+            Ok(r) => r,
+            Err(refusal) => return Plan::Respond(refusal),
+        };
+        let req = unlocked.as_ref().unwrap_or(req);
         match self.try_plan(req, viewer, state, now_ms, rand) {
             Ok(fwd) => Plan::Forward(Box::new(fwd)),
             Err(e) => Plan::Respond(self.error_response(&e)),
@@ -515,6 +520,10 @@ fn viewer_host(req: &Request<()>) -> Result<Option<String>, RequestError> {
         }
     }
 }
+
+mod endpoints;
+
+pub use endpoints::{presign_scope, PRESIGN_MAX_BODY};
 
 #[cfg(test)]
 mod tests;

@@ -97,6 +97,15 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
         Err(e) => return respond_error(&e),
     };
     let viewer = viewer_of(&req, &head);
+    let presign = with_isolate(|edge, _| edge.presign_path() == Some(head.uri().path())).unwrap_or(false);
+    if presign {
+        let body = read_body_limited(&mut req, offload_core::pipeline::PRESIGN_MAX_BODY).await;
+        let resp = with_isolate(|edge, _| edge.presign_endpoint(&head, &body, &viewer, now_ms() / 1000));
+        return match resp {
+            Some(r) => to_worker_response(&r),
+            None => respond_error(&Error::Upstream("edge not initialized".into())),
+        };
+    }
     let plan = with_isolate(|edge, state| edge.plan(&head, &viewer, state, now_ms(), random_u32()));
     let mut fwd = match plan {
         Some(Plan::Respond(resp)) => return to_worker_response(&resp),
@@ -263,4 +272,12 @@ fn to_worker_response(resp: &http::Response<Vec<u8>>) -> worker::Result<Response
         .with_status(resp.status().as_u16())
         .with_headers(to_worker_headers(resp.headers()))
         .fixed(resp.body().clone()))
+}
+
+/// The request body, cut at `limit + 1` bytes so the core can refuse an
+/// oversized one with a clear error.
+async fn read_body_limited(req: &mut Request, limit: usize) -> Vec<u8> {
+    let mut body = req.bytes().await.unwrap_or_default();
+    body.truncate(limit.saturating_add(1));
+    body
 }

@@ -30,6 +30,7 @@ use crate::cache::store::StoreConfig;
 use crate::cache::CacheRules;
 use crate::route::auth::Secret;
 use crate::route::{Pool, RouteConfigError, Routing};
+use crate::sign::{LinkKey, LinkKeySet};
 
 /// A config error: which field, which value, what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +155,10 @@ impl Bucket {
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
+    /// `scheme://authority` of the S3 endpoint.
+    pub fn endpoint(&self) -> String {
+        format!("{}://{}", self.scheme, self.authority)
+    }
     /// Host header for requests to this bucket.
     pub fn host(&self) -> String {
         match self.style {
@@ -238,6 +243,14 @@ pub struct RouteCache {
     pub key: KeyRules,
 }
 
+/// `[presign]`: the endpoint that mints S3 presigned URLs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresignSettings {
+    pub path: String,
+    pub max_expires: u64,
+    pub buckets: Vec<String>,
+}
+
 /// `[cache]`: the in-isolate store and the purge endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheSettings {
@@ -255,9 +268,14 @@ pub struct Route {
     strip_prefix: bool,
     allow_unsafe_retry: bool,
     cache: Option<RouteCache>,
+    signed_links: bool,
 }
 
 impl Route {
+    /// Whether requests need a valid signed-link token.
+    pub fn signed_links(&self) -> bool {
+        self.signed_links
+    }
     /// Whether non-idempotent requests may be retried on another region.
     pub fn allow_unsafe_retry(&self) -> bool {
         self.allow_unsafe_retry
@@ -296,9 +314,19 @@ pub struct Config {
     cache: CacheSettings,
     buckets: BTreeMap<String, Bucket>,
     routes: Vec<Route>,
+    links: Option<LinkKeySet>,
+    presign: Option<PresignSettings>,
 }
 
 impl Config {
+    /// Signed-link keys (also verify the app's presign tokens).
+    pub fn links(&self) -> Option<&LinkKeySet> {
+        self.links.as_ref()
+    }
+    /// The presign endpoint, if enabled.
+    pub fn presign(&self) -> Option<&PresignSettings> {
+        self.presign.as_ref()
+    }
     /// Parse and validate a TOML document.
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
         let raw: RawConfig = toml::from_str(text)
@@ -385,6 +413,42 @@ fn validate_cache_settings(raw: raw::RawCacheSettings) -> Result<CacheSettings, 
         }
     }
     Ok(CacheSettings { store, lock_timeout_ms, purge_path, purge_token: raw.purge_token })
+}
+
+fn validate_links(raw: raw::RawLinks) -> Result<LinkKeySet, ConfigError> {
+    let mut keys = Vec::with_capacity(raw.keys.len());
+    for (i, k) in raw.keys.into_iter().enumerate() {
+        let key = LinkKey::new(k.id.clone(), k.secret.expose().to_vec()).map_err(|e| {
+            ConfigError::new(format!("links.keys[{i}]"), format!("id {:?}: {e}", k.id), ConfigErrorKind::Nested)
+        })?;
+        keys.push(key);
+    }
+    LinkKeySet::new(keys, &raw.current)
+        .map_err(|e| ConfigError::new("links.current", format!("{:?}: {e}", raw.current), ConfigErrorKind::Nested))
+}
+
+fn validate_presign(raw: raw::RawPresign, buckets: &BTreeMap<String, Bucket>) -> Result<PresignSettings, ConfigError> {
+    let path = raw.path.unwrap_or_else(|| "/_offload/presign".to_owned());
+    if !path.starts_with('/') || path.contains(['*', '?', '#', ' ']) {
+        return Err(ConfigError::new("presign.path", path, ConfigErrorKind::BadValue("an exact path starting with '/'")));
+    }
+    let max_expires = raw.max_expires.unwrap_or(3600);
+    if !(1..=604_800).contains(&max_expires) {
+        return Err(ConfigError::new(
+            "presign.max_expires",
+            max_expires.to_string(),
+            ConfigErrorKind::BadValue("must be 1..=604800 (7 days, the SigV4 limit)"),
+        ));
+    }
+    if raw.buckets.is_empty() {
+        return Err(ConfigError::new("presign.buckets", "[]", ConfigErrorKind::BadValue("name at least one bucket")));
+    }
+    for (i, b) in raw.buckets.iter().enumerate() {
+        if !buckets.contains_key(b) {
+            return Err(ConfigError::new(format!("presign.buckets[{i}]"), b.clone(), ConfigErrorKind::UnknownBucket));
+        }
+    }
+    Ok(PresignSettings { path, max_expires, buckets: raw.buckets })
 }
 
 fn valid_name(s: &str) -> bool {
@@ -609,10 +673,34 @@ impl TryFrom<RawConfig> for Config {
                 strip_prefix: r.strip_prefix,
                 allow_unsafe_retry: r.allow_unsafe_retry.unwrap_or(routing.allow_unsafe_retry()),
                 cache,
+                signed_links: r.signed_links,
             });
         }
 
-        Ok(Config { name, routing, cache, buckets, routes })
+        let links = raw.links.map(validate_links).transpose()?;
+        if let Some(i) = routes.iter().position(|r| r.signed_links) {
+            if links.is_none() {
+                return Err(ConfigError::new(
+                    format!("routes[{i}].signed_links"),
+                    "true",
+                    ConfigErrorKind::BadValue("needs a [links] table with keys"),
+                ));
+            }
+        }
+        let presign = match raw.presign {
+            None => None,
+            Some(p) => {
+                if links.is_none() {
+                    return Err(ConfigError::new(
+                        "presign",
+                        "(set)",
+                        ConfigErrorKind::BadValue("needs a [links] table: the app's tokens are signed with those keys"),
+                    ));
+                }
+                Some(validate_presign(p, &buckets)?)
+            }
+        };
+        Ok(Config { name, routing, cache, buckets, routes, links, presign })
     }
 }
 

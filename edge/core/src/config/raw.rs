@@ -28,6 +28,40 @@ pub struct RawConfig {
     pub buckets: BTreeMap<String, RawBucket>,
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    /// `[links]`: keys for signed links (and the app's presign tokens).
+    pub links: Option<RawLinks>,
+    /// `[presign]`: the endpoint that mints S3 presigned URLs.
+    pub presign: Option<RawPresign>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLinks {
+    /// Every key that verifies; rotate by adding a key, switching
+    /// `current`, and removing the old key once its links have expired.
+    pub keys: Vec<RawLinkKey>,
+    /// The id of the key new links are issued with.
+    pub current: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLinkKey {
+    pub id: String,
+    /// At least 32 bytes. Redacted in `Debug`.
+    pub secret: Secret,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPresign {
+    /// Endpoint path (default `/_offload/presign`).
+    pub path: Option<String>,
+    /// Longest lifetime a presigned URL may get, seconds (default 3600,
+    /// at most 604800).
+    pub max_expires: Option<u64>,
+    /// Bucket aliases URLs may be minted for.
+    pub buckets: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -104,4 +138,7 @@ pub struct RawRoute {
     pub cache: Option<CacheRules>,
     /// How cache keys are built for this route.
     pub cache_key: Option<KeyRules>,
+    /// Require a valid signed-link `token` query parameter (see `[links]`).
+    #[serde(default)]
+    pub signed_links: bool,
 }
