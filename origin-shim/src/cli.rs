@@ -8,6 +8,7 @@ use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::bucket::{self, BucketConfig, Secret, SECRET_KEY_ENV};
+use crate::origin::auth::{self as origin_auth, OriginAuth, SECRET_ENV as AUTH_SECRET_ENV};
 use crate::origin::{self, OriginConfig};
 use crate::server::wait_for_os_signal;
 use crate::{Error, ServerHandle};
@@ -40,6 +41,24 @@ pub struct OriginArgs {
     /// Do not write the per-request JSON log lines to stdout.
     #[arg(long)]
     pub no_access_log: bool,
+    /// Serve the /_shim/* control endpoints on this second address, and only
+    /// there; needed for `refuse` and /_shim/stop, /_shim/start.
+    #[arg(long, value_name = "ADDR")]
+    pub control_listen: Option<SocketAddr>,
+    /// Require the edge's origin-auth header, signed with this key id. The secret
+    /// comes from the OFFLOAD_ORIGIN_AUTH_SECRET env var or --auth-secret-file.
+    #[arg(long, value_name = "ID", value_parser = parse_key_id)]
+    pub auth_key_id: Option<String>,
+    /// File holding the origin-auth secret (trailing CR/LF ignored), instead of
+    /// the OFFLOAD_ORIGIN_AUTH_SECRET env var.
+    #[arg(long, value_name = "FILE", requires = "auth_key_id")]
+    pub auth_secret_file: Option<PathBuf>,
+    /// Header carrying the origin-auth signature (lower case).
+    #[arg(long, value_name = "NAME", default_value = offload_core::route::auth::DEFAULT_HEADER, requires = "auth_key_id")]
+    pub auth_header: String,
+    /// Accepted distance between the signature's timestamp and this clock.
+    #[arg(long, value_name = "SECS", default_value_t = origin_auth::DEFAULT_MAX_SKEW_SECS, requires = "auth_key_id")]
+    pub auth_max_skew_secs: u64,
 }
 
 #[derive(Debug, Args)]
@@ -69,6 +88,14 @@ pub struct BucketArgs {
 
 fn parse_region(s: &str) -> Result<String, String> {
     origin::validate_region(s).map(|()| s.to_owned())
+}
+
+fn parse_key_id(s: &str) -> Result<String, String> {
+    if offload_core::route::auth::valid_key_id(s) {
+        Ok(s.to_owned())
+    } else {
+        Err("use 1-64 of [A-Za-z0-9._-]".to_owned())
+    }
 }
 
 fn parse_bucket(s: &str) -> Result<String, String> {
@@ -129,6 +156,88 @@ impl BucketArgs {
     }
 }
 
+/// Reads a secret file, dropping trailing CR/LF; errors name the flag and path,
+/// never the content.
+fn read_secret_file(path: &std::path::Path) -> Result<Vec<u8>, clap::Error> {
+    let mut bytes = std::fs::read(path).map_err(|e| {
+        flag_error(
+            "--auth-secret-file",
+            &path.display().to_string(),
+            &format!("cannot read: {e}"),
+        )
+    })?;
+    while matches!(bytes.last(), Some(b'\n' | b'\r')) {
+        bytes.pop();
+    }
+    Ok(bytes)
+}
+
+impl OriginArgs {
+    /// Resolves the origin-auth secret (env or file) and validates the auth
+    /// settings; errors name the flag and never contain the secret.
+    ///
+    /// Auth is on only when `--auth-key-id` is given; the env var alone does not
+    /// turn it on (so a shell that exports it for the edge does not change the
+    /// shim), and giving both the env var and `--auth-secret-file` is an error.
+    pub fn into_config(
+        self,
+        env_secret: Option<String>,
+    ) -> Result<(OriginConfig, SocketAddr), clap::Error> {
+        let auth = match &self.auth_key_id {
+            None => None,
+            Some(kid) => {
+                let env_secret = env_secret.filter(|s| !s.is_empty());
+                let secret = match (env_secret, &self.auth_secret_file) {
+                    (Some(_), Some(_)) => {
+                        return Err(Cli::command().error(
+                            ErrorKind::ArgumentConflict,
+                            format!(
+                                "the origin-auth secret is given twice: set {AUTH_SECRET_ENV} or pass --auth-secret-file, not both"
+                            ),
+                        ))
+                    }
+                    (Some(s), None) => s.into_bytes(),
+                    (None, Some(path)) => read_secret_file(path)?,
+                    (None, None) => {
+                        return Err(Cli::command().error(
+                            ErrorKind::MissingRequiredArgument,
+                            format!(
+                                "--auth-key-id needs a secret: set {AUTH_SECRET_ENV} (preferred) or pass --auth-secret-file"
+                            ),
+                        ))
+                    }
+                };
+                let auth = OriginAuth::new(kid, offload_core::route::auth::Secret::new(secret))
+                    .and_then(|a| a.with_header(&self.auth_header))
+                    .and_then(|a| a.with_max_skew_secs(self.auth_max_skew_secs))
+                    .map_err(|e| {
+                        let flag = match e.setting() {
+                            "key_id" => "--auth-key-id",
+                            "header" => "--auth-header",
+                            "max_skew_secs" => "--auth-max-skew-secs",
+                            _ => "",
+                        };
+                        match (flag, e.value()) {
+                            ("", _) | (_, None) => Cli::command().error(
+                                ErrorKind::InvalidValue,
+                                format!("the origin-auth secret ({AUTH_SECRET_ENV} or --auth-secret-file) {}", e.expected()),
+                            ),
+                            (flag, Some(v)) => flag_error(flag, v, e.expected()),
+                        }
+                    })?;
+                Some(auth)
+            }
+        };
+        let config = OriginConfig {
+            region: self.region,
+            access_log: !self.no_access_log,
+            auth,
+            control_listen: self.control_listen,
+        };
+        Ok((config, self.listen))
+    }
+}
+
 /// Entry point of the `origin-shim` binary.
 #[must_use]
 pub fn main() -> ExitCode {
@@ -137,13 +246,10 @@ pub fn main() -> ExitCode {
         Err(e) => return clap_exit(&e),
     };
     let job = match cli.mode {
-        Mode::Origin(args) => Job::Origin(
-            OriginConfig {
-                region: args.region,
-                access_log: !args.no_access_log,
-            },
-            args.listen,
-        ),
+        Mode::Origin(args) => match args.into_config(std::env::var(AUTH_SECRET_ENV).ok()) {
+            Ok((config, listen)) => Job::Origin(config, listen),
+            Err(e) => return clap_exit(&e),
+        },
         Mode::Bucket(args) => match args.into_config(std::env::var(SECRET_KEY_ENV).ok()) {
             Ok((config, listen)) => Job::Bucket(config, listen),
             Err(e) => return clap_exit(&e),
@@ -184,6 +290,9 @@ async fn run(job: Job) -> Result<(), Error> {
         Job::Bucket(config, listen) => ("bucket", bucket::start(config, listen).await?),
     };
     crate::origin::layers::write_stdout_line(&listening_line(mode, handle.addr()));
+    if let Some(control) = handle.control_addr() {
+        crate::origin::layers::write_stdout_line(&control_line(mode, control));
+    }
     wait_for_os_signal().await?;
     handle.shutdown().await
 }
@@ -192,4 +301,10 @@ async fn run(job: Job) -> Result<(), Error> {
 #[must_use]
 pub fn listening_line(mode: &str, addr: SocketAddr) -> String {
     format!("origin-shim {mode} listening on http://{addr}")
+}
+
+/// The second line printed when the server has a control listener.
+#[must_use]
+pub fn control_line(mode: &str, addr: SocketAddr) -> String {
+    format!("origin-shim {mode} control listening on http://{addr}")
 }

@@ -1,7 +1,10 @@
 //! `origin-shim`: local stand-ins for the pieces that sit behind the Offload edge.
 //!
 //! * [`origin`] — a regional web origin (what normally sits behind an ELB), with
-//!   per-path request counters that tests can read and reset over HTTP.
+//!   request counters that tests can read and reset over HTTP, optional
+//!   verification of the edge's origin-auth signature ([`origin::auth`]) and
+//!   runtime fault injection: failures, latency and refused connections
+//!   ([`origin::faults`]).
 //! * [`bucket`] — an S3-compatible bucket (backed by `s3s` + `s3s-fs`) that verifies
 //!   AWS SigV4 (header-signed and presigned requests), with an optional anonymous
 //!   public-read bucket.

@@ -20,6 +20,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct ServerHandle {
     addr: SocketAddr,
+    control_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), Error>>>,
 }
@@ -34,6 +35,7 @@ impl ServerHandle {
         let task = tokio::spawn(serve(ShutdownSignal(rx)));
         Self {
             addr,
+            control_addr: None,
             shutdown: Some(tx),
             task: Some(task),
         }
@@ -49,6 +51,23 @@ impl ServerHandle {
     #[must_use]
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    pub(crate) fn with_control_addr(mut self, addr: Option<SocketAddr>) -> Self {
+        self.control_addr = addr;
+        self
+    }
+
+    /// The control listener's address, when the server has one.
+    #[must_use]
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        self.control_addr
+    }
+
+    /// `http://CONTROL_ADDR`, when the server has a control listener.
+    #[must_use]
+    pub fn control_url(&self) -> Option<String> {
+        self.control_addr.map(|a| format!("http://{a}"))
     }
 
     /// Stops accepting connections, lets in-flight requests finish (up to a few

@@ -213,3 +213,199 @@ fn bind_failure_is_a_clean_error() {
     assert_eq!(code, 1);
     assert!(err.contains(&addr), "{err}");
 }
+
+const AUTH_SECRET: &str = "cli-origin-auth-secret-0001";
+
+fn run_origin_bad(args: &[&str], env_secret: Option<&str>) -> (i32, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("origin")
+        .args(args)
+        .env_remove("OFFLOAD_ORIGIN_AUTH_SECRET");
+    if let Some(s) = env_secret {
+        cmd.env("OFFLOAD_ORIGIN_AUTH_SECRET", s);
+    }
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (out.status.code().unwrap(), stderr)
+}
+
+#[tokio::test]
+async fn origin_binary_with_auth_and_control_port() {
+    use offload_core::route::auth::{sign_origin_request, Secret, SigningKey};
+    let (mut p, mut out, line, url) = spawn(
+        &[
+            "origin",
+            "--listen",
+            "127.0.0.1:0",
+            "--control-listen",
+            "127.0.0.1:0",
+            "--auth-key-id",
+            "k1",
+            "--no-access-log",
+        ],
+        &[("OFFLOAD_ORIGIN_AUTH_SECRET", AUTH_SECRET)],
+    );
+    assert!(
+        line.starts_with("origin-shim origin listening on http://127.0.0.1:"),
+        "{line}"
+    );
+    let mut control = String::new();
+    out.read_line(&mut control).unwrap();
+    let control = control.trim_end();
+    assert!(
+        control.starts_with("origin-shim origin control listening on http://127.0.0.1:"),
+        "{control}"
+    );
+    let control_url = control.rsplit(' ').next().unwrap();
+
+    let r = common::get(&format!("{url}/api/time")).await;
+    assert_eq!(r.status, http::StatusCode::FORBIDDEN);
+    assert_eq!(r.json()["reason"], "missing");
+
+    let host = url.trim_start_matches("http://");
+    let key = SigningKey::new("k1", Secret::new(AUTH_SECRET.as_bytes().to_vec()));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let sig = sign_origin_request(&key, "GET", "/api/time", host, now);
+    let r = common::send(common::request(
+        http::Method::GET,
+        &format!("{url}/api/time"),
+        &[("host", host), ("x-offload-auth", &sig)],
+        b"",
+    ))
+    .await;
+    assert_eq!(r.status, http::StatusCode::OK, "{}", r.text());
+
+    let s = common::get(&format!("{control_url}/_shim/stats"))
+        .await
+        .json();
+    assert_eq!(s["refused_auth"], 1, "{s}");
+    assert_eq!(s["total"], 1, "{s}");
+
+    assert!(term(&mut p).success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    std::io::Read::read_to_string(p.0.stderr.as_mut().unwrap(), &mut rest).unwrap();
+    assert!(!rest.contains(AUTH_SECRET), "{rest}");
+}
+
+#[tokio::test]
+async fn origin_binary_reads_auth_secret_file() {
+    let dir = common::TempDir::new("cli-auth");
+    let file = dir.path().join("secret");
+    std::fs::write(&file, format!("{AUTH_SECRET}\n")).unwrap();
+    let (mut p, _out, _line, url) = spawn(
+        &[
+            "origin",
+            "--listen",
+            "127.0.0.1:0",
+            "--auth-key-id",
+            "k2",
+            "--auth-secret-file",
+            file.to_str().unwrap(),
+            "--auth-header",
+            "x-edge-auth",
+            "--no-access-log",
+        ],
+        &[],
+    );
+    use offload_core::route::auth::{sign_origin_request, Secret, SigningKey};
+    let host = url.trim_start_matches("http://");
+    let key = SigningKey::new("k2", Secret::new(AUTH_SECRET.as_bytes().to_vec()));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let sig = sign_origin_request(&key, "GET", "/healthz", host, now);
+    let r = common::send(common::request(
+        http::Method::GET,
+        &format!("{url}/healthz"),
+        &[("host", host), ("x-edge-auth", &sig)],
+        b"",
+    ))
+    .await;
+    assert_eq!(r.status, http::StatusCode::OK, "{}", r.text());
+    assert!(term(&mut p).success());
+}
+
+#[test]
+fn bad_auth_flags_exit_2_naming_the_flag() {
+    let (code, err) = run_origin_bad(&["--auth-key-id", "k1"], None);
+    assert_eq!(code, 2);
+    assert!(err.contains("OFFLOAD_ORIGIN_AUTH_SECRET"), "{err}");
+
+    let (code, err) = run_origin_bad(&["--auth-key-id", "k1"], Some("too-short"));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("at least 16 bytes") && !err.contains("too-short"),
+        "{err}"
+    );
+
+    let (code, err) = run_origin_bad(&["--auth-key-id", "k 1"], Some(AUTH_SECRET));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--auth-key-id") && err.contains("k 1"),
+        "{err}"
+    );
+
+    let (code, err) = run_origin_bad(
+        &["--auth-key-id", "k1", "--auth-header", "X-Upper"],
+        Some(AUTH_SECRET),
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--auth-header") && err.contains("X-Upper"),
+        "{err}"
+    );
+
+    let (code, err) = run_origin_bad(
+        &["--auth-key-id", "k1", "--auth-max-skew-secs", "0"],
+        Some(AUTH_SECRET),
+    );
+    assert_eq!(code, 2);
+    assert!(err.contains("--auth-max-skew-secs"), "{err}");
+
+    let (code, err) = run_origin_bad(&["--auth-secret-file", "/tmp/x"], None);
+    assert_eq!(code, 2);
+    assert!(err.contains("--auth-key-id"), "{err}");
+
+    let (code, err) = run_origin_bad(
+        &[
+            "--auth-key-id",
+            "k1",
+            "--auth-secret-file",
+            "/definitely/not/here",
+        ],
+        None,
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--auth-secret-file") && err.contains("/definitely/not/here"),
+        "{err}"
+    );
+
+    let (code, err) = run_origin_bad(
+        &[
+            "--auth-key-id",
+            "k1",
+            "--auth-secret-file",
+            "/definitely/not/here",
+        ],
+        Some(AUTH_SECRET),
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("not both") && !err.contains(AUTH_SECRET),
+        "{err}"
+    );
+
+    let (code, err) = run_origin_bad(&["--control-listen", "nope"], None);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--control-listen") && err.contains("nope"),
+        "{err}"
+    );
+}

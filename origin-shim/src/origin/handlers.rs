@@ -13,6 +13,7 @@ use axum::{Extension, Json};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::faults::{FaultPatch, FaultSettings, FaultsError};
 use super::layers::RequestCount;
 use super::OriginState;
 
@@ -104,7 +105,12 @@ pub async fn item(
         }
     };
     let etag = item_etag(&id);
-    let cache_headers = [(CACHE_CONTROL, CC_ITEM.to_owned()), (ETAG, etag.clone())];
+    // Purge tags for the edge: every item, and this one.
+    let tags = (
+        axum::http::HeaderName::from_static("surrogate-key"),
+        format!("items item-{id}"),
+    );
+    let cache_headers = [(CACHE_CONTROL, CC_ITEM.to_owned()), (ETAG, etag.clone()), tags];
     if if_none_match_hits(&headers, &etag) {
         return (StatusCode::NOT_MODIFIED, cache_headers).into_response();
     }
@@ -170,10 +176,18 @@ pub async fn healthz() -> Response {
         .into_response()
 }
 
-/// `GET /_shim/stats`
+/// `GET /_shim/stats`: `{"region","total","paths","statuses","refused_auth","faults_injected"}`
+/// (see [`super::stats`] for what each counts).
 pub async fn stats(State(state): State<OriginState>) -> Response {
     let snap = state.stats.snapshot();
-    let body = json!({ "region": &*state.region, "total": snap.total, "paths": snap.paths });
+    let body = json!({
+        "region": &*state.region,
+        "total": snap.total,
+        "paths": snap.paths,
+        "statuses": snap.statuses,
+        "refused_auth": snap.refused_auth,
+        "faults_injected": snap.faults_injected,
+    });
     ([(CACHE_CONTROL, CC_NO_STORE)], Json(body)).into_response()
 }
 
@@ -182,6 +196,98 @@ pub async fn reset(State(state): State<OriginState>) -> Response {
     state.stats.reset();
     let body = json!({ "region": &*state.region, "reset": true });
     ([(CACHE_CONTROL, CC_NO_STORE)], Json(body)).into_response()
+}
+
+fn faults_response(settings: FaultSettings) -> Response {
+    ([(CACHE_CONTROL, CC_NO_STORE)], Json(settings)).into_response()
+}
+
+/// Applies `patch` to the live fault settings, closing or re-opening the main
+/// listener when `refuse` changes. Nothing changes when any step fails.
+async fn change_faults(state: &OriginState, patch: FaultPatch) -> Response {
+    let _guard = state.faults.update_guard().await;
+    let current = state.faults.settings();
+    let next = patch.apply(current);
+    // Opening/closing is idempotent, so the listener is told whenever `refuse`
+    // is given, not only when it changes: that also repairs the state should an
+    // earlier change have been cut short (client gone mid-request).
+    if let Some(refuse) = patch.refuse {
+        let result = match &state.listener {
+            Some(listener) => listener.set_accepting(!refuse).await,
+            // Without a control listener the main one is never closed.
+            None if refuse => return faults_error(&FaultsError::refuse_needs_control_listener()),
+            None => Ok(()),
+        };
+        if let Err(e) = result {
+            return json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &e.to_string(),
+                json!({ "field": "refuse", "faults": current }),
+            );
+        }
+    }
+    state.faults.set(next);
+    faults_response(next)
+}
+
+fn faults_error(e: &FaultsError) -> Response {
+    json_error(
+        StatusCode::BAD_REQUEST,
+        &e.to_string(),
+        json!({ "field": e.field() }),
+    )
+}
+
+/// `GET /_shim/faults`: the current [`FaultSettings`].
+pub async fn faults_get(State(state): State<OriginState>) -> Response {
+    faults_response(state.faults.settings())
+}
+
+/// `POST /_shim/faults`: changes the fields given (see [`super::faults`]).
+pub async fn faults_post(State(state): State<OriginState>, body: Bytes) -> Response {
+    match FaultPatch::from_json(&body) {
+        Ok(patch) => change_faults(&state, patch).await,
+        Err(e) => faults_error(&e),
+    }
+}
+
+/// `DELETE /_shim/faults`: back to the defaults (re-opens a refused listener).
+pub async fn faults_delete(State(state): State<OriginState>) -> Response {
+    let d = FaultSettings::default();
+    let patch = FaultPatch {
+        fail_ratio: Some(d.fail_ratio),
+        fail_status: Some(d.fail_status),
+        latency_ms: Some(d.latency_ms),
+        refuse: Some(d.refuse),
+    };
+    change_faults(&state, patch).await
+}
+
+/// `POST /_shim/stop`: `refuse: true` (needs the control listener).
+pub async fn stop(State(state): State<OriginState>) -> Response {
+    let patch = FaultPatch {
+        refuse: Some(true),
+        ..FaultPatch::default()
+    };
+    change_faults(&state, patch).await
+}
+
+/// `POST /_shim/start`: `refuse: false`.
+pub async fn start(State(state): State<OriginState>) -> Response {
+    let patch = FaultPatch {
+        refuse: Some(false),
+        ..FaultPatch::default()
+    };
+    change_faults(&state, patch).await
+}
+
+/// `/_shim/*` on the main port when the control plane has its own listener.
+pub async fn control_elsewhere(State(state): State<OriginState>, uri: Uri) -> Response {
+    json_error(
+        StatusCode::NOT_FOUND,
+        "not found: the /_shim/* control endpoints are served on the control listener (--control-listen)",
+        json!({ "region": &*state.region, "path": uri.path() }),
+    )
 }
 
 /// Unknown path.

@@ -6,25 +6,29 @@
 //!    duration; never header values or bodies).
 //! 2. [`region_header`] — stamps `X-Origin-Region` on every response, including
 //!    404/405 and anything a later layer rejects.
-//! 3. *(future)* origin-auth: verify the edge's HMAC signature and answer 401/403
-//!    before the request is counted. Add it in [`apply`] at the marked spot, as an
-//!    `axum::middleware::from_fn_with_state` layer with its key in [`OriginState`].
-//! 4. *(future)* fault injection: fail a share of requests with a chosen status or
-//!    add latency, driven by config held in [`OriginState`] (e.g. set via a
-//!    `/_shim/faults` route). Refusing/resetting connections belongs in the accept
-//!    loop of [`super::start`] instead, since it happens below HTTP.
-//! 5. [`count_requests`] — per-path counters (skips `/_shim/*`), and hands the
+//! 3. [`count_statuses`] — counts every response status (skips `/_shim/*`), so
+//!    refusals and injected faults show up in `statuses` too.
+//! 4. [`origin_auth`] — when configured, verifies the edge's HMAC signature
+//!    ([`super::auth`]) and answers 403 before anything below runs; counted as
+//!    `refused_auth`. `/_shim/*` is exempt.
+//! 5. [`inject_faults`] — adds latency and fails a share of requests
+//!    ([`super::faults`]); counted as `faults_injected`. `/_shim/*` is exempt.
+//!    Refusing connections happens below HTTP, in [`super::listener`].
+//! 6. [`count_requests`] — per-path counters (skips `/_shim/*`), and hands the
 //!    path's count to the handler via the [`RequestCount`] extension.
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Request, State};
-use axum::http::HeaderValue;
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{from_fn_with_state, Next};
 use axum::response::Response;
 use axum::Router;
+use serde_json::json;
 
-use super::{OriginState, REGION_HEADER};
+use super::faults::FAULT_HEADER;
+use super::handlers::json_error;
+use super::{auth, OriginState, REGION_HEADER};
 
 /// Count of requests served for the current request's path, this one included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,13 +42,14 @@ pub fn apply(app: Router, state: OriginState) -> Router {
     // `Router::layer` wraps what is already there, so the first layer added is the
     // innermost one.
     app.layer(from_fn_with_state(state.clone(), count_requests))
-        // <- fault injection layer goes here (inside auth, outside counting)
-        // <- origin-auth (HMAC verification) layer goes here
+        .layer(from_fn_with_state(state.clone(), inject_faults))
+        .layer(from_fn_with_state(state.clone(), origin_auth))
+        .layer(from_fn_with_state(state.clone(), count_statuses))
         .layer(from_fn_with_state(state.clone(), region_header))
         .layer(from_fn_with_state(state, access_log))
 }
 
-fn is_control_path(path: &str) -> bool {
+pub(crate) fn is_control_path(path: &str) -> bool {
     path == CONTROL_PREFIX
         || path
             .strip_prefix(CONTROL_PREFIX)
@@ -63,6 +68,75 @@ pub async fn count_requests(
         req.extensions_mut().insert(RequestCount(n));
     }
     next.run(req).await
+}
+
+/// Counts the response status (unless it is a `/_shim/*` control request).
+pub async fn count_statuses(
+    State(state): State<OriginState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if is_control_path(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let resp = next.run(req).await;
+    state.stats.record_status(resp.status().as_u16());
+    resp
+}
+
+fn unix_now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Refuses requests without a valid origin-auth header (when auth is configured).
+pub async fn origin_auth(State(state): State<OriginState>, req: Request, next: Next) -> Response {
+    let Some(config) = state.auth.as_deref() else {
+        return next.run(req).await;
+    };
+    if is_control_path(req.uri().path()) {
+        return next.run(req).await;
+    }
+    match config.verify(
+        req.method().as_str(),
+        req.uri(),
+        req.headers(),
+        unix_now_secs(),
+    ) {
+        Ok(()) => next.run(req).await,
+        Err(e) => {
+            state.stats.record_refused_auth();
+            json_error(
+                StatusCode::FORBIDDEN,
+                &e.to_string(),
+                json!({ "reason": auth::reason(&e), "region": &*state.region }),
+            )
+        }
+    }
+}
+
+/// Applies the current fault settings: latency, then maybe an injected failure.
+pub async fn inject_faults(State(state): State<OriginState>, req: Request, next: Next) -> Response {
+    if is_control_path(req.uri().path()) {
+        return next.run(req).await;
+    }
+    let plan = state.faults.plan();
+    if !plan.latency.is_zero() {
+        tokio::time::sleep(plan.latency).await;
+    }
+    let Some(status) = plan.fail else {
+        return next.run(req).await;
+    };
+    state.stats.record_fault();
+    let mut resp = json_error(
+        status,
+        "injected fault",
+        json!({ "region": &*state.region }),
+    );
+    resp.headers_mut()
+        .insert(FAULT_HEADER, HeaderValue::from_static("injected"));
+    resp
 }
 
 /// Adds `X-Origin-Region` to every response.

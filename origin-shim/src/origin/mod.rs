@@ -5,30 +5,49 @@
 //! | route                  | cache-control                                   |
 //! |------------------------|-------------------------------------------------|
 //! | `GET /api/time`        | `public, max-age=5`                             |
-//! | `GET /api/items/{id}`  | `public, max-age=60, stale-while-revalidate=30` + strong `ETag` / 304 |
+//! | `GET /api/items/{id}`  | `public, max-age=60, stale-while-revalidate=30` + strong `ETag` / 304, `Surrogate-Key: items item-{id}` |
+//! | `POST /api/items/{id}` | `no-store` (echo; lets tests invalidate an item at the edge) |
 //! | `GET /api/private`     | `private, no-store`                             |
 //! | `POST /api/echo`       | `no-store` (also PUT/PATCH/DELETE)              |
 //! | `GET /api/headers`     | `no-store`                                      |
-//! | `GET /healthz`         | —                                               |
-//! | `GET /_shim/stats`, `POST /_shim/reset` | `no-store` (not counted)       |
+//! | `GET /healthz`         | `no-store`                                      |
+//!
+//! Control plane (`/_shim/*`, never counted, never behind origin auth or faults):
+//!
+//! | route                                   | what                                  |
+//! |-----------------------------------------|---------------------------------------|
+//! | `GET /_shim/stats`, `POST /_shim/reset` | counters ([`stats`])                  |
+//! | `GET/POST/DELETE /_shim/faults`         | fault injection ([`faults`])          |
+//! | `POST /_shim/stop`, `POST /_shim/start` | same as `POST /_shim/faults` with `{"refuse":true}` / `{"refuse":false}` |
+//!
+//! Without [`OriginConfig::control_listen`] the control plane is served on the
+//! main port. With it, the control plane moves to that second port only (the
+//! main port answers `/_shim/*` with a 404 pointing there), which is what makes
+//! `refuse` possible: the main listener can close while the control port stays.
 //!
 //! Every response carries `X-Origin-Region`; every request is logged as one JSON
-//! line on stdout. Middleware lives in [`layers`], which is also where fault
-//! injection and HMAC origin-auth are meant to be added.
+//! line on stdout. Middleware (origin auth, faults, counters) lives in [`layers`].
 
+pub mod auth;
+pub mod faults;
 pub mod handlers;
 pub mod layers;
+pub mod listener;
 pub mod stats;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
+use tokio::sync::watch;
 
 use crate::server::ServerHandle;
 use crate::Error;
 
+pub use self::auth::OriginAuth;
+pub use self::faults::{FaultPatch, FaultSettings, Faults, FaultsError};
+pub use self::listener::ListenerControl;
 pub use self::stats::{Stats, StatsSnapshot};
 
 /// Header naming the region that answered.
@@ -41,6 +60,10 @@ pub struct OriginConfig {
     pub region: String,
     /// Write one JSON access-log line per request to stdout.
     pub access_log: bool,
+    /// Require the edge's origin-auth header on every non-`/_shim/*` request.
+    pub auth: Option<OriginAuth>,
+    /// Serve `/_shim/*` on this second address (and only there).
+    pub control_listen: Option<SocketAddr>,
 }
 
 impl OriginConfig {
@@ -49,6 +72,8 @@ impl OriginConfig {
         Self {
             region: region.into(),
             access_log: true,
+            auth: None,
+            control_listen: None,
         }
     }
 }
@@ -59,6 +84,11 @@ pub struct OriginState {
     pub region: Arc<str>,
     pub stats: Arc<Stats>,
     pub access_log: bool,
+    pub auth: Option<Arc<OriginAuth>>,
+    pub faults: Arc<Faults>,
+    /// Present when the control plane has its own listener, so the main one
+    /// may be closed (`refuse`).
+    pub listener: Option<ListenerControl>,
 }
 
 impl OriginState {
@@ -68,6 +98,9 @@ impl OriginState {
             region: Arc::from(config.region.as_str()),
             stats: Arc::new(Stats::default()),
             access_log: config.access_log,
+            auth: config.auth.clone().map(Arc::new),
+            faults: Arc::new(Faults::default()),
+            listener: None,
         }
     }
 }
@@ -86,11 +119,10 @@ pub fn validate_region(region: &str) -> Result<(), String> {
     }
 }
 
-/// Builds the full origin application (routes + middleware).
-pub fn router(state: OriginState) -> Router {
-    let app = Router::new()
+fn api_routes() -> Router<OriginState> {
+    Router::new()
         .route("/api/time", get(handlers::time))
-        .route("/api/items/{id}", get(handlers::item))
+        .route("/api/items/{id}", get(handlers::item).post(handlers::echo))
         .route("/api/private", get(handlers::private))
         .route(
             "/api/echo",
@@ -101,27 +133,89 @@ pub fn router(state: OriginState) -> Router {
         )
         .route("/api/headers", get(handlers::headers))
         .route("/healthz", get(handlers::healthz))
+}
+
+fn control_routes() -> Router<OriginState> {
+    Router::new()
         .route("/_shim/stats", get(handlers::stats))
         .route("/_shim/reset", post(handlers::reset))
+        .route(
+            "/_shim/faults",
+            get(handlers::faults_get)
+                .post(handlers::faults_post)
+                .delete(handlers::faults_delete),
+        )
+        .route("/_shim/stop", post(handlers::stop))
+        .route("/_shim/start", post(handlers::start))
+}
+
+fn finish(app: Router<OriginState>, state: OriginState) -> Router {
+    let app = app
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(state.clone());
     layers::apply(app, state)
 }
 
-/// Binds `listen` and serves the origin on the current tokio runtime.
+/// Builds the full origin application (routes + control plane + middleware) for
+/// a single port.
+pub fn router(state: OriginState) -> Router {
+    finish(api_routes().merge(control_routes()), state)
+}
+
+/// The main-port application when the control plane has its own listener.
+pub fn main_router(state: OriginState) -> Router {
+    let app = api_routes()
+        .route("/_shim", any(handlers::control_elsewhere))
+        .route("/_shim/{*rest}", any(handlers::control_elsewhere));
+    finish(app, state)
+}
+
+/// The control-port application: `/_shim/*` only.
+pub fn control_router(state: OriginState) -> Router {
+    finish(control_routes(), state)
+}
+
+/// Binds `listen` (and `config.control_listen`, if any) and serves the origin on
+/// the current tokio runtime.
 pub async fn start(config: OriginConfig, listen: SocketAddr) -> Result<ServerHandle, Error> {
     validate_region(&config.region)
         .map_err(|e| Error::Config(format!("region {:?}: {e}", config.region)))?;
     let listener = crate::server::bind(listen).await?;
     let addr = listener.local_addr()?;
-    let app = router(OriginState::new(&config));
-    // Connection-level faults (refusing/resetting connections) would hook in here,
-    // around the listener, rather than in the axum layers.
-    Ok(ServerHandle::spawn(addr, move |shutdown| async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.wait())
-            .await
-            .map_err(Error::Io)
-    }))
+    let control = match config.control_listen {
+        Some(c) => Some(crate::server::bind(c).await?),
+        None => None,
+    };
+    let control_addr = control.as_ref().map(|l| l.local_addr()).transpose()?;
+
+    let (commands_tx, commands) = ListenerControl::channel();
+    let mut state = OriginState::new(&config);
+    let control = control.map(|l| {
+        state.listener = Some(commands_tx);
+        (l, control_router(state.clone()))
+    });
+    let app = if control.is_some() {
+        main_router(state)
+    } else {
+        router(state)
+    };
+
+    let handle = ServerHandle::spawn(addr, move |shutdown| async move {
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let main = listener::run_main(listener, addr, app, commands, stop_rx.clone());
+        let ctl = async move {
+            match control {
+                Some((l, app)) => listener::run_plain(l, app, stop_rx).await,
+                None => Ok(()),
+            }
+        };
+        let relay = async move {
+            shutdown.wait().await;
+            let _ = stop_tx.send(true);
+        };
+        let ((), main, ctl) = tokio::join!(relay, main, ctl);
+        main.and(ctl)
+    });
+    Ok(handle.with_control_addr(control_addr))
 }

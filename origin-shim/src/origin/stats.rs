@@ -1,11 +1,23 @@
-//! Per-path request counters.
+//! Request counters, read and reset over `/_shim/stats` and `/_shim/reset`.
+//!
+//! What is counted (control requests under `/_shim/*` never are):
+//!
+//! * `total` / `paths` — requests that reached a route handler (or the 404/405
+//!   fallbacks), per path without the query string. Requests refused by origin
+//!   auth or failed by an injected fault are *not* in here: they never reached
+//!   the application.
+//! * `statuses` — every response status sent, refusals and injected faults
+//!   included, so `statuses` sums to `total + refused_auth + faults_injected`.
+//! * `refused_auth` — requests answered 403 by the origin-auth check.
+//! * `faults_injected` — requests answered with the injected `fail_status`
+//!   (added latency alone is not counted).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use serde::Serialize;
 
-/// Counts requests served, per request path (query string excluded).
+/// The shim's counters.
 #[derive(Debug, Default)]
 pub struct Stats {
     inner: Mutex<Inner>,
@@ -15,6 +27,9 @@ pub struct Stats {
 struct Inner {
     total: u64,
     paths: HashMap<String, u64>,
+    statuses: BTreeMap<u16, u64>,
+    refused_auth: u64,
+    faults_injected: u64,
 }
 
 /// A consistent copy of the counters.
@@ -22,6 +37,10 @@ struct Inner {
 pub struct StatsSnapshot {
     pub total: u64,
     pub paths: BTreeMap<String, u64>,
+    /// Responses per status code (serialized with string keys, e.g. `"503"`).
+    pub statuses: BTreeMap<u16, u64>,
+    pub refused_auth: u64,
+    pub faults_injected: u64,
 }
 
 impl Stats {
@@ -39,6 +58,21 @@ impl Stats {
         *n
     }
 
+    /// Counts one response with `status`.
+    pub fn record_status(&self, status: u16) {
+        *self.lock().statuses.entry(status).or_insert(0) += 1;
+    }
+
+    /// Counts one request refused by origin auth.
+    pub fn record_refused_auth(&self) {
+        self.lock().refused_auth += 1;
+    }
+
+    /// Counts one request failed by fault injection.
+    pub fn record_fault(&self) {
+        self.lock().faults_injected += 1;
+    }
+
     /// Current count for one path.
     #[must_use]
     pub fn get(&self, path: &str) -> u64 {
@@ -51,13 +85,15 @@ impl Stats {
         StatsSnapshot {
             total: inner.total,
             paths: inner.paths.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            statuses: inner.statuses.clone(),
+            refused_auth: inner.refused_auth,
+            faults_injected: inner.faults_injected,
         }
     }
 
+    /// Zeroes every counter.
     pub fn reset(&self) {
-        let mut inner = self.lock();
-        inner.total = 0;
-        inner.paths.clear();
+        *self.lock() = Inner::default();
     }
 }
 
@@ -71,9 +107,19 @@ mod tests {
         assert_eq!(s.record("/a"), 1);
         assert_eq!(s.record("/a"), 2);
         assert_eq!(s.record("/b"), 1);
+        s.record_status(200);
+        s.record_status(200);
+        s.record_status(503);
+        s.record_refused_auth();
+        s.record_fault();
         let snap = s.snapshot();
         assert_eq!(snap.total, 3);
         assert_eq!(snap.paths.get("/a"), Some(&2));
+        assert_eq!(snap.statuses.get(&200), Some(&2));
+        assert_eq!(snap.statuses.get(&503), Some(&1));
+        assert_eq!((snap.refused_auth, snap.faults_injected), (1, 1));
+        let json = serde_json::to_value(&snap).unwrap_or_default();
+        assert_eq!(json["statuses"]["503"], 1);
         s.reset();
         assert_eq!(s.snapshot(), StatsSnapshot::default());
         assert_eq!(s.get("/a"), 0);
