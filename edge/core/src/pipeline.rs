@@ -218,9 +218,20 @@ impl Edge {
             .ok_or_else(|| RequestError::new(RequestErrorKind::NoRoute, format!("{path:?}")))?;
         let viewer_host = viewer_host(req)?;
         let fwd_path = route.forward_path(path);
-        let path_and_query = match req.uri().query() {
-            Some(q) => format!("{fwd_path}?{q}"),
-            None => fwd_path.into_owned(),
+        let path_and_query = match (req.uri().query(), route.cache()) {
+            // A cached route forwards the query its cache key sees: a
+            // parameter the key drops (utm_*, denied names) must not reach
+            // the origin, or it could change a response shared by everyone.
+            (Some(q), Some(rc)) if is_cacheable_method(req.method()) => {
+                let q = rc.key.forward_query(q);
+                if q.is_empty() {
+                    fwd_path.into_owned()
+                } else {
+                    format!("{fwd_path}?{q}")
+                }
+            }
+            (Some(q), _) => format!("{fwd_path}?{q}"),
+            (None, _) => fwd_path.into_owned(),
         };
         let reason = if route.cache().is_some() && is_cacheable_method(req.method()) {
             FwdReason::UriMiss

@@ -2,6 +2,10 @@
 //! made by `offload_core`; this crate turns `worker` types into `http` types
 //! and back, performs the fetches the core's plan asks for (with per-try
 //! timeouts), reports each outcome back, and keeps the per-isolate state.
+//! The cache layer (L1 in the isolate, L2 in the platform cache) is in
+//! [`cache`].
+
+mod cache;
 
 use std::cell::RefCell;
 use std::time::Duration;
@@ -11,7 +15,8 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 use offload_core::route::geo::WorkersCf;
 use offload_core::route::Outcome;
 use offload_core::sign::Credentials;
-use offload_core::{Config, Edge, EdgeState, Error, Plan, Step, Viewer};
+use offload_core::cache::EdgeCache;
+use offload_core::{Config, Edge, EdgeState, Error, Forward, Plan, Step, Viewer};
 use worker::{
     event, AbortController, Context, Delay, Env, Fetch, Headers, Method, Request, RequestInit,
     RequestRedirect, Response,
@@ -21,11 +26,13 @@ use worker::{
 /// config never deploys).
 const CONFIG_TOML: &str = include_str!(concat!(env!("OUT_DIR"), "/offload.toml"));
 
-/// The isolate's edge and its shared state (health, retry budget). Wasm in
-/// Workers is single-threaded; borrows never live across an `.await`.
+/// The isolate's edge and its shared state (health, retry budget, the L1
+/// cache). Wasm in Workers is single-threaded; borrows never live across
+/// an `.await`.
 struct Isolate {
     edge: Edge,
     state: EdgeState,
+    cache: EdgeCache,
 }
 
 thread_local! {
@@ -41,7 +48,8 @@ fn init(env: &Env) -> Result<(), Error> {
                 let mut edge = Edge::new(config);
                 apply_secrets(&mut edge, env);
                 let state = EdgeState::new(edge.config());
-                Isolate { edge, state }
+                let cache = EdgeCache::new(edge.config());
+                Isolate { edge, state, cache }
             }));
         }
         match slot.as_ref() {
@@ -73,6 +81,13 @@ fn with_isolate<T>(f: impl FnOnce(&Edge, &mut EdgeState) -> T) -> Option<T> {
     })
 }
 
+fn with_cache<T>(f: impl FnOnce(&Edge, &mut EdgeState, &mut EdgeCache) -> T) -> Option<T> {
+    ISOLATE.with(|cell| match cell.borrow_mut().as_mut() {
+        Some(Ok(iso)) => Some(f(&iso.edge, &mut iso.state, &mut iso.cache)),
+        _ => None,
+    })
+}
+
 fn now_ms() -> u64 {
     let ms = js_sys::Date::now();
     if ms.is_finite() && ms > 0.0 {
@@ -87,7 +102,7 @@ fn random_u32() -> u32 {
 }
 
 #[event(fetch)]
-async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
+async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     if let Err(e) = init(&env) {
         worker::console_error!("{e}");
         return to_worker_response(&e.to_response());
@@ -96,6 +111,11 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
         Ok(h) => h,
         Err(e) => return respond_error(&e),
     };
+    // The cache layer's own endpoint, answered before routing.
+    if with_cache(|_, _, c| c.is_purge(&head)) == Some(true) {
+        let body = req.bytes().await.unwrap_or_default();
+        return cache::purge(&head, &body).await;
+    }
     let viewer = viewer_of(&req, &head);
     let presign = with_isolate(|edge, _| edge.presign_path() == Some(head.uri().path())).unwrap_or(false);
     if presign {
@@ -107,20 +127,44 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
         };
     }
     let plan = with_isolate(|edge, state| edge.plan(&head, &viewer, state, now_ms(), random_u32()));
-    let mut fwd = match plan {
+    let fwd = match plan {
         Some(Plan::Respond(resp)) => return to_worker_response(&resp),
         Some(Plan::Forward(fwd)) => fwd,
         None => return respond_error(&Error::Upstream("edge not initialized".into())),
     };
+    if !fwd.send_body {
+        return cache::serve(&ctx, head, viewer, fwd).await;
+    }
     // Buffer the viewer's body once so a retry can replay it.
-    let body = if fwd.send_body { Some(req.bytes().await.unwrap_or_default()) } else { None };
+    let body = req.bytes().await.unwrap_or_default();
+    forward_plain(&head, fwd, Some(body)).await
+}
 
+/// How walking the plan's steps ended.
+enum Upstreamed {
+    /// The response to deliver, and when its request was sent (ms).
+    Response(Response, u64),
+    /// Every attempt failed: the pipeline's error response, and whether a
+    /// stale cached response may be served instead.
+    GiveUp(http::Response<Vec<u8>>, bool),
+    Failed(Error),
+}
+
+/// Walk the failover steps: send, report, until there is a response to
+/// deliver or the pipeline gives up. `fetch` sets the cache's conditional
+/// headers on each attempt.
+async fn run_steps(fwd: &mut Forward, body: Option<&[u8]>, fetch: Option<&cache::Fetch>) -> Upstreamed {
     let mut last: Option<Response> = None;
+    let mut sent_at = now_ms();
     loop {
         match fwd.step.clone() {
-            Step::Send { request, timeout_ms } => {
+            Step::Send { mut request, timeout_ms } => {
+                if let Some(f) = fetch {
+                    f.prepare(&mut request);
+                }
                 let started = now_ms();
-                let outcome = send(&request, body.as_deref(), timeout_ms).await;
+                sent_at = started;
+                let outcome = send(&request, body, timeout_ms).await;
                 let (report, resp) = match outcome {
                     Ok(resp) => (Outcome::Status(resp.status_code()), Some(resp)),
                     Err(o) => (o, None),
@@ -128,23 +172,41 @@ async fn fetch(mut req: Request, env: Env, _ctx: Context) -> worker::Result<Resp
                 let body_sent = body.is_some() && !matches!(report, Outcome::ConnectError);
                 let now = now_ms();
                 with_isolate(|edge, state| {
-                    edge.report(&mut fwd, report, body_sent, now.saturating_sub(started), state, now)
+                    edge.report(fwd, report, body_sent, now.saturating_sub(started), state, now)
                 });
                 last = resp;
             }
             Step::Deliver => {
-                let Some(resp) = last.take() else {
-                    return respond_error(&Error::Upstream("no upstream response".into()));
+                return match last.take() {
+                    Some(resp) => Upstreamed::Response(resp, sent_at),
+                    None => Upstreamed::Failed(Error::Upstream("no upstream response".into())),
                 };
-                return deliver(&fwd, resp);
             }
-            Step::GiveUp { response, .. } => {
+            Step::GiveUp { response, stale_ok } => {
                 if let Some(log) = fwd.route_log() {
                     worker::console_warn!("{}", serde_json::to_string(&log).unwrap_or_default());
                 }
-                return to_worker_response(&response);
+                return Upstreamed::GiveUp(response, stale_ok);
             }
         }
+    }
+}
+
+/// Forward without the cache (uncacheable methods and routes); unsafe
+/// methods then invalidate what they targeted (RFC 9111 §4.4).
+async fn forward_plain(head: &http::Request<()>, mut fwd: Box<Forward>, body: Option<Vec<u8>>) -> worker::Result<Response> {
+    match run_steps(&mut fwd, body.as_deref(), None).await {
+        Upstreamed::Response(resp, _) => {
+            if fwd.send_body {
+                let status = resp.status_code();
+                let headers = from_worker_headers(resp.headers());
+                let now = now_ms();
+                with_cache(|edge, _, c| c.invalidate_after(edge.config(), &fwd, head, status, &headers, now));
+            }
+            deliver(&fwd, resp)
+        }
+        Upstreamed::GiveUp(response, _) => to_worker_response(&response),
+        Upstreamed::Failed(e) => respond_error(&e),
     }
 }
 
@@ -184,10 +246,11 @@ async fn send(request: &http::Request<()>, body: Option<&[u8]>, timeout_ms: u64)
 
 /// The upstream response with the viewer's headers; the body stream is
 /// passed through untouched.
-fn deliver(fwd: &offload_core::Forward, resp: Response) -> worker::Result<Response> {
+fn deliver(fwd: &Forward, resp: Response) -> worker::Result<Response> {
     let status = resp.status_code();
-    let Ok(status_code) = http::StatusCode::from_u16(status) else {
-        // Statuses the `http` crate cannot represent: pass through as is.
+    let Some(status_code) = final_status(status) else {
+        // Statuses outside 200..=599 (e.g. an origin's 999): pass the
+        // platform's response through as is.
         return Ok(resp);
     };
     let mut headers = from_worker_headers(resp.headers());
@@ -197,6 +260,15 @@ fn deliver(fwd: &offload_core::Forward, resp: Response) -> worker::Result<Respon
         .with_status(status)
         .with_headers(to_worker_headers(&headers))
         .body(body))
+}
+
+/// A final status the edge handles (200..=599); others pass through.
+fn final_status(status: u16) -> Option<http::StatusCode> {
+    if (200..=599).contains(&status) {
+        http::StatusCode::from_u16(status).ok()
+    } else {
+        None
+    }
 }
 
 fn respond_error(e: &Error) -> worker::Result<Response> {

@@ -16,11 +16,18 @@ pub mod http;
 /// Fixed loopback ports of the local stack (they match `offload.toml`).
 pub const EDGE_PORT: u16 = 18787;
 pub const REGIONS: [(&str, u16); 2] = [("us-east-1", 18701), ("eu-west-1", 18702)];
+/// Control ports of the regions (`/_shim/*`: stats, faults, stop/start).
+pub const CONTROL_PORT_OFFSET: u16 = 10;
 pub const BUCKET_PORT: u16 = 18703;
-/// Local-only bucket credentials (not a secret: the bucket listens on
-/// loopback and holds the public site).
-pub const BUCKET_ACCESS_KEY: &str = "OFFLOADLOCALKEY";
-pub const BUCKET_SECRET_KEY: &str = "offload-local-secret-key";
+
+/// The local stack's config (`offload.toml`), parsed and validated: the
+/// stack takes the local-only secrets it shares with the edge from here,
+/// so they are written down once.
+pub fn local_config() -> Result<offload_core::Config, String> {
+    let path = root().join("offload.toml");
+    let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    offload_core::Config::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
 
 /// The workspace root (where `Cargo.toml`, `wrangler.toml` and `www/` live).
 pub fn root() -> PathBuf {
@@ -69,7 +76,8 @@ struct Proc {
 pub struct Stack {
     procs: Vec<Proc>,
     pub edge: String,
-    pub origins: Vec<(String, String)>,
+    /// (region, origin URL, control URL serving `/_shim/*`).
+    pub origins: Vec<(String, String, String)>,
     pub bucket: String,
     pub logs: PathBuf,
 }
@@ -83,8 +91,16 @@ impl Stack {
     /// workerd, and wait until each answers.
     pub fn start() -> Result<Stack, String> {
         let root = root();
+        let config = local_config()?;
+        let auth = config.routing().origin_auth().ok_or("offload.toml: [routing.origin_auth] is required locally")?;
+        let auth_secret = String::from_utf8_lossy(auth.secret().expose()).into_owned();
+        let (access_key, secret_key) = config
+            .bucket("www")
+            .and_then(|b| b.local_credentials())
+            .map(|(id, secret)| (id.to_owned(), String::from_utf8_lossy(secret.expose()).into_owned()))
+            .ok_or("offload.toml: bucket \"www\" needs local credentials")?;
         let mut ports = vec![EDGE_PORT, BUCKET_PORT];
-        ports.extend(REGIONS.iter().map(|r| r.1));
+        ports.extend(REGIONS.iter().flat_map(|r| [r.1, r.1 + CONTROL_PORT_OFFSET]));
         if let Some(p) = ports.iter().find(|p| !port_free(**p)) {
             return Err(format!(
                 "port 127.0.0.1:{p} is in use (is `cargo xtask dev` already running?)"
@@ -110,26 +126,34 @@ impl Stack {
             edge: format!("http://127.0.0.1:{EDGE_PORT}"),
             origins: REGIONS
                 .iter()
-                .map(|(r, p)| ((*r).to_owned(), format!("http://127.0.0.1:{p}")))
+                .map(|(r, p)| {
+                    let control = format!("http://127.0.0.1:{}", p + CONTROL_PORT_OFFSET);
+                    ((*r).to_owned(), format!("http://127.0.0.1:{p}"), control)
+                })
                 .collect(),
             bucket: format!("http://127.0.0.1:{BUCKET_PORT}"),
             logs: logs.clone(),
         };
         for (region, port) in REGIONS {
             let mut cmd = Command::new(&shim);
-            cmd.args(["origin", "--region", region, "--listen", &format!("127.0.0.1:{port}")]);
+            cmd.args(["origin", "--region", region, "--listen", &format!("127.0.0.1:{port}")])
+                .args(["--control-listen", &format!("127.0.0.1:{}", port + CONTROL_PORT_OFFSET)])
+                .args(["--auth-key-id", auth.key_id(), "--auth-header", auth.header().as_str()])
+                .env("OFFLOAD_ORIGIN_AUTH_SECRET", &auth_secret);
             stack.spawn(&format!("origin-{region}"), cmd)?;
         }
+        // The bucket is private: the edge reads `www` with signed requests,
+        // browsers upload to `uploads` with presigned URLs.
+        fs::create_dir_all(bucket_root.join("uploads")).map_err(|e| format!("{}: {e}", bucket_root.display()))?;
         let mut cmd = Command::new(&shim);
         cmd.args(["bucket", "--listen", &format!("127.0.0.1:{BUCKET_PORT}"), "--root"])
             .arg(&bucket_root)
-            .args(["--access-key", BUCKET_ACCESS_KEY, "--bucket", "www", "--seed"])
+            .args(["--access-key", &access_key, "--bucket", "www", "--seed"])
             .arg(root.join("www"))
-            .args(["--public-read", "www"])
-            .env("OFFLOAD_S3_SECRET_KEY", BUCKET_SECRET_KEY);
+            .env("OFFLOAD_S3_SECRET_KEY", &secret_key);
         stack.spawn("bucket", cmd)?;
-        for (region, url) in stack.origins.clone() {
-            stack.wait_http(&format!("{url}/healthz"), &format!("origin-{region}"), 30)?;
+        for (region, _, control) in stack.origins.clone() {
+            stack.wait_http(&format!("{control}/_shim/stats"), &format!("origin-{region}"), 30)?;
         }
         stack.wait_tcp(BUCKET_PORT, "bucket", 30)?;
 

@@ -111,6 +111,20 @@ impl KeyRules {
     }
 }
 
+impl KeyRules {
+    /// The query as the key sees it (tracking and denied parameters
+    /// dropped, escapes normalized, sorted if asked). Forward this upstream
+    /// so a parameter the key ignores can never change the response.
+    ///
+    /// ```
+    /// use offload_core::cache::key::KeyRules;
+    /// assert_eq!(KeyRules::default().forward_query("id=1&utm_source=x&fbclid=y"), "id=1");
+    /// ```
+    pub fn forward_query(&self, query: &str) -> String {
+        normalize_query(self, query)
+    }
+}
+
 /// A key could not be built from this input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("cache key: {field}: {value:?}: {why}")]

@@ -12,10 +12,15 @@
 //! 4. After the origin answers, [`CachePolicy::new`] (or
 //!    [`after_revalidation`] for a revalidation) says what to store.
 //! 5. [`CachePhase::cache_status`] reports what happened.
+//!
+//! [`edge::EdgeCache`] runs this flow as one facade for the adapters: it
+//! owns the store and the coalescer, answers the purge endpoint, and
+//! returns each decision as data ([`edge::CacheDecision`]).
 
 pub mod coalesce;
 pub mod conditional;
 pub mod control;
+pub mod edge;
 pub mod key;
 pub mod phase;
 pub mod policy;
@@ -24,6 +29,7 @@ pub mod status;
 pub mod store;
 pub mod time;
 
+pub use edge::{CacheDecision, EdgeCache};
 pub use phase::CachePhase;
 pub use policy::{
     CachePolicy, CacheRules, CacheRulesError, Exchange, FreshnessSource, Lookup, NoCacheReason, RevalidateReason,

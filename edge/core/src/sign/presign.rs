@@ -12,7 +12,7 @@
 //!   for byte. Its presigner sets the header `X-Amz-Content-Sha256:
 //!   UNSIGNED-PAYLOAD`, which the SigV4 signer hoists (like every `x-amz-*`
 //!   header) into the query, *signed*; the command serializer adds
-//!   `x-id=GetObject|HeadObject|PutObject`; the final URL is written by
+//!   `x-id=GetObject|PutObject` (none for HEAD); the final URL is written by
 //!   `@smithy/querystring-builder`'s `buildQueryString`, which sorts the
 //!   parameters by raw name and encodes names and values with `escapeUri`
 //!   (= SigV4 `UriEncode`). Result, e.g.:
@@ -137,12 +137,22 @@ impl PresignMethod {
             PresignMethod::Put => "PUT",
         }
     }
-    /// The `x-id` the JS SDK v3 adds (the operation name).
+    /// The S3 operation name.
     pub fn operation(self) -> &'static str {
         match self {
             PresignMethod::Get => "GetObject",
             PresignMethod::Head => "HeadObject",
             PresignMethod::Put => "PutObject",
+        }
+    }
+    /// The `x-id` query parameter the JS SDK v3 serializer adds: the
+    /// operation name for GetObject and PutObject; HeadObject has none
+    /// (checked byte for byte against `@aws-sdk/s3-request-presigner`
+    /// by `tests/sign-compat/`).
+    pub fn x_id(self) -> Option<&'static str> {
+        match self {
+            PresignMethod::Get | PresignMethod::Put => Some(self.operation()),
+            PresignMethod::Head => None,
         }
     }
 }
@@ -530,7 +540,9 @@ pub fn presign(
             "X-Amz-Content-Sha256".into(),
             sigv4::UNSIGNED_PAYLOAD.into(),
         ));
-        pairs.push(("x-id".into(), req.method.operation().into()));
+        if let Some(x_id) = req.method.x_id() {
+            pairs.push(("x-id".into(), x_id.into()));
+        }
     }
     if let Some(version) = req.version_id {
         pairs.push(("versionId".into(), version.into()));

@@ -117,7 +117,8 @@ fn head_and_put_carry_their_operation() {
         None,
     )
     .unwrap();
-    assert!(head.as_str().ends_with("&x-id=HeadObject"));
+    // The JS SDK v3 serializes HeadObject without `x-id`.
+    assert!(head.as_str().ends_with("&X-Amz-SignedHeaders=host"), "{}", head.as_str());
     assert!(head.canonical_request().starts_with("HEAD\n/k\n"));
     let put = presign(
         &aws(),
