@@ -102,6 +102,25 @@ impl Forward {
     pub fn path_and_query(&self) -> &str {
         &self.path_and_query
     }
+
+    /// One JSON log line for this exchange: method, path (no query: it
+    /// may carry tokens), upstream status, upstream kind, the chosen
+    /// region and every failover attempt. No header values, no secrets.
+    pub fn log_line(&self, status: u16) -> String {
+        let path = self.path_and_query.split('?').next().unwrap_or("");
+        let upstream = match &self.upstream {
+            Upstream::Origins => "origins".to_owned(),
+            Upstream::Bucket { alias } => format!("bucket:{alias}"),
+        };
+        serde_json::json!({
+            "method": self.method.as_str(),
+            "path": path,
+            "status": status,
+            "upstream": upstream,
+            "route": self.route_log(),
+        })
+        .to_string()
+    }
 }
 
 /// Per-isolate state shared by every request: passive health and the
@@ -177,7 +196,7 @@ impl Edge {
     ) -> Plan {
         let unlocked = match self.check_signed_link(req, viewer, now_ms / 1000) {
             Ok(r) => r,
-            Err(refusal) => return Plan::Respond(refusal),
+            Err(refusal) => return Plan::Respond(*refusal),
         };
         let req = unlocked.as_ref().unwrap_or(req);
         match self.try_plan(req, viewer, state, now_ms, rand) {

@@ -178,14 +178,15 @@ async fn run_steps(fwd: &mut Forward, body: Option<&[u8]>, fetch: Option<&cache:
             }
             Step::Deliver => {
                 return match last.take() {
-                    Some(resp) => Upstreamed::Response(resp, sent_at),
+                    Some(resp) => {
+                        worker::console_log!("{}", fwd.log_line(resp.status_code()));
+                        Upstreamed::Response(resp, sent_at)
+                    }
                     None => Upstreamed::Failed(Error::Upstream("no upstream response".into())),
                 };
             }
             Step::GiveUp { response, stale_ok } => {
-                if let Some(log) = fwd.route_log() {
-                    worker::console_warn!("{}", serde_json::to_string(&log).unwrap_or_default());
-                }
+                worker::console_warn!("{}", fwd.log_line(response.status().as_u16()));
                 return Upstreamed::GiveUp(response, stale_ok);
             }
         }

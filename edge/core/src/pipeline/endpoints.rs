@@ -180,21 +180,20 @@ impl Edge {
         req: &Request<()>,
         viewer: &Viewer,
         now_secs: u64,
-    ) -> Result<Option<Request<()>>, Response<Vec<u8>>> {
+    ) -> Result<Option<Request<()>>, Box<Response<Vec<u8>>>> {
         let path = req.uri().path();
-        let Some(route) = self.config().route_for(path).filter(|r| r.signed_links()) else {
+        if !self.config().route_for(path).is_some_and(|r| r.signed_links()) {
             return Ok(None);
-        };
+        }
         let Some(keys) = self.config().links() else {
-            return Err(error(StatusCode::FORBIDDEN, "token", "signed links are not configured"));
+            return Err(Box::new(error(StatusCode::FORBIDDEN, "token", "signed links are not configured")));
         };
-        let _ = route;
         let query = req.uri().query().unwrap_or("");
         let Some(token) = token_from_query(query) else {
-            return Err(error(StatusCode::FORBIDDEN, "token", "this path needs a signed link"));
+            return Err(Box::new(error(StatusCode::FORBIDDEN, "token", "this path needs a signed link")));
         };
         if let Err(e) = verify(keys, path, viewer.ip, token, now_secs) {
-            return Err(error(StatusCode::FORBIDDEN, "token", &format!("signed link refused: {e}")));
+            return Err(Box::new(error(StatusCode::FORBIDDEN, "token", &format!("signed link refused: {e}"))));
         }
         let rest: Vec<&str> = query
             .split('&')
@@ -204,7 +203,7 @@ impl Edge {
         let mut parts = req.uri().clone().into_parts();
         parts.path_and_query = pq.parse().ok();
         let uri = http::Uri::from_parts(parts)
-            .map_err(|_| error(StatusCode::BAD_REQUEST, "uri", "request target is not valid"))?;
+            .map_err(|_| Box::new(error(StatusCode::BAD_REQUEST, "uri", "request target is not valid")))?;
         let mut out = Request::new(());
         *out.method_mut() = req.method().clone();
         *out.uri_mut() = uri;

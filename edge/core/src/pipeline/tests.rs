@@ -226,6 +226,10 @@ fn failover_walks_to_the_next_region_and_reports_it() {
     e.finish(&f, http::StatusCode::OK, &mut h);
     let timing = h["server-timing"].to_str().unwrap();
     assert!(timing.contains("eu") && timing.contains("us-east-1 503"), "{timing}");
+    let log: serde_json::Value = serde_json::from_str(&f.log_line(200)).unwrap();
+    assert_eq!(log["path"], "/api/time");
+    assert_eq!(log["route"]["served_by"], "eu");
+    assert_eq!(log["route"]["attempts"].as_array().unwrap().len(), 2);
 }
 
 #[test]
