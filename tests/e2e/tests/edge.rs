@@ -295,7 +295,22 @@ fn total_count(s: &Stack, region: &str) -> Result<u64, String> {
     Ok(r.json()?["total"].as_u64().unwrap_or(0))
 }
 
+/// Wait until a US viewer is served by us-east-1 again (an earlier test
+/// may have left it ejected; ejection ends with a successful probe).
+fn wait_us_east_serves(s: &Stack) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    loop {
+        let r = request("GET", &format!("{}/api/headers", s.edge), &[US], None)?;
+        if r.header("x-origin-region") == Some("us-east-1") {
+            return Ok(());
+        }
+        ensure!(std::time::Instant::now() < deadline, "us-east-1 never came back");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
 fn a_stopped_region_fails_over_and_comes_back(s: &Stack) -> Result<(), String> {
+    wait_us_east_serves(s)?;
     shim_control(s, "us-east-1", "POST", "/_shim/stop", None)?;
     let result = (|| {
         for _ in 0..5 {
@@ -308,20 +323,13 @@ fn a_stopped_region_fails_over_and_comes_back(s: &Stack) -> Result<(), String> {
     shim_control(s, "us-east-1", "POST", "/_shim/start", None)?;
     result?;
     // The ejected region gets a probe after its ejection time, then traffic.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
-    loop {
-        let r = request("GET", &format!("{}/api/headers", s.edge), &[US], None)?;
-        if r.header("x-origin-region") == Some("us-east-1") {
-            return Ok(());
-        }
-        ensure!(std::time::Instant::now() < deadline, "us-east-1 never came back");
-        std::thread::sleep(std::time::Duration::from_millis(500));
-    }
+    wait_us_east_serves(s)
 }
 
 fn retry_budget_caps_origin_requests(s: &Stack) -> Result<(), String> {
     // us-east-1 answers 503 to everything: US viewers fail over, but the
     // origins together never see more than the budget allows.
+    wait_us_east_serves(s)?;
     for (region, _, _) in &s.origins {
         shim_control(s, region, "POST", "/_shim/reset", None)?;
     }
@@ -358,10 +366,11 @@ fn failover_under_load_loses_no_gets(s: &Stack) -> Result<(), String> {
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
     let secs = std::env::var("OFFLOAD_FAILOVER_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(20u64);
+    wait_us_east_serves(s)?;
     let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
-    // (elapsed ms at start, latency ms, status, attempts)
-    let samples: Arc<Mutex<Vec<(u64, u64, u16, usize)>>> = Arc::default();
+    // (elapsed ms at start, latency ms, status, attempts, served by us-east-1)
+    let samples: Arc<Mutex<Vec<(u64, u64, u16, usize, bool)>>> = Arc::default();
     let workers: Vec<_> = (0..4)
         .map(|_| {
             let (stop, samples, url) = (Arc::clone(&stop), Arc::clone(&samples), format!("{}/api/headers", s.edge));
@@ -369,13 +378,17 @@ fn failover_under_load_loses_no_gets(s: &Stack) -> Result<(), String> {
                 while !stop.load(Ordering::Relaxed) {
                     let t = Instant::now();
                     let at = start.elapsed().as_millis() as u64;
-                    let (status, attempts) = match request("GET", &url, &[US], None) {
-                        Ok(r) => (r.status, r.header("server-timing").unwrap_or("").matches("attempt;").count()),
-                        Err(_) => (0, 0),
+                    let (status, attempts, us) = match request("GET", &url, &[US], None) {
+                        Ok(r) => (
+                            r.status,
+                            r.header("server-timing").unwrap_or("").matches("attempt;").count(),
+                            r.header("x-origin-region") == Some("us-east-1"),
+                        ),
+                        Err(_) => (0, 0, false),
                     };
                     let lat = t.elapsed().as_millis() as u64;
                     if let Ok(mut v) = samples.lock() {
-                        v.push((at, lat, status, attempts));
+                        v.push((at, lat, status, attempts, us));
                     }
                 }
             })
@@ -414,6 +427,10 @@ fn failover_under_load_loses_no_gets(s: &Stack) -> Result<(), String> {
     );
     ensure!(!samples.is_empty(), "no requests were made");
     ensure!(failed == 0, "{failed} GETs failed during the failover");
+    ensure!(samples.iter().any(|x| x.0 < down_at && x.4), "us-east-1 served nothing before the outage");
+    ensure!(!samples.iter().any(|x| x.0 > down_at + 500 && x.0 + 500 < up_at && x.4), "us-east-1 served during its outage");
+    ensure!(samples.iter().any(|x| x.0 > up_at + 3000 && x.4), "us-east-1 got no traffic after it came back");
+    ensure!(retried >= 1, "the outage caused no failover attempt");
     ensure!((retried as f64) <= samples.len() as f64 * 0.2 + 3.0, "{retried} retries exceed the budget");
     Ok(())
 }
