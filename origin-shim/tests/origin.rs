@@ -263,3 +263,16 @@ async fn rejects_bad_region() {
         .unwrap_err();
     assert!(err.to_string().contains("region"), "{err}");
 }
+
+#[tokio::test]
+async fn items_ttl_query_sets_max_age() {
+    let srv = start("us-east-1").await;
+    let r = get(&format!("{}/api/items/k1?ttl=10", srv.url())).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("cache-control"), Some("public, max-age=10"));
+    for bad in ["0", "86401", "x", ""] {
+        let r = get(&format!("{}/api/items/k1?ttl={bad}", srv.url())).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "ttl={bad}");
+    }
+    srv.shutdown().await.unwrap();
+}

@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 
 use offload_e2e::{root, tool_path, worker_build_env, Stack};
 
+mod bench;
+mod conformance;
 mod setup;
+mod deploy;
 mod sign;
 
 fn main() -> ExitCode {
@@ -25,9 +28,12 @@ fn main() -> ExitCode {
         Some("build-worker") => build_worker(&root()),
         Some("dev") => dev(),
         Some("test") => test(),
+        Some("conformance") => conformance::main(&args[1..]),
+        Some("bench") => bench::main(&args[1..]),
+        Some("package") => deploy::package(&root(), &args[1..]),
         Some("sign") => sign::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <setup|build-worker|dev|test|sign>");
+            eprintln!("usage: cargo xtask <setup|build-worker|dev|test|sign|package|conformance|bench cache|bench sign>");
             return ExitCode::from(2);
         }
     };
@@ -82,10 +88,12 @@ fn dev() -> Result<(), String> {
     println!("    landing page from the bucket   {}/", stack.edge);
     println!("    API via us-east-1              {}/api/time", stack.edge);
     println!("    API via eu-west-1              {}/eu/api/time", stack.edge);
-    for (region, url) in &stack.origins {
-        println!("  origin {region:<10}              {url}/api/time   (stats: {url}/_shim/stats)");
+    for (region, url, control) in &stack.origins {
+        println!("  origin {region:<10}              {url}/   (needs edge auth; stats and faults: {control}/_shim/stats)");
     }
-    println!("  bucket (S3, SigV4)               {}/www/index.html", stack.bucket);
+    println!("  bucket (S3, SigV4, private)      {}/www/index.html", stack.bucket);
+    println!("\nA viewer elsewhere: curl -H 'x-offload-geo: country=DE' {}/api/time", stack.edge);
+    println!("A signed link: cargo xtask sign link --path /private/report.txt");
     println!("  logs                             {}", stack.logs.display());
     println!("\nCtrl-C stops everything.");
     let stop = Arc::new(AtomicBool::new(false));
@@ -138,6 +146,7 @@ fn test() -> Result<(), String> {
         })),
         ("end to end: edge in workerd + origins + bucket", Box::new(move || run(&mut e2e))),
     ];
+    steps.extend(deploy::steps(&root));
     let mut results = Vec::new();
     for (name, step) in &mut steps {
         eprintln!("\n==> {name}");

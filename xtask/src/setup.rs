@@ -51,9 +51,17 @@ pub fn ensure(root: &Path) -> Result<(), String> {
         eprintln!("setup: npm ci (wrangler, miniflare/workerd, binaryen, esbuild from package-lock.json)");
         exec(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(root))?;
     }
+    let root_user = output("id", &["-u"]).is_some_and(|u| u.trim() == "0");
+    // cfn-lint runs from a venv under .offload/ (deploy/requirements.txt).
+    if output("python3", &["-m", "venv", "--help"]).is_none() && root_user {
+        eprintln!("setup: apt-get install python3-venv (for cfn-lint)");
+        exec(Command::new("apt-get").arg("update").env("DEBIAN_FRONTEND", "noninteractive"))?;
+        exec(Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends", "python3-venv"])
+            .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
     let have_browser = output("chromium", &["--version"]).is_some() && Path::new(&chromedriver()).exists();
     if !have_browser {
-        let root_user = output("id", &["-u"]).is_some_and(|u| u.trim() == "0");
         if !root_user {
             return Err("Chromium and ChromeDriver are missing: run `sudo apt-get install -y chromium chromium-driver`".into());
         }

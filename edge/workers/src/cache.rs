@@ -152,7 +152,7 @@ async fn fetch_upstream(
             let Some(status_code) = final_status(status) else {
                 let now = now_ms();
                 with_cache(|_, _, c| c.abandon(fetch, now));
-                return Ok(resp);
+                return crate::unrelayable_status(status);
             };
             let mut headers = from_worker_headers(resp.headers());
             let now = now_ms();

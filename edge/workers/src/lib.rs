@@ -250,9 +250,7 @@ async fn send(request: &http::Request<()>, body: Option<&[u8]>, timeout_ms: u64)
 fn deliver(fwd: &Forward, resp: Response) -> worker::Result<Response> {
     let status = resp.status_code();
     let Some(status_code) = final_status(status) else {
-        // Statuses outside 200..=599 (e.g. an origin's 999): pass the
-        // platform's response through as is.
-        return Ok(resp);
+        return unrelayable_status(status);
     };
     let mut headers = from_worker_headers(resp.headers());
     with_isolate(|edge, _| edge.finish(fwd, status_code, &mut headers));
@@ -263,7 +261,14 @@ fn deliver(fwd: &Forward, resp: Response) -> worker::Result<Response> {
         .body(body))
 }
 
-/// A final status the edge handles (200..=599); others pass through.
+/// An origin status outside 200..=599 (e.g. 999) cannot be relayed: the
+/// worker crate would rebuild the response and its constructor throws
+/// (a panic that takes the isolate down). Answer a clear 502 instead.
+pub(crate) fn unrelayable_status(status: u16) -> worker::Result<Response> {
+    respond_error(&Error::Upstream(format!("origin answered with status {status}, which cannot be relayed")))
+}
+
+/// A final status the edge handles (200..=599); others get a 502.
 fn final_status(status: u16) -> Option<http::StatusCode> {
     if (200..=599).contains(&status) {
         http::StatusCode::from_u16(status).ok()

@@ -92,6 +92,7 @@ pub async fn item(
     State(state): State<OriginState>,
     count: Option<Extension<RequestCount>>,
     headers: HeaderMap,
+    uri: axum::http::Uri,
     id: Result<Path<String>, PathRejection>,
 ) -> Response {
     let id = match id {
@@ -110,7 +111,25 @@ pub async fn item(
         axum::http::HeaderName::from_static("surrogate-key"),
         format!("items item-{id}"),
     );
-    let cache_headers = [(CACHE_CONTROL, CC_ITEM.to_owned()), (ETAG, etag.clone()), tags];
+    // `?ttl=N` (1..=86400) sets `max-age=N` (benchmarks use TTL 10 s).
+    let ttl = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|p| p.strip_prefix("ttl="))
+        .map(|v| v.parse::<u32>().ok().filter(|t| (1..=86_400).contains(t)));
+    let cache_control = match ttl {
+        None => CC_ITEM.to_owned(),
+        Some(Some(t)) => format!("public, max-age={t}"),
+        Some(None) => {
+            return json_error(
+                StatusCode::BAD_REQUEST,
+                "invalid ttl: expected 1..=86400 seconds",
+                json!({ "region": &*state.region }),
+            )
+        }
+    };
+    let cache_headers = [(CACHE_CONTROL, cache_control), (ETAG, etag.clone()), tags];
     if if_none_match_hits(&headers, &etag) {
         return (StatusCode::NOT_MODIFIED, cache_headers).into_response();
     }

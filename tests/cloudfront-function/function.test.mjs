@@ -1,0 +1,147 @@
+// The generated CloudFront Function (`cargo xtask package
+// cloudfront-function` → .offload/cloudfront-function/offload.js), run on
+// events in the CloudFront Functions event format (as in
+// aws-samples/amazon-cloudfront-functions' test objects), in a sandbox
+// offering only what cloudfront-js-2.0 offers (its `crypto` module).
+//
+// The runtime rules checked here (see also xtask/src/deploy.rs):
+// - at most 10 KB; defines `function handler(event)`; parses as a script;
+// - `require` only for 'crypto' or 'cloudfront';
+// - no timers (setTimeout/setInterval/setImmediate), no network (fetch,
+//   XMLHttpRequest), no async code (async/await/Promise), no dynamic code
+//   (eval, new Function, import()), no `process`.
+//
+//   node --test tests/cloudfront-function/
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import vm from 'node:vm';
+import { readFileSync, existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, '../..');
+const file = join(root, '.offload/cloudfront-function/offload.js');
+if (!existsSync(file)) throw new Error(`${file} missing: run \`cargo xtask package cloudfront-function\``);
+const code = readFileSync(file, 'utf8');
+
+const NOW_MS = 1_700_000_000_000;
+const NOW = NOW_MS / 1000;
+const LINK_KEY = { id: 'local-1', secret: 'offload-local-link-key-0123456789abcdef' };
+
+function load() {
+  const required = [];
+  class FixedDate extends Date {
+    static now() { return NOW_MS; }
+  }
+  const sandbox = {
+    require: (m) => {
+      required.push(m);
+      if (m === 'crypto') return { createHmac: crypto.createHmac, createHash: crypto.createHash };
+      throw new Error(`cloudfront-js-2.0 has no module ${m}`);
+    },
+    Date: FixedDate,
+  };
+  const inner = vm.runInNewContext(`${code}\n;handler`, sandbox, { filename: 'offload.js' });
+  // Plain objects of this realm, so that deepStrictEqual compares values.
+  const handler = (event) => JSON.parse(JSON.stringify(inner(event)));
+  return { handler, required };
+}
+
+const fixture = (name) => JSON.parse(readFileSync(join(here, 'fixtures', `${name}.json`), 'utf8'));
+
+function token(scope, expiresAt, ip = '') {
+  const payload = `v1|${LINK_KEY.id}|${expiresAt}|${ip}|${scope}`;
+  const mac = crypto.createHmac('sha256', LINK_KEY.secret).update(`offload-link\n${payload}`).digest('base64url');
+  return `${Buffer.from(payload).toString('base64url')}.${mac}`;
+}
+
+test('the function follows the cloudfront-js-2.0 rules', () => {
+  assert.ok(Buffer.byteLength(code) <= 10 * 1024, `${Buffer.byteLength(code)} bytes`);
+  assert.match(code, /function handler\(event\)/);
+  new vm.Script(code); // parses
+  for (const m of code.matchAll(/require\(([^)]*)\)/g)) assert.match(m[1], /^'(crypto|cloudfront)'$/);
+  for (const bad of ['setTimeout', 'setInterval', 'setImmediate', 'fetch(', 'XMLHttpRequest', 'async ', 'await ', 'Promise', 'eval(', 'new Function', 'import(', 'process.']) {
+    assert.ok(!code.includes(bad), `uses ${bad}`);
+  }
+  const { required } = load();
+  assert.deepEqual(required, ['crypto']);
+});
+
+test('cache-key normalization: tracking parameters dropped on cached routes', () => {
+  const { handler } = load();
+  const event = fixture('api-tracking');
+  const out = handler(structuredClone(event));
+  const { utm_source: _a, fbclid: _b, UTM_Campaign: _c, ...kept } = event.request.querystring;
+  assert.deepEqual(out, {
+    ...event.request,
+    querystring: kept,
+    headers: { ...event.request.headers, 'x-offload-region-hint': { value: 'eu-west-1' } },
+  });
+});
+
+test('country hints: the region the config prefers for the viewer\'s continent', () => {
+  const { handler } = load();
+  const us = fixture('private-no-token');
+  us.request.uri = '/healthz';
+  assert.deepEqual(handler(us).headers['x-offload-region-hint'], { value: 'us-east-1' });
+  const jp = fixture('landing-page');
+  const out = handler(structuredClone(jp));
+  assert.deepEqual(out, jp.request); // no region for Asia in offload.toml; nothing to change
+  const spoofed = fixture('landing-page');
+  spoofed.request.headers['x-offload-region-hint'] = { value: 'eu-west-1' };
+  assert.equal(handler(spoofed).headers['x-offload-region-hint'], undefined);
+});
+
+test('signed links: refused without a valid token, passed (token kept) with one', () => {
+  const { handler } = load();
+  const refused = handler(fixture('private-no-token'));
+  assert.deepEqual(refused, {
+    statusCode: 403,
+    statusDescription: 'Forbidden',
+    headers: { 'content-type': { value: 'application/json' }, 'cache-control': { value: 'no-store' } },
+    body: JSON.stringify({ error: 'this path needs a signed link', field: 'token', status: 403 }),
+  });
+  const ok = fixture('private-no-token');
+  ok.request.querystring.token = { value: token('/private/', NOW + 60) };
+  ok.request.querystring.utm_source = { value: 'x' };
+  const passed = handler(structuredClone(ok));
+  assert.deepEqual(passed, { ...ok.request, headers: { ...ok.request.headers, 'x-offload-region-hint': { value: 'us-east-1' } } });
+
+  const cases = [
+    [token('/private/', NOW), 'signed link refused: expired'],
+    [token('/private/other.txt', NOW + 60), 'signed link refused: outside the token scope'],
+    [token('/private/', NOW + 60, '198.51.100.7'), 'signed link refused: bound to another client address'],
+    [token('/private/', NOW + 60).slice(0, -2) + 'AA', 'signed link refused: bad signature'],
+    ['not-a-token', 'signed link refused: malformed token'],
+    [token('/private/', NOW + 60).replace(/^[^.]+/, Buffer.from('v1|other|9999999999||/private/').toString('base64url')), 'signed link refused: unknown key id'],
+  ];
+  for (const [t, message] of cases) {
+    const e = fixture('private-no-token');
+    e.request.querystring.token = { value: t };
+    const out = handler(e);
+    assert.equal(out.statusCode, 403, message);
+    assert.equal(JSON.parse(out.body).error, message);
+  }
+  const bound = fixture('private-no-token');
+  bound.request.querystring.token = { value: token('/private/report.txt', NOW + 60, '203.0.113.178') };
+  assert.equal(handler(bound).statusCode, undefined);
+});
+
+test('the same query decisions as the Lambda@Edge viewer-request handler', async () => {
+  const pkg = join(root, '.offload/lambda-edge/pkg/index.mjs');
+  if (!existsSync(pkg)) return; // packaged by the Lambda@Edge step
+  const lambda = await import(pkg);
+  const { handler } = load();
+  for (const [uri, qs] of [['/api/x', 'b=2&utm_medium=m&a=1&gclid=9'], ['/index.html', 'v=3&_ga=1&mc_cid=2'], ['/eu/x', 'utm_source=kept']]) {
+    const params = Object.fromEntries(qs.split('&').map((p) => p.split('=')).map(([k, v]) => [k, { value: v }]));
+    const cf = handler({ version: '1.0', context: { eventType: 'viewer-request' }, viewer: { ip: '203.0.113.9' },
+      request: { method: 'GET', uri, querystring: params, headers: { host: { value: 'x.example' } }, cookies: {} } });
+    const fromFunction = Object.entries(cf.querystring).map(([k, v]) => `${k}=${v.value}`).join('&');
+    const le = lambda.invoke('viewer-request', { Records: [{ cf: { config: { eventType: 'viewer-request' },
+      request: { clientIp: '203.0.113.9', method: 'GET', uri, querystring: qs, headers: { host: [{ key: 'Host', value: 'x.example' }] } } } }] }, NOW_MS, 1);
+    assert.equal(fromFunction, le.querystring, `${uri}?${qs}`);
+  }
+});

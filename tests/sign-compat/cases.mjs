@@ -1,0 +1,156 @@
+// Random presign cases, the same for Offload's Wasm presigner and the AWS
+// SDK for JavaScript v3, from a seeded generator (reproducible: pass the
+// seed the run printed).
+
+import { S3Client, GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join, resolve } from 'node:path';
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const ROOT = resolve(here, '../..');
+
+/** The Lambda@Edge build (`cargo xtask package lambda-edge`). */
+export function loadWasm() {
+  const dir = process.env.OFFLOAD_LAMBDA_PKG ?? join(ROOT, '.offload/lambda-edge/pkg');
+  const js = join(dir, 'offload_lambda_edge.js');
+  if (!existsSync(js)) {
+    console.error(`${js} is missing: run \`cargo xtask package lambda-edge\` first`);
+    process.exit(2);
+  }
+  return createRequire(import.meta.url)(js);
+}
+
+/** mulberry32: a small seeded PRNG. */
+export function rng(seed) {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const int = (lo, hi) => lo + Math.floor(next() * (hi - lo + 1));
+  const pick = (xs) => xs[int(0, xs.length - 1)];
+  return { next, int, pick, chance: (p) => next() < p };
+}
+
+// Pieces keys are made of: the characters S3 and the encoders treat
+// specially (space, +, ~, %, //, ?, #, =, &), reserved and unreserved
+// ASCII, dot segments, Latin-1, CJK, combining marks, RTL, astral emoji,
+// and control characters.
+const PIECES = [
+  ' ', '+', '~', '%', '//', '/', '%2F', '%20', '?', '#', '=', '&', ';', ':', '@', '$', ',', '!', "'", '(', ')',
+  '*', '[', ']', '{', '}', '"', '<', '>', '\\', '^', '`', '|', '-', '_', '.', '..', './', '../', 'é', 'ß', 'ñ',
+  'Ω', 'Ж', '中文', '日本語', 'e\u0301', 'ع', '😀', '👍🏽', '𝄞', '\t', '\n', '\u007f', '\u00a0', '\u2028', '\ufeff',
+];
+const WORD = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
+
+function key(r) {
+  let k = '';
+  const parts = r.int(1, 12);
+  for (let i = 0; i < parts; i++) {
+    if (r.chance(0.45)) {
+      let w = '';
+      const n = r.int(1, 10);
+      for (let j = 0; j < n; j++) w += WORD[r.int(0, WORD.length - 1)];
+      k += w;
+    } else {
+      k += r.pick(PIECES);
+    }
+  }
+  if (r.chance(0.03)) k = '/' + k;
+  if (r.chance(0.01)) k = 'x'.repeat(r.int(900, 1000)) + k;
+  while (Buffer.byteLength(k) > 1024) k = k.slice(0, -1);
+  return k || 'k';
+}
+
+const HEADERISH = ['no-cache', 'max-age=60, public', 'attachment; filename="a b.txt"', "inline; filename*=UTF-8''%E2%82%AC.pdf",
+  'text/plain; charset=utf-8', 'gzip', 'en-US, de;q=0.8', 'image/png', 'x+y=z&w', 'résumé ~ 100%'];
+
+const REGIONS = ['us-east-1', 'us-west-2', 'eu-west-1', 'eu-central-1', 'ap-southeast-2', 'sa-east-1'];
+const CREDENTIALS = Array.from({ length: 6 }, (_, i) => ({
+  accessKeyId: `AKIA${String(i).repeat(4)}EXAMPLE${i}`,
+  secretAccessKey: `wJalrXUtnFEMI/K7MDENG+bPxRfiCY${i}EXAMPLEKEY/+=`.slice(0, 40),
+  sessionToken: i % 2 ? `IQoJb3JpZ2luX2VjE${i}+/token=with/odd+chars==` : undefined,
+}));
+// [sdk endpoint or undefined (AWS default), Offload endpoint, style]
+const ENDPOINTS = [
+  [undefined, (region) => `https://s3.${region}.amazonaws.com`, 'virtual'],
+  ['http://127.0.0.1:9000', () => 'http://127.0.0.1:9000', 'path'],
+  ['https://minio.example.com:9443', () => 'https://minio.example.com:9443', 'path'],
+  ['http://localhost:4566', () => 'http://localhost:4566', 'path'],
+  ['https://storage.example.com', () => 'https://storage.example.com', 'virtual'],
+];
+
+/** One random case: the Offload request and the SDK's inputs. */
+export function makeCase(r) {
+  const [sdkEndpoint, ourEndpoint, style] = r.pick(ENDPOINTS);
+  const region = r.pick(REGIONS);
+  const credentials = r.pick(CREDENTIALS);
+  const method = r.pick(['GET', 'GET', 'HEAD', 'PUT']);
+  let bucket = r.pick(['my-bucket', 'examplebucket', 'offload-uploads-123', 'a1b', 'logs-2024']);
+  if (style === 'path' && r.chance(0.2)) bucket = 'with.dots.bucket';
+  const k = key(r);
+  const expires = r.chance(0.1) ? r.pick([1, 604800]) : r.int(1, 604800);
+  const now = r.int(946684800, 2208988800); // 2000 .. 2040
+  const response = {};
+  let versionId;
+  if (method !== 'PUT') {
+    for (const f of ['cacheControl', 'contentDisposition', 'contentEncoding', 'contentLanguage', 'contentType']) {
+      if (r.chance(0.15)) response[f] = r.pick(HEADERISH);
+    }
+    if (r.chance(0.1)) response.expires = new Date(r.int(0, 2208988800) * 1000).toUTCString();
+    if (r.chance(0.15)) versionId = r.pick(['v1', '3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY+MTRCxf3vjVBH40Nr8X8gdRQBpUMLUo', 'null', 'a b/c']);
+  }
+  return {
+    ours: {
+      endpoint: ourEndpoint(region), bucket, region, style,
+      accessKeyId: credentials.accessKeyId, secretAccessKey: credentials.secretAccessKey,
+      ...(credentials.sessionToken ? { sessionToken: credentials.sessionToken } : {}),
+      key: k, method, expires, now, ...(versionId ? { versionId } : {}), response,
+    },
+    sdk: { sdkEndpoint, style, region, credentials, method, bucket, key: k, expires, now, versionId, response },
+  };
+}
+
+const clients = new Map();
+
+/** The SDK client for a case, cached by (endpoint, style, region, credentials). */
+function client({ sdkEndpoint, style, region, credentials }) {
+  const id = JSON.stringify([sdkEndpoint, style, region, credentials.accessKeyId]);
+  let c = clients.get(id);
+  if (!c) {
+    c = new S3Client({
+      region,
+      endpoint: sdkEndpoint,
+      forcePathStyle: style === 'path',
+      credentials: { ...credentials },
+      // Presigned URLs without flexible-checksum extras: the SDK would
+      // otherwise add `x-amz-checksum-mode=ENABLED` to GET and a CRC32 of
+      // the empty body to PUT (Offload signs checksums only when asked).
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+    });
+    clients.set(id, c);
+  }
+  return c;
+}
+
+/** The SDK's presigned URL for a case (same clock: `signingDate`). */
+export function sdkPresign(s) {
+  const input = { Bucket: s.bucket, Key: s.key };
+  if (s.versionId) input.VersionId = s.versionId;
+  const o = s.response;
+  if (o.cacheControl) input.ResponseCacheControl = o.cacheControl;
+  if (o.contentDisposition) input.ResponseContentDisposition = o.contentDisposition;
+  if (o.contentEncoding) input.ResponseContentEncoding = o.contentEncoding;
+  if (o.contentLanguage) input.ResponseContentLanguage = o.contentLanguage;
+  if (o.contentType) input.ResponseContentType = o.contentType;
+  if (o.expires) input.ResponseExpires = new Date(o.expires);
+  const Command = { GET: GetObjectCommand, HEAD: HeadObjectCommand, PUT: PutObjectCommand }[s.method];
+  return getSignedUrl(client(s), new Command(input), { expiresIn: s.expires, signingDate: new Date(s.now * 1000) });
+}

@@ -1,0 +1,542 @@
+//! Deploy targets beyond Workers: `cargo xtask package lambda-edge`,
+//! `cargo xtask package cloudfront-function`, the checks that go with them
+//! (Node tests, the S3 signing compatibility run, cfn-lint, a Workers
+//! dry-run deploy), and the signing benchmarks (`bench sign`).
+//!
+//! Outputs go under `.offload/` (git-ignored):
+//! - `.offload/lambda-edge/pkg/`: `index.mjs` (the handlers), the
+//!   wasm-bindgen `nodejs` bindings and the `wasm-opt -Oz` Wasm;
+//! - `.offload/lambda-edge/offload-lambda-edge.zip`: the deployment package;
+//! - `.offload/cloudfront-function/offload.js`: the CloudFront Function.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use offload_core::cache::key::TRACKING_PARAMS;
+use offload_core::config::{PathPattern, RawConfig, Target};
+use offload_core::route::geo::Country;
+use offload_core::Config;
+
+use crate::run;
+
+/// Lambda@Edge quotas (CloudFront "Quotas on Lambda@Edge"): compressed
+/// function package size per trigger kind, and generated response sizes.
+pub const LAMBDA_VIEWER_ZIP_MAX: u64 = 1024 * 1024;
+pub const LAMBDA_ORIGIN_ZIP_MAX: u64 = 50 * 1024 * 1024;
+pub const GENERATED_VIEWER_MAX: usize = 40 * 1024;
+pub const GENERATED_ORIGIN_MAX: usize = 1024 * 1024;
+/// CloudFront Functions: maximum function size (code + config), bytes.
+pub const CF_FUNCTION_MAX: usize = 10 * 1024;
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"))
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn config_path(root: &Path) -> PathBuf {
+    std::env::var_os("OFFLOAD_CONFIG").map(PathBuf::from).unwrap_or_else(|| root.join("offload.toml"))
+}
+
+/// `[links]` keys as (id, secret).
+type LinkSecrets = Vec<(String, Vec<u8>)>;
+
+/// The validated config, and the link keys' secrets (which the validated
+/// config never hands out) from the raw document.
+fn load_config(root: &Path) -> Result<(Config, LinkSecrets), String> {
+    let path = config_path(root);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let config = Config::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let raw: RawConfig = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let keys = raw
+        .links
+        .map(|l| l.keys.into_iter().map(|k| (k.id, k.secret.expose().to_vec())).collect())
+        .unwrap_or_default();
+    Ok((config, keys))
+}
+
+/// `cargo xtask package <lambda-edge|cloudfront-function|all>`.
+pub fn package(root: &Path, args: &[String]) -> Result<(), String> {
+    match args.first().map(String::as_str) {
+        Some("lambda-edge") => package_lambda_edge(root).map(|_| ()),
+        Some("cloudfront-function") => package_cloudfront_function(root).map(|_| ()),
+        Some("all") | None => {
+            package_lambda_edge(root)?;
+            package_cloudfront_function(root).map(|_| ())
+        }
+        // Every deploy check (what `cargo xtask test` runs from `steps`).
+        Some("check") => {
+            let mut failed = Vec::new();
+            for (name, mut step) in steps(root) {
+                eprintln!("\n==> {name}");
+                if let Err(e) = step() {
+                    eprintln!("==> {name}: FAILED: {e}");
+                    failed.push(name);
+                }
+            }
+            if failed.is_empty() { Ok(()) } else { Err(format!("deploy checks failed: {failed:?}")) }
+        }
+        Some(other) => Err(format!("package: unknown target {other:?} (lambda-edge, cloudfront-function, all, check)")),
+    }
+}
+
+/// Build the Lambda@Edge Wasm (release, wasm32), bind it for Node, shrink
+/// it with wasm-opt -Oz (npm binaryen), add the handler wrapper, zip it,
+/// check the size quotas and print the sizes. Returns the zip's path.
+pub fn package_lambda_edge(root: &Path) -> Result<PathBuf, String> {
+    let out = root.join(".offload/lambda-edge");
+    let pkg = out.join("pkg");
+    run(cargo()
+        .args(["build", "--release", "--target", "wasm32-unknown-unknown", "-p", "offload-lambda-edge"])
+        .current_dir(root))?;
+    let wasm = target_dir(root).join("wasm32-unknown-unknown/release/offload_lambda_edge.wasm");
+    let _ = std::fs::remove_dir_all(&pkg);
+    std::fs::create_dir_all(&pkg).map_err(|e| format!("{}: {e}", pkg.display()))?;
+    run(Command::new("wasm-bindgen")
+        .args(["--target", "nodejs", "--out-name", "offload_lambda_edge", "--no-typescript", "--out-dir"])
+        .arg(&pkg)
+        .arg(&wasm))?;
+    let bg = pkg.join("offload_lambda_edge_bg.wasm");
+    let bound = std::fs::metadata(&bg).map_err(|e| format!("{}: {e}", bg.display()))?.len();
+    run(Command::new(root.join("node_modules/.bin/wasm-opt"))
+        .arg("-Oz")
+        .args([
+            "--enable-bulk-memory",
+            "--enable-nontrapping-float-to-int",
+            "--enable-sign-ext",
+            "--enable-mutable-globals",
+            "--enable-reference-types",
+            "--enable-multivalue",
+        ])
+        .arg(&bg)
+        .arg("-o")
+        .arg(&bg))?;
+    let opt = std::fs::metadata(&bg).map_err(|e| format!("{}: {e}", bg.display()))?.len();
+    let wrapper = root.join("edge/lambda-edge/js/index.mjs");
+    std::fs::copy(&wrapper, pkg.join("index.mjs")).map_err(|e| format!("{}: {e}", wrapper.display()))?;
+    let zip = out.join("offload-lambda-edge.zip");
+    run(Command::new("node").arg(root.join("deploy/zip.mjs")).arg(&zip).arg(&pkg).stdout(std::process::Stdio::null()))?;
+    let zipped = std::fs::metadata(&zip).map_err(|e| format!("{}: {e}", zip.display()))?.len();
+    eprintln!(
+        "lambda-edge: wasm {bound} bytes bound, {opt} bytes after wasm-opt -Oz; zip {zipped} bytes ({})",
+        zip.display()
+    );
+    eprintln!(
+        "lambda-edge: quotas: viewer triggers {zipped}/{LAMBDA_VIEWER_ZIP_MAX} bytes, origin triggers {zipped}/{LAMBDA_ORIGIN_ZIP_MAX} bytes; generated responses are capped in the adapter at {GENERATED_VIEWER_MAX} (viewer) / {GENERATED_ORIGIN_MAX} (origin) bytes"
+    );
+    if zipped > LAMBDA_VIEWER_ZIP_MAX {
+        return Err(format!(
+            "lambda-edge: the package is {zipped} bytes: over the 1 MB quota for viewer triggers"
+        ));
+    }
+    Ok(zip)
+}
+
+/// JS string literal (JSON string syntax is valid JS).
+fn js_str(s: &str) -> String {
+    serde_json_string(s)
+}
+
+fn serde_json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for c in s.chars() {
+        match c {
+            '\'' => out.push_str("\\'"),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// The rules the generated CloudFront Function must satisfy (checked here
+/// and, independently, by `tests/cloudfront-function/function.test.mjs`):
+/// - at most 10 KB (the CloudFront Functions size quota);
+/// - `function handler(event)` is defined;
+/// - `require(` only for the runtime's modules `crypto` and `cloudfront`;
+/// - none of what the runtime lacks or forbids: timers (`setTimeout`,
+///   `setInterval`, `setImmediate`), network (`fetch`, `XMLHttpRequest`),
+///   async code (`async`, `await`, `Promise`), dynamic code (`eval`,
+///   `new Function`, `import(`), `process`.
+pub const CF_FORBIDDEN: &[&str] = &[
+    "setTimeout",
+    "setInterval",
+    "setImmediate",
+    "fetch(",
+    "XMLHttpRequest",
+    "async ",
+    "await ",
+    "Promise",
+    "eval(",
+    "new Function",
+    "import(",
+    "process.",
+];
+
+pub fn check_cloudfront_function(code: &str) -> Result<(), String> {
+    if code.len() > CF_FUNCTION_MAX {
+        return Err(format!("cloudfront-function: {} bytes: over the {CF_FUNCTION_MAX}-byte quota", code.len()));
+    }
+    if !code.contains("function handler(event)") {
+        return Err("cloudfront-function: no `function handler(event)`".into());
+    }
+    for bad in CF_FORBIDDEN {
+        if code.contains(bad) {
+            return Err(format!("cloudfront-function: uses {bad:?}, which cloudfront-js-2.0 does not offer"));
+        }
+    }
+    let mut rest = code;
+    while let Some(i) = rest.find("require(") {
+        let arg = &rest[i + 8..];
+        if !(arg.starts_with("'crypto')") || arg.starts_with("'cloudfront')")) {
+            return Err(format!("cloudfront-function: require of something other than crypto/cloudfront: {:.40}", &rest[i..]));
+        }
+        rest = arg;
+    }
+    Ok(())
+}
+
+/// Generate the viewer-request CloudFront Function (`cloudfront-js-2.0`)
+/// from the config: signed-link checks (HMAC-SHA256 with the `[links]`
+/// keys, via the runtime's `crypto` module), cache-key normalization of the
+/// query (per route `cache_key`: tracking parameters, deny/allow lists,
+/// sorting), removal of the test geo header unless trusted, and a region
+/// hint header from the viewer's country. There are no redirects in the
+/// config format, so none are generated.
+pub fn generate_cloudfront_function(config: &Config, link_keys: &[(String, Vec<u8>)]) -> String {
+    // Routes, most specific first: exact paths, then longer prefixes.
+    let mut routes: Vec<_> = config.routes().iter().collect();
+    routes.sort_by_key(|r| std::cmp::Reverse(r.pattern().specificity()));
+    let mut r_js = Vec::new();
+    for r in &routes {
+        let mut fields = Vec::new();
+        match r.pattern() {
+            PathPattern::Exact(p) => fields.push(format!("p:{},x:1", js_str(p))),
+            PathPattern::Prefix(p) => fields.push(format!("p:{}", js_str(p))),
+        }
+        if r.signed_links() {
+            fields.push("l:1".into());
+        }
+        if let Some(rc) = r.cache() {
+            let k = &rc.key;
+            let list = |v: &[String]| format!("[{}]", v.iter().map(|s| js_str(s)).collect::<Vec<_>>().join(","));
+            let mut kf = Vec::new();
+            if k.drop_tracking {
+                kf.push("t:1".to_owned());
+            }
+            if k.sort_query {
+                kf.push("s:1".to_owned());
+            }
+            if !k.query_deny.is_empty() {
+                kf.push(format!("d:{}", list(&k.query_deny)));
+            }
+            if let Some(a) = &k.query_allow {
+                kf.push(format!("a:{}", list(a)));
+            }
+            fields.push(format!("k:{{{}}}", kf.join(",")));
+        }
+        if let Target::Bucket(_) = r.target() {
+            fields.push("b:1".into());
+        }
+        r_js.push(format!("{{{}}}", fields.join(",")));
+    }
+    // Country → preferred region (the first region whose `continents`
+    // contain the country's continent; explicit `countries` win).
+    let mut hints: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for a in b'A'..=b'Z' {
+        for b in b'A'..=b'Z' {
+            let code = String::from_utf8(vec![a, b]).unwrap_or_default();
+            let Some(country) = Country::parse(&code) else { continue };
+            let regions = config.routing().regions();
+            let by_country = regions.iter().find(|r| r.countries().contains(&country));
+            let by_continent = || {
+                let c = country.continent()?;
+                regions.iter().find(|r| r.continents().contains(&c))
+            };
+            if let Some(region) = by_country.or_else(by_continent) {
+                hints.entry(region.name().to_owned()).or_default().push(code);
+            }
+        }
+    }
+    let hints_js: Vec<String> =
+        hints.iter().map(|(region, codes)| format!("{}:{}", js_str(region), js_str(&codes.join(" ")))).collect();
+    let signed = routes.iter().any(|r| r.signed_links());
+    // Only keys whose secret is text can be handed to `createHmac` as a
+    // string; `[links]` secrets are TOML strings, so all of them are.
+    let keys_js = if signed {
+        link_keys
+            .iter()
+            .filter_map(|(id, secret)| Some(format!("{}:{}", js_str(id), js_str(std::str::from_utf8(secret).ok()?))))
+            .collect::<Vec<_>>()
+            .join(",")
+    } else {
+        String::new()
+    };
+    let tracking = TRACKING_PARAMS.iter().map(|t| js_str(t)).collect::<Vec<_>>().join(",");
+    let trust = config.routing().trust_test_header();
+
+    let mut js = String::new();
+    js.push_str("// Offload viewer-request CloudFront Function (cloudfront-js-2.0).\n");
+    js.push_str("// Generated by `cargo xtask package cloudfront-function` from offload.toml; do not edit.\n");
+    js.push_str("// It holds the [links] keys: treat it like the config.\n");
+    if signed {
+        js.push_str("var crypto = require('crypto');\n");
+    }
+    let _ = writeln!(js, "var R = [{}];", r_js.join(","));
+    let _ = writeln!(js, "var T = [{tracking}];");
+    let _ = writeln!(js, "var K = {{{keys_js}}};");
+    let _ = writeln!(js, "var H = {{}}, HS = {{{}}};", hints_js.join(","));
+    js.push_str("Object.keys(HS).forEach(function (r) { HS[r].split(' ').forEach(function (c) { H[c] = r; }); });\n");
+    let _ = writeln!(js, "var TRUST_GEO = {trust};");
+    js.push_str(CF_FUNCTION_BODY);
+    js
+}
+
+/// The fixed part of the CloudFront Function (ES5 plus what
+/// cloudfront-js-2.0 documents; no timers, network or async).
+const CF_FUNCTION_BODY: &str = r#"var B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+function route(uri) {
+    for (var i = 0; i < R.length; i++) {
+        var r = R[i];
+        if (r.x ? uri === r.p : uri.indexOf(r.p) === 0) return r;
+    }
+    return null;
+}
+
+function matches(p, n) {
+    return p.charAt(p.length - 1) === '*' ? n.indexOf(p.slice(0, -1)) === 0 : p === n;
+}
+
+function keep(k, n) {
+    var l = n.toLowerCase(), i;
+    if (k.t && (l.indexOf('utm_') === 0 || T.indexOf(l) >= 0)) return false;
+    for (i = 0; k.d && i < k.d.length; i++) if (matches(k.d[i], n)) return false;
+    if (!k.a) return true;
+    for (i = 0; i < k.a.length; i++) if (matches(k.a[i], n)) return true;
+    return false;
+}
+
+// base64url (no padding) to a string of bytes; null if not base64url.
+function unb64(s) {
+    var out = '', bits = 0, n = 0;
+    for (var i = 0; i < s.length; i++) {
+        var v = B64.indexOf(s.charAt(i));
+        if (v < 0) return null;
+        bits = ((bits << 6) | v) & 0xffffff;
+        n += 6;
+        if (n >= 8) { n -= 8; out += String.fromCharCode((bits >> n) & 255); }
+    }
+    return out;
+}
+
+// The signed-link check of offload-core (sign/link.rs): token =
+// b64url(payload) "." b64url(HMAC-SHA256(key, "offload-link\n" payload)), payload =
+// "v1|kid|expires_at|client ip or empty|scope". Non-ASCII payloads are
+// refused (fail closed).
+function verify(token, path, ip, now) {
+    var dot = token.indexOf('.');
+    if (dot < 1 || token.length > 4096) return 'malformed token';
+    var payload = unb64(token.slice(0, dot));
+    if (payload === null || /[^\x20-\x7e]/.test(payload)) return 'malformed token';
+    var f = payload.split('|');
+    if (f.length !== 5 || f[0] !== 'v1' || !/^[0-9]{1,15}$/.test(f[2])) return 'malformed token';
+    var key = Object.prototype.hasOwnProperty.call(K, f[1]) ? K[f[1]] : null;
+    if (key === null) return 'unknown key id';
+    var mac = crypto.createHmac('sha256', key).update('offload-link\n' + payload).digest('base64url');
+    var given = token.slice(dot + 1), diff = mac.length ^ given.length;
+    for (var i = 0; i < mac.length; i++) diff |= mac.charCodeAt(i) ^ given.charCodeAt(i % (given.length || 1));
+    if (diff !== 0) return 'bad signature';
+    if (now >= Number(f[2])) return 'expired';
+    var scope = f[4];
+    if (scope.charAt(scope.length - 1) === '/' ? path.indexOf(scope) !== 0 : path !== scope) return 'outside the token scope';
+    if (f[3] && f[3] !== ip) return 'bound to another client address';
+    return null;
+}
+
+function refuse(message) {
+    return {
+        statusCode: 403,
+        statusDescription: 'Forbidden',
+        headers: { 'content-type': { value: 'application/json' }, 'cache-control': { value: 'no-store' } },
+        body: JSON.stringify({ error: message, field: 'token', status: 403 })
+    };
+}
+
+function handler(event) {
+    var req = event.request, h = req.headers, q = req.querystring;
+    if (!TRUST_GEO) delete h['x-offload-geo'];
+    var country = h['cloudfront-viewer-country'];
+    if (country && H[country.value]) h['x-offload-region-hint'] = { value: H[country.value] };
+    else delete h['x-offload-region-hint'];
+    var r = route(req.uri);
+    if (!r) return req;
+    if (r.l) {
+        if (!q.token) return refuse('this path needs a signed link');
+        var err = verify(q.token.value, req.uri, event.viewer.ip, Math.floor(Date.now() / 1000));
+        if (err) return refuse('signed link refused: ' + err);
+    }
+    if (r.k && (req.method === 'GET' || req.method === 'HEAD')) {
+        var names = Object.keys(q), out = {};
+        if (r.k.s) names.sort();
+        for (var i = 0; i < names.length; i++) {
+            if ((r.l && names[i] === 'token') || keep(r.k, names[i])) out[names[i]] = q[names[i]];
+        }
+        req.querystring = out;
+    }
+    return req;
+}
+"#;
+
+/// `cargo xtask package cloudfront-function`: generate, check, write and
+/// print the size. Returns the file's path.
+pub fn package_cloudfront_function(root: &Path) -> Result<PathBuf, String> {
+    let (config, keys) = load_config(root)?;
+    let code = generate_cloudfront_function(&config, &keys);
+    check_cloudfront_function(&code)?;
+    let dir = root.join(".offload/cloudfront-function");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let path = dir.join("offload.js");
+    std::fs::write(&path, &code).map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!("cloudfront-function: {} bytes (quota {CF_FUNCTION_MAX}) ({})", code.len(), path.display());
+    let rendered = render_template(root, &code)?;
+    eprintln!("cloudfront-function: inlined into {}", rendered.display());
+    Ok(path)
+}
+
+/// The placeholder `FunctionCode` in deploy/cloudformation.yaml.
+const TEMPLATE_PLACEHOLDER: &str =
+    "      FunctionCode: |\n        function handler(event) {\n            return event.request;\n        }\n";
+
+/// `.offload/cloudformation.yaml`: the template with the generated
+/// CloudFront Function inlined (CloudFormation takes function code inline).
+fn render_template(root: &Path, code: &str) -> Result<PathBuf, String> {
+    let src = root.join("deploy/cloudformation.yaml");
+    let template = std::fs::read_to_string(&src).map_err(|e| format!("{}: {e}", src.display()))?;
+    if !template.contains(TEMPLATE_PLACEHOLDER) {
+        return Err(format!("{}: the FunctionCode placeholder is missing", src.display()));
+    }
+    let mut block = String::from("      FunctionCode: |\n");
+    for line in code.lines() {
+        if !line.is_empty() {
+            block.push_str("        ");
+            block.push_str(line);
+        }
+        block.push('\n');
+    }
+    let out = root.join(".offload/cloudformation.yaml");
+    std::fs::write(&out, template.replacen(TEMPLATE_PLACEHOLDER, &block, 1))
+        .map_err(|e| format!("{}: {e}", out.display()))?;
+    Ok(out)
+}
+
+/// cfn-lint from `deploy/requirements.txt` in a venv under `.offload/venv`
+/// (created once), run on `deploy/cloudformation.yaml` and on the rendered
+/// `.offload/cloudformation.yaml` (with the generated function inlined).
+pub fn cfn_lint(root: &Path) -> Result<(), String> {
+    let venv = root.join(".offload/venv");
+    let bin = venv.join("bin");
+    let reqs = root.join("deploy/requirements.txt");
+    let stamp = venv.join(".requirements.txt");
+    let wanted = std::fs::read_to_string(&reqs).map_err(|e| format!("{}: {e}", reqs.display()))?;
+    if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
+        if !bin.join("python").exists() {
+            run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        }
+        run(Command::new(bin.join("python"))
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+            .arg(&reqs))?;
+        std::fs::write(&stamp, &wanted).map_err(|e| format!("{}: {e}", stamp.display()))?;
+    }
+    let mut lint = Command::new(bin.join("cfn-lint"));
+    lint.arg("deploy/cloudformation.yaml").current_dir(root);
+    if root.join(".offload/cloudformation.yaml").exists() {
+        lint.arg(".offload/cloudformation.yaml");
+    }
+    run(&mut lint)
+}
+
+/// `wrangler deploy --dry-run`: builds the Worker with the wrangler.toml
+/// build command and bundles it without publishing.
+pub fn wrangler_dry_run(root: &Path) -> Result<(), String> {
+    let out = root.join(".offload/wrangler-dry-run");
+    let _ = std::fs::remove_dir_all(&out);
+    run(Command::new(root.join("node_modules/.bin/wrangler"))
+        .args(["deploy", "--dry-run", "--outdir"])
+        .arg(&out)
+        .current_dir(root)
+        .envs(offload_e2e::worker_build_env(root)))
+}
+
+/// The Node test runner on a directory of `*.test.mjs` files.
+fn node_tests(root: &Path, dir: &str) -> Result<(), String> {
+    run(Command::new("node").args(["--test", dir]).current_dir(root))
+}
+
+/// The S3 signing compatibility run: `cases` random presigned URLs
+/// compared byte for byte with the AWS SDK for JavaScript v3.
+pub fn sign_compat(root: &Path, cases: u32) -> Result<(), String> {
+    run(Command::new("node").arg("tests/sign-compat/compat.mjs").arg(cases.to_string()).current_dir(root))
+}
+
+/// A test step: name and what to run.
+pub type Step = (&'static str, Box<dyn FnMut() -> Result<(), String>>);
+
+/// The deploy checks for `cargo xtask test`, in order.
+pub fn steps(root: &Path) -> Vec<Step> {
+    let r = root.to_path_buf();
+    let (r1, r2, r3, r4, r5, r6) = (r.clone(), r.clone(), r.clone(), r.clone(), r.clone(), r);
+    vec![
+        ("Lambda@Edge package (wasm32, wasm-opt -Oz, zip, size quotas)", Box::new(move || package_lambda_edge(&r1).map(|_| ()))),
+        ("Lambda@Edge handlers in Node (node --test tests/lambda-edge)", Box::new(move || node_tests(&r2, "tests/lambda-edge/"))),
+        ("S3 presign = AWS SDK v3, byte for byte (10000 random cases)", Box::new(move || sign_compat(&r3, 10_000))),
+        ("CloudFront Function: generate + node --test tests/cloudfront-function", Box::new(move || {
+            package_cloudfront_function(&r4)?;
+            node_tests(&r4, "tests/cloudfront-function/")
+        })),
+        ("CloudFormation template: cfn-lint", Box::new(move || cfn_lint(&r5))),
+        ("Workers: wrangler deploy --dry-run", Box::new(move || wrangler_dry_run(&r6))),
+    ]
+}
+
+/// `cargo xtask bench sign`: presign throughput, Offload ÷ the AWS
+/// implementations, in the same process: the Lambda@Edge Wasm in Node vs
+/// the AWS SDK for JavaScript v3, and the native signer vs `aws-sigv4`.
+#[allow(dead_code)] // wired by `cargo xtask bench sign` (xtask/src/bench.rs)
+pub fn bench_sign(root: &Path) -> Result<(), String> {
+    package_lambda_edge(root)?;
+    run(Command::new("node").args(["tests/sign-compat/bench.mjs", "2"]).current_dir(root))?;
+    run(cargo()
+        .args(["run", "--release", "-p", "offload-core", "--example", "presign_bench", "--", "2"])
+        .current_dir(root))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn the_generated_function_follows_the_runtime_rules() {
+        let (config, keys) = load_config(&offload_e2e::root()).unwrap();
+        let code = generate_cloudfront_function(&config, &keys);
+        check_cloudfront_function(&code).unwrap();
+        assert!(check_cloudfront_function(&format!("{code}\nsetTimeout(function(){{}}, 1);")).is_err());
+        assert!(check_cloudfront_function(&format!("{code}\nvar x = require('fs');")).is_err());
+        assert!(check_cloudfront_function(&"x".repeat(CF_FUNCTION_MAX + 1)).is_err());
+    }
+
+    #[test]
+    fn js_strings_are_escaped() {
+        assert_eq!(js_str("a'b\\c\n"), "'a\\'b\\\\c\\u000a'");
+    }
+}
