@@ -100,7 +100,7 @@ pub(crate) async fn serve(
                         Err(fetch) => fetch,
                     }
                 };
-                return fetch_upstream(Some(ctx), &head, fwd, fetch).await;
+                return fetch_upstream(Some(ctx), &head, &viewer, fwd, fetch).await;
             }
         };
     }
@@ -128,7 +128,7 @@ async fn revalidate_in_background(head: http::Request<()>, viewer: Viewer, fetch
     let plan = with_isolate(|edge, state| edge.plan(&head, &viewer, state, now_ms(), random_u32()));
     match plan {
         Some(Plan::Forward(fwd)) => {
-            let _ = fetch_upstream(None, &head, fwd, fetch).await;
+            let _ = fetch_upstream(None, &head, &viewer, fwd, fetch).await;
         }
         _ => {
             let now = now_ms();
@@ -139,10 +139,12 @@ async fn revalidate_in_background(head: http::Request<()>, viewer: Viewer, fetch
 
 /// Send the fetch upstream (walking the failover steps) and store or pass
 /// on what comes back. `ctx`: schedule the L2 write after the response
-/// (background revalidations have none and write inline).
+/// (background revalidations have none and write inline). `viewer`: to
+/// re-plan a refetch.
 async fn fetch_upstream(
     ctx: Option<&Context>,
     head: &http::Request<()>,
+    viewer: &Viewer,
     mut fwd: Box<Forward>,
     fetch: Fetch,
 ) -> worker::Result<Response> {
@@ -161,6 +163,19 @@ async fn fetch_upstream(
             };
             match after {
                 AfterResponse::Serve(c) => respond(&c),
+                AfterResponse::Refetch(fetch) => {
+                    // The 304 answered a question the viewer never asked:
+                    // a fresh failover walk, now unconditional.
+                    let plan = with_isolate(|edge, state| edge.plan(head, viewer, state, now_ms(), random_u32()));
+                    match plan {
+                        Some(Plan::Forward(fwd)) => Box::pin(fetch_upstream(ctx, head, viewer, fwd, fetch)).await,
+                        _ => {
+                            let now = now_ms();
+                            with_cache(|_, _, c| c.abandon(fetch, now));
+                            respond_error(&Error::Upstream("refetch not planned".into()))
+                        }
+                    }
+                }
                 AfterResponse::Deliver(d) => {
                     d.apply(&mut fwd, &mut headers);
                     with_isolate(|edge, _| edge.finish(&fwd, status_code, &mut headers));

@@ -96,8 +96,33 @@ impl CacheControl {
     }
 
     /// `CDN-Cache-Control` (RFC 9213): same syntax as `Cache-Control`.
+    ///
+    /// RFC 9213 §2.1: the field is a Structured Field Dictionary (RFC
+    /// 8941). One that does not parse as such, or whose delta-seconds
+    /// directives are not non-negative Integers, is ignored entirely (as if
+    /// absent), so `Cache-Control` applies.
     pub fn from_cdn_cache_control(headers: &HeaderMap) -> Option<Self> {
-        Self::from_headers(headers, &HeaderName::from_static("cdn-cache-control"))
+        let name = HeaderName::from_static("cdn-cache-control");
+        headers.get(&name)?;
+        let joined = headers
+            .get_all(&name)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let dict: sfv::Dictionary = sfv::Parser::new(&joined).parse().ok()?;
+        for (key, entry) in &dict {
+            if matches!(key.as_str(), "max-age" | "s-maxage" | "stale-while-revalidate" | "stale-if-error") {
+                let valid = match entry {
+                    sfv::ListEntry::Item(item) => item.bare_item.as_integer().is_some_and(|i| i64::from(i) >= 0),
+                    sfv::ListEntry::InnerList(_) => false,
+                };
+                if !valid {
+                    return None;
+                }
+            }
+        }
+        Self::from_headers(headers, &name)
     }
 
     /// `Surrogate-Control` (W3C Edge Architecture): `max-age`, `no-store`,
@@ -398,6 +423,17 @@ mod tests {
         assert_eq!(cc.max_age, Some(10));
         assert!(cc.no_cache_all());
         assert!(CacheControl::from_cdn_cache_control(&h).is_none());
+        // Not a Structured Field Dictionary, or a delta-seconds directive of
+        // the wrong type: the whole field is ignored.
+        for bad in ["max-age=10000, &&&&&", "max-age=\"10000\"", "max-age=1.5", "s-maxage=-1", "max-age=(1 2)"] {
+            let mut h = HeaderMap::new();
+            h.insert("cdn-cache-control", http::HeaderValue::from_str(bad).unwrap());
+            assert!(CacheControl::from_cdn_cache_control(&h).is_none(), "{bad}");
+        }
+        let mut h = HeaderMap::new();
+        h.insert("cdn-cache-control", http::HeaderValue::from_static("max-age=60, stale-if-error=30, private"));
+        let cc = CacheControl::from_cdn_cache_control(&h).unwrap();
+        assert_eq!(cc.max_age, Some(60));
     }
 
     #[test]

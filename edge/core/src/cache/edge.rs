@@ -9,8 +9,9 @@
 //!    purge endpoint is answered before `Edge::plan`.
 //! 2. [`EdgeCache::lookup`] → [`CacheDecision`]:
 //!    - `Bypass`: not cacheable; forward as planned.
-//!    - `Respond`: a hit (or a 304/412 from the stored response, or the
-//!      504 of an unsatisfiable `only-if-cached`).
+//!    - `Respond`: a hit (or a 304/412 from the stored response, a 206
+//!      for one byte range of a fresh stored 200, or the 504 of an
+//!      unsatisfiable `only-if-cached`).
 //!    - `RespondAndRevalidate`: `stale-while-revalidate`: answer now, run
 //!      the [`CacheFetch`] in the background.
 //!    - `Fetch`: go upstream. [`CacheFetch::prepare`] sets the conditional
@@ -21,7 +22,9 @@
 //! 3. After the upstream answers, [`EdgeCache::on_response`] →
 //!    [`AfterResponse`]: serve from cache (a 304 refreshed the entry, or
 //!    `stale-if-error`), store (buffer the body, then
-//!    [`EdgeCache::store`]), or deliver as is ([`Delivery::apply`]).
+//!    [`EdgeCache::store`]), deliver as is ([`Delivery::apply`]), or
+//!    refetch (a 304 for another representation that an unconditional
+//!    viewer must not get: plan again and send the returned fetch).
 //!    When every attempt failed, [`EdgeCache::on_give_up`] may serve stale.
 //! 4. Unsafe methods invalidate what they target
 //!    ([`EdgeCache::invalidate_after`], RFC 9111 §4.4).
@@ -64,9 +67,10 @@ use crate::route::auth::Secret;
 pub const META_HEADER: &str = "x-offload-meta";
 
 /// Fields that steer caches and purges: consumed here, never sent to
-/// viewers (RFC 9213 targeted fields, `Surrogate-Key`, `Cache-Tag`).
-pub const INTERNAL_RESPONSE_FIELDS: [&str; 5] =
-    ["surrogate-key", "cache-tag", "cdn-cache-control", "surrogate-control", META_HEADER];
+/// viewers (`Surrogate-Control`, `Surrogate-Key`, `Cache-Tag`).
+/// `CDN-Cache-Control` is passed on: RFC 9213 targets it at every CDN on
+/// the path, so a CDN in front of this one may use it too.
+pub const INTERNAL_RESPONSE_FIELDS: [&str; 4] = ["surrogate-key", "cache-tag", "surrogate-control", META_HEADER];
 
 /// Most URL + tag entries in one purge request.
 pub const MAX_PURGE_ITEMS: usize = 1000;
@@ -207,6 +211,10 @@ pub enum AfterResponse {
     Store(PendingStore),
     /// Deliver the upstream response, streaming its body.
     Deliver(Delivery),
+    /// The origin's 304 selects no stored response and the viewer did not
+    /// ask for a 304: drop the upstream response and send this fetch
+    /// (now unconditional) upstream again.
+    Refetch(CacheFetch),
 }
 
 /// A storable response waiting for its body.
@@ -255,7 +263,9 @@ impl Delivery {
             set_age(headers, age);
         }
         if self.buffered {
-            headers.remove(header::CONTENT_ENCODING);
+            if decoded_by_platform(headers) {
+                headers.remove(header::CONTENT_ENCODING);
+            }
             headers.remove(header::CONTENT_LENGTH);
         }
         if self.not_modified {
@@ -418,12 +428,18 @@ impl EdgeCache {
         if !matches!(*req.method(), Method::GET | Method::HEAD) || fwd.cache_status.fwd() == Some(FwdReason::Bypass) {
             return CacheDecision::Bypass(None);
         }
-        if req.headers().contains_key(header::RANGE) {
-            return CacheDecision::Bypass(Some(self.bypass("range")));
-        }
         let scheme = req.uri().scheme_str().unwrap_or("https");
         let key = UrlKey::for_request(&rules.key, scheme, req.uri(), req.headers())
             .and_then(|url| PrimaryKey::new(&rules.key, req.method(), url, req.headers()));
+        if req.headers().contains_key(header::RANGE) {
+            // A range of a fresh stored 200 is answered from it (RFC 9110
+            // §14.2); anything else goes to the origin untouched.
+            let hit = key.ok().and_then(|key| self.range_hit(key, req, rules, now_ms));
+            return match hit {
+                Some(resp) => CacheDecision::Respond(resp),
+                None => CacheDecision::Bypass(Some(self.bypass("range"))),
+            };
+        }
         let Ok(key) = key else {
             return CacheDecision::Bypass(Some(self.bypass("key")));
         };
@@ -435,6 +451,43 @@ impl EdgeCache {
             bucket: matches!(fwd.upstream, Upstream::Bucket { .. }),
         };
         self.decide(request, Coalesce::Begin, false, now_ms)
+    }
+
+    /// A single satisfiable byte range of a fresh stored `200`, without
+    /// `If-Range` (which would need the validator comparison of RFC 9110
+    /// §13.1.5): a `206` cut from the stored body. `None`: bypass.
+    fn range_hit(&mut self, key: PrimaryKey, req: &Request<()>, rules: &RouteCache, now_ms: u64) -> Option<CachedResponse> {
+        if req.headers().contains_key(header::IF_RANGE) {
+            return None;
+        }
+        let now = ts(now_ms);
+        let Found::Hit(entry) = self.store.lookup(&key, req.headers(), now) else { return None };
+        let entry = entry.clone();
+        let (start, end) = byte_range(req.headers(), entry.body().len())?;
+        let Lookup::Fresh { age, ttl } = entry.policy().before_request(req.headers(), now) else { return None };
+        if entry.status() != 200 || ttl <= 0 {
+            return None;
+        }
+        let request = CacheRequest {
+            key,
+            method: req.method().clone(),
+            headers: req.headers().clone(),
+            rules: rules.clone(),
+            bucket: false,
+        };
+        let status = CachePhase::Hit.cache_status(&self.name).with_ttl(ttl);
+        let mut resp = self.entry_response(&request, &entry, status, age, CachePhase::Hit);
+        if resp.status == 200 {
+            let total = entry.body().len();
+            resp.status = 206;
+            resp.body = match entry.body().get(start..=end) {
+                Some(part) if req.method() != Method::HEAD => Arc::from(part),
+                _ => Arc::from(Vec::new()),
+            };
+            let cr = HeaderValue::from_str(&format!("bytes {start}-{end}/{total}")).ok()?;
+            resp.headers.insert(header::CONTENT_RANGE, cr);
+        }
+        Some(resp)
     }
 
     /// Poll a waiting request: `None` while the leader is still fetching.
@@ -637,7 +690,12 @@ impl EdgeCache {
         let now = ts(now_ms);
         let headers = normalize_response_headers(headers, now);
         let (method, request_headers) = (fetch.request.method.clone(), fetch.request.headers.clone());
-        let x = Exchange::new(&method, &request_headers, status, &headers, ts(request_time_ms), now);
+        // The response delay in whole seconds of the real (ms) delay, not
+        // the difference of two truncated timestamps (a request sent at
+        // x.999 s and answered at y.001 s took 0 s, not 1).
+        let delay_s = now_ms.saturating_sub(request_time_ms) / 1000;
+        let request_time = Timestamp::from_unix_secs(now.unix_secs().saturating_sub(delay_s));
+        let x = Exchange::new(&method, &request_headers, status, &headers, request_time, now);
         let rules = fetch.request.rules.rules.clone();
         let mut fetch = fetch;
         if let Some(stored) = fetch.stored.clone() {
@@ -656,9 +714,20 @@ impl EdgeCache {
                     return AfterResponse::Serve(resp);
                 }
                 Revalidated::NotModified { .. } => {}
+                Revalidated::Mismatch if !has_conditionals(&fetch.request.headers) => {
+                    // The 304 selects no stored response (RFC 9111 §4.3.4),
+                    // and a 304 must not reach a viewer that did not ask
+                    // for one: drop ours and ask again without validators.
+                    self.store.remove(&fetch.request.key, &fetch.request.headers);
+                    fetch.stored = None;
+                    fetch.revalidation = Revalidation::default();
+                    fetch.serve_on_error = false;
+                    return AfterResponse::Refetch(fetch);
+                }
                 Revalidated::Mismatch => {
                     // The 304 selects no stored response: drop ours and
-                    // pass the origin's answer on.
+                    // pass the origin's answer on (the viewer's own
+                    // condition asked for a 304).
                     self.store.remove(&fetch.request.key, &fetch.request.headers);
                     self.release(fetch.permit.take(), Outcome::NotStored, now_ms);
                     let cs = fetch.phase.cache_status(&self.name).with_detail("validator-mismatch");
@@ -1051,11 +1120,58 @@ pub fn normalize_response_headers(headers: &HeaderMap, now: Timestamp) -> Header
     h
 }
 
-/// The headers kept with a stored body: the platform decoded the body, so
-/// its framing fields no longer apply; bucket-internal fields go too.
+/// The one byte range of a `Range: bytes=...` request that fits a body of
+/// `len` bytes, as inclusive offsets (RFC 9110 §14.1.2). `None` for other
+/// units, several ranges, a malformed field or an unsatisfiable range.
+fn byte_range(headers: &HeaderMap, len: usize) -> Option<(usize, usize)> {
+    let mut values = headers.get_all(header::RANGE).iter();
+    let (v, None) = (values.next()?, values.next()) else { return None };
+    let spec = v.to_str().ok()?.trim();
+    let (unit, set) = spec.split_once('=')?;
+    if !unit.trim().eq_ignore_ascii_case("bytes") || set.contains(',') || len == 0 {
+        return None;
+    }
+    let (first, last) = set.trim().split_once('-')?;
+    let num = |s: &str| -> Option<usize> {
+        let s = s.trim();
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
+    };
+    match (first.trim().is_empty(), last.trim().is_empty()) {
+        (true, false) => {
+            let n = num(last)?;
+            (n > 0).then(|| (len.saturating_sub(n), len - 1))
+        }
+        (false, _) => {
+            let start = num(first)?;
+            let end = if last.trim().is_empty() { len - 1 } else { num(last)?.min(len - 1) };
+            (start <= end && start < len).then_some((start, end))
+        }
+        (true, true) => None,
+    }
+}
+
+/// Whether the platform's `fetch()` decoded the body: it decodes a single
+/// `gzip` or `br` coding (keeping the field). Any other `Content-Encoding`
+/// arrives as sent and must stay with the body.
+fn decoded_by_platform(headers: &HeaderMap) -> bool {
+    let mut codings = headers
+        .get_all(header::CONTENT_ENCODING)
+        .iter()
+        .flat_map(|v| String::from_utf8_lossy(v.as_bytes()).split(',').map(|c| c.trim().to_ascii_lowercase()).collect::<Vec<_>>())
+        .filter(|c| !c.is_empty() && c != "identity");
+    match (codings.next(), codings.next()) {
+        (Some(c), None) => matches!(c.as_str(), "gzip" | "x-gzip" | "br"),
+        _ => false,
+    }
+}
+
+/// The headers kept with a stored body: the platform decoded a gzip/br body,
+/// so those framing fields no longer apply; bucket-internal fields go too.
 fn stored_headers(headers: &HeaderMap, bucket: bool) -> HeaderMap {
     let mut h = headers.clone();
-    h.remove(header::CONTENT_ENCODING);
+    if decoded_by_platform(&h) {
+        h.remove(header::CONTENT_ENCODING);
+    }
     h.remove(header::CONTENT_LENGTH);
     h.remove(header::TRANSFER_ENCODING);
     h.remove(META_HEADER);

@@ -108,7 +108,7 @@ impl CacheRules {
 pub enum NoCacheReason {
     /// Only `GET` responses are stored (`HEAD` is served from them).
     Method,
-    /// The status code is not final or not one this cache understands.
+    /// The status code is not final, or is 206/304 (RFC 9111 §3).
     Status,
     /// `must-understand` on a status this cache does not understand.
     MustUnderstand,
@@ -202,6 +202,13 @@ pub fn status_is_understood(status: u16) -> bool {
         status,
         200 | 203 | 204 | 300 | 301 | 302 | 303 | 307 | 308 | 404 | 405 | 410 | 414 | 451 | 500 | 501 | 502 | 503 | 504
     )
+}
+
+/// Final statuses a cache may store when the response allows it (RFC 9111
+/// §3): 200..=599 except 206 (Offload does not combine partial content)
+/// and 304 (only ever an update of a stored response).
+pub fn status_is_storable(status: u16) -> bool {
+    (200..=599).contains(&status) && !matches!(status, 206 | 304)
 }
 
 /// RFC 9110 §15.1 heuristically cacheable status codes (minus 206).
@@ -326,13 +333,17 @@ impl CachePolicy {
         let stale_while_revalidate = window(eff.stale_while_revalidate, rules.stale_while_revalidate);
         let stale_if_error = window(eff.stale_if_error, rules.stale_if_error);
 
+        // RFC 9111 §3: any final status may be stored with explicit
+        // freshness; only `must-understand`, 206 and 304 need a status this
+        // cache understands (and heuristics need a heuristically cacheable
+        // one, above).
         let understood = status_is_understood(x.status);
         let req_cc = CacheControl::from_cache_control(x.request_headers).unwrap_or_default();
         let reason = if *x.method != Method::GET {
             Some(NoCacheReason::Method)
         } else if eff.must_understand && !understood {
             Some(NoCacheReason::MustUnderstand)
-        } else if !understood {
+        } else if !status_is_storable(x.status) {
             Some(NoCacheReason::Status)
         } else if req_cc.no_store {
             Some(NoCacheReason::RequestNoStore)

@@ -49,10 +49,11 @@ pub enum Revalidated {
 }
 
 /// Fields a 304 never changes in the stored response (RFC 9111 §3.2: the
-/// stored representation's framing and encoding; and cookies, which a
-/// shared copy never keeps).
-const NOT_UPDATED: [HeaderName; 6] = [
+/// stored representation's framing, encoding and content digest, which
+/// describe the stored bytes; and cookies, which a shared copy never keeps).
+const NOT_UPDATED: [HeaderName; 7] = [
     header::CONTENT_LENGTH,
+    HeaderName::from_static("content-md5"),
     header::CONTENT_ENCODING,
     header::CONTENT_RANGE,
     header::TRANSFER_ENCODING,
@@ -164,6 +165,7 @@ mod tests {
             ("etag", "\"a\""),
             ("content-length", "5"),
             ("content-encoding", "gzip"),
+            ("content-md5", "rL0Y20zC+Fzt72VPzMSk2A=="),
             ("x-kept", "1"),
             ("x-multi", "old"),
         ]);
@@ -172,6 +174,7 @@ mod tests {
             ("etag", "W/\"a\""),
             ("content-length", "0"),
             ("content-encoding", "br"),
+            ("content-md5", "N7UdGUp1E+RbVvZSTy1R8g=="),
             ("x-multi", "n1"),
             ("x-multi", "n2"),
             ("set-cookie", "s=1"),
@@ -181,6 +184,7 @@ mod tests {
         assert_eq!(headers["cache-control"], "max-age=100");
         assert_eq!(headers["content-length"], "5");
         assert_eq!(headers["content-encoding"], "gzip");
+        assert_eq!(headers["content-md5"], "rL0Y20zC+Fzt72VPzMSk2A==");
         assert_eq!(headers["x-kept"], "1");
         assert_eq!(headers.get_all("x-multi").iter().collect::<Vec<_>>(), ["n1", "n2"]);
         assert!(!headers.contains_key("set-cookie"));

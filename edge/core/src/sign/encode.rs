@@ -1,14 +1,13 @@
 //! Percent-encoding, hex and HMAC helpers shared by the signing modules.
 
-use hmac::digest::generic_array::GenericArray;
-use hmac::digest::KeyInit;
-use hmac::{Hmac, Mac};
 use percent_encoding::{AsciiSet, CONTROLS, NON_ALPHANUMERIC};
-use sha2::{Digest, Sha256};
+
+use super::sha256::{HmacKey, Sha256};
 
 /// SigV4 `UriEncode`: everything except the RFC 3986 unreserved characters
 /// `A-Z a-z 0-9 - . _ ~` is percent-encoded (upper-case hex). Non-ASCII bytes
 /// are always encoded by `percent_encoding`.
+#[cfg_attr(not(test), allow(dead_code))] // the reference for `push_uri_encoded`
 pub(crate) const URI_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
@@ -32,16 +31,59 @@ pub(crate) const NOT_IN_URI_PATH: &AsciiSet = &CONTROLS
     .add(b'|')
     .add(b'}');
 
+#[cfg(test)]
 pub(crate) fn uri_encode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, URI_ENCODE).to_string()
+    let mut out = String::with_capacity(s.len());
+    push_uri_encoded(&mut out, s, false);
+    out
 }
 
 pub(crate) fn uri_encode_path(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, URI_ENCODE_PATH).to_string()
+    let mut out = String::with_capacity(s.len());
+    push_uri_encoded(&mut out, s, true);
+    out
 }
 
 pub(crate) fn uri_encode_path_bytes(b: &[u8]) -> String {
     percent_encoding::percent_encode(b, URI_ENCODE_PATH).to_string()
+}
+
+/// Bytes `UriEncode` keeps: `A-Z a-z 0-9 - . _ ~` (1), and `/` in paths (2).
+const KEEP: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b'_' || c == b'~' {
+            t[b] = 3;
+        }
+        b += 1;
+    }
+    t[b'/' as usize] = 2;
+    t
+};
+
+/// Appends `UriEncode(s)` to `out` (with `/` kept when `keep_slash`): the
+/// same bytes as `percent_encoding` with [`URI_ENCODE`] / [`URI_ENCODE_PATH`],
+/// without its `Display` round trip. Unreserved runs are copied whole.
+pub(crate) fn push_uri_encoded(out: &mut String, s: &str, keep_slash: bool) {
+    const UPPER_HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mask = if keep_slash { 2 } else { 1 };
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if KEEP[usize::from(b)] & mask != 0 {
+            continue;
+        }
+        // `i` is at a byte that is not ASCII-unreserved and `start` just
+        // after one: both are char boundaries, so this never falls back.
+        out.push_str(s.get(start..i).unwrap_or_default());
+        out.push('%');
+        out.push(char::from(UPPER_HEX[usize::from(b >> 4)]));
+        out.push(char::from(UPPER_HEX[usize::from(b & 0x0f)]));
+        start = i + 1;
+    }
+    out.push_str(s.get(start..).unwrap_or_default());
 }
 
 /// `application/x-www-form-urlencoded` decoding of one name or value, as the
@@ -75,6 +117,23 @@ pub(crate) fn parse_query(query: &str) -> Vec<(String, String)> {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// Lower-case hex of a 32-byte digest, on the stack.
+pub(crate) fn hex32(bytes: &[u8; 32]) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 0x0f)];
+    }
+    out
+}
+
+/// Appends the lower-case hex of a 32-byte digest to `out`.
+pub(crate) fn push_hex32(out: &mut String, bytes: &[u8; 32]) {
+    let h = hex32(bytes);
+    // Hex digits are ASCII.
+    out.push_str(std::str::from_utf8(&h).unwrap_or_default());
+}
+
 pub(crate) fn hex(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 2);
     for b in bytes {
@@ -85,39 +144,14 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 }
 
 pub(crate) fn sha256_hex(data: &[u8]) -> String {
-    hex(&Sha256::digest(data))
+    let mut out = String::with_capacity(64);
+    push_hex32(&mut out, &Sha256::digest(data));
+    out
 }
 
 /// HMAC-SHA256 over the concatenation of `parts`.
-///
-/// The key is brought to the block size by hand (hashed when longer, zero
-/// padded when shorter, exactly as RFC 2104 does) so that the fixed-size
-/// constructor is used and there is no fallible path at all.
 pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let mut block: GenericArray<
-        u8,
-        <Hmac<Sha256> as hmac::digest::crypto_common::KeySizeUser>::KeySize,
-    > = GenericArray::default();
-    if key.len() > block.len() {
-        let digest = Sha256::digest(key);
-        for (dst, src) in block.iter_mut().zip(digest.iter()) {
-            *dst = *src;
-        }
-    } else {
-        for (dst, src) in block.iter_mut().zip(key.iter()) {
-            *dst = *src;
-        }
-    }
-    let mut mac = <Hmac<Sha256> as KeyInit>::new(&block);
-    for part in parts {
-        mac.update(part);
-    }
-    let tag = mac.finalize().into_bytes();
-    let mut out = [0u8; 32];
-    for (dst, src) in out.iter_mut().zip(tag.iter()) {
-        *dst = *src;
-    }
-    out
+    HmacKey::new(key).mac(parts)
 }
 
 #[cfg(test)]
@@ -152,6 +186,19 @@ mod tests {
     fn uri_encode_keeps_only_unreserved() {
         assert_eq!(uri_encode("a-b_c.d~e/f g+h%"), "a-b_c.d~e%2Ff%20g%2Bh%25");
         assert_eq!(uri_encode_path("a b/ሴ"), "a%20b/%E1%88%B4");
+        // Same bytes as `percent_encoding` for every byte value.
+        let all: String = (0..=0x3ffu32)
+            .filter_map(char::from_u32)
+            .chain("a/b~c😀日本%é".chars())
+            .collect();
+        assert_eq!(
+            uri_encode_path(&all),
+            percent_encoding::utf8_percent_encode(&all, URI_ENCODE_PATH).to_string()
+        );
+        assert_eq!(
+            uri_encode(&all),
+            percent_encoding::utf8_percent_encode(&all, URI_ENCODE).to_string()
+        );
     }
 
     #[test]

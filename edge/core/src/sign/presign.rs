@@ -31,7 +31,7 @@ use std::fmt;
 
 use base64::Engine as _;
 
-use super::encode::{parse_query, uri_encode, uri_encode_path};
+use super::encode::{parse_query, push_uri_encoded};
 use super::sigv4::{
     self, parse_url, AmzDate, Credentials, PayloadHash, SignableRequest, SigningError, SigningKey,
     SigningParams, SigningSettings, MAX_EXPIRES_SECS,
@@ -271,15 +271,30 @@ impl S3Bucket {
 
     /// The encoded path of `key` (with the bucket in path style).
     pub fn object_path(&self, key: &str) -> Result<String, PresignError> {
-        check_key(key)?;
-        let mut path = self.base_path.clone();
-        if self.style == AddressingStyle::Path {
-            path.push('/');
-            path.push_str(&uri_encode(&self.bucket));
-        }
-        path.push('/');
-        path.push_str(&uri_encode_path(key));
+        let mut path = String::new();
+        self.push_object_path(&mut path, key)?;
         Ok(path)
+    }
+
+    /// Appends [`Self::object_path`] to `out`.
+    fn push_object_path(&self, out: &mut String, key: &str) -> Result<(), PresignError> {
+        check_key(key)?;
+        out.reserve(self.base_path.len() + self.bucket.len() + key.len() + 2);
+        out.push_str(&self.base_path);
+        if self.style == AddressingStyle::Path {
+            out.push('/');
+            push_uri_encoded(out, &self.bucket, false);
+        }
+        out.push('/');
+        push_uri_encoded(out, key, true);
+        Ok(())
+    }
+
+    /// `scheme://authority`.
+    fn push_origin(&self, out: &mut String) {
+        out.push_str(self.scheme);
+        out.push_str("://");
+        out.push_str(&self.authority);
     }
 
     /// The unsigned URL of `key`.
@@ -531,32 +546,30 @@ pub fn presign(
         return not_for("response overrides");
     }
     let time = AmzDate::from_unix_secs(now)?;
-    let path = bucket.object_path(req.key)?;
+    // `scheme://authority/path`: the start of both URLs.
+    let mut signing_url = String::with_capacity(256);
+    bucket.push_origin(&mut signing_url);
+    bucket.push_object_path(&mut signing_url, req.key)?;
+    let base_len = signing_url.len();
 
     // Query parameters of the request itself (raw values).
-    let mut pairs: Vec<(String, String)> = Vec::new();
+    let mut pairs: Vec<(&str, &str)> = Vec::new();
     if req.format == QueryFormat::JsSdkV3 {
-        pairs.push((
-            "X-Amz-Content-Sha256".into(),
-            sigv4::UNSIGNED_PAYLOAD.into(),
-        ));
+        pairs.push(("X-Amz-Content-Sha256", sigv4::UNSIGNED_PAYLOAD));
         if let Some(x_id) = req.method.x_id() {
-            pairs.push(("x-id".into(), x_id.into()));
+            pairs.push(("x-id", x_id));
         }
     }
     if let Some(version) = req.version_id {
-        pairs.push(("versionId".into(), version.into()));
+        pairs.push(("versionId", version));
     }
     for (k, v) in req.response.pairs() {
         check_value(k, v)?;
-        pairs.push((k.into(), v.into()));
+        pairs.push((k, v));
     }
-    let mut signing_url = format!("{}://{}{}", bucket.scheme, bucket.authority, path);
     if !pairs.is_empty() {
         signing_url.push('?');
-        signing_url.push_str(&join_encoded(
-            pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        ));
+        push_joined_encoded(&mut signing_url, pairs.iter().copied());
     }
 
     // Signed headers the user must send.
@@ -574,7 +587,7 @@ pub fn presign(
     }
     let header_refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
 
-    let out = sigv4::sign(
+    let (out, canonical_request) = sigv4::sign_with_text(
         &SignableRequest {
             method: req.method.as_str(),
             url: &signing_url,
@@ -591,49 +604,55 @@ pub fn presign(
         },
     )?;
 
-    let query = match req.format {
-        QueryFormat::AwsDocs => format!(
-            "{}&X-Amz-Signature={}",
-            out.canonical_request.query(),
-            out.signature
-        ),
+    let mut url = signing_url.clone();
+    url.truncate(base_len);
+    url.push('?');
+    match req.format {
+        QueryFormat::AwsDocs => {
+            url.push_str(out.canonical_request.query());
+            url.push_str("&X-Amz-Signature=");
+            url.push_str(&out.signature);
+        }
         QueryFormat::JsSdkV3 => {
             // Re-read the request's own parameters the way the signer did, so
             // the URL and the signature can never disagree.
-            let mut all: Vec<(String, String)> = signing_url
-                .split_once('?')
-                .map(|(_, q)| parse_query(q))
+            let own: Vec<(String, String)> = signing_url
+                .get(base_len..)
+                .and_then(|q| q.strip_prefix('?'))
+                .map(parse_query)
                 .unwrap_or_default();
+            let mut all: Vec<(&str, &str)> =
+                Vec::with_capacity(own.len() + out.instructions.params().len());
+            all.extend(own.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             all.extend(
                 out.instructions
                     .params()
                     .iter()
-                    .map(|(k, v)| ((*k).to_owned(), v.clone())),
+                    .map(|(k, v)| (*k, v.as_str())),
             );
             // buildQueryString: `Object.keys(query).sort()` — by raw name.
-            all.sort_by(|a, b| a.0.cmp(&b.0));
-            join_encoded(all.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            all.sort_by(|a, b| a.0.cmp(b.0));
+            push_joined_encoded(&mut url, all.into_iter());
         }
-    };
+    }
     Ok(PresignedUrl {
-        url: format!("{}://{}{}?{}", bucket.scheme, bucket.authority, path, query),
+        url,
         method: req.method,
         expires_at: now.saturating_add(req.expires_in),
         headers,
-        canonical_request: out.canonical_request.to_string(),
+        canonical_request,
         string_to_sign: out.string_to_sign,
     })
 }
 
-fn join_encoded<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>) -> String {
-    let mut out = String::new();
-    for (k, v) in pairs {
-        if !out.is_empty() {
+/// Appends `k=v&k=v…`, names and values `UriEncode`d.
+fn push_joined_encoded<'a>(out: &mut String, pairs: impl Iterator<Item = (&'a str, &'a str)>) {
+    for (i, (k, v)) in pairs.enumerate() {
+        if i > 0 {
             out.push('&');
         }
-        out.push_str(&uri_encode(k));
+        push_uri_encoded(out, k, false);
         out.push('=');
-        out.push_str(&uri_encode(v));
+        push_uri_encoded(out, v, false);
     }
-    out
 }

@@ -1,8 +1,9 @@
 //! A small AWS Signature Version 4 signer.
 //!
-//! Written by hand on `sha2`, `hmac` and `percent-encoding` so that it stays
-//! far smaller in Wasm than the `aws-sigv4` crate, whose behaviour it
-//! follows setting for setting (the crate is this module's test oracle).
+//! Written by hand on a small SHA-256/HMAC (`super::sha256`, checked against
+//! `sha2` and `hmac`) and `percent-encoding` so that it stays far smaller in
+//! Wasm than the `aws-sigv4` crate, whose behaviour it follows setting for
+//! setting (the crate is this module's test oracle).
 //!
 //! Each stage is exposed, as in `aws-sigv4`:
 //!
@@ -42,8 +43,10 @@ use std::borrow::Cow;
 use std::fmt;
 
 use super::encode::{
-    hex, hmac_sha256, parse_query, sha256_hex, uri_encode, uri_encode_path, NOT_IN_URI_PATH,
+    hex, hex32, parse_query, push_hex32, push_uri_encoded, sha256_hex, uri_encode_path,
+    NOT_IN_URI_PATH,
 };
+use super::sha256::{HmacKey, Sha256};
 
 /// The only algorithm this signer implements.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -242,16 +245,37 @@ impl AmzDate {
 
     /// `YYYYMMDD`, the date part of the credential scope.
     pub fn date_stamp(&self) -> String {
-        format!("{:04}{:02}{:02}", self.year, self.month, self.day)
+        ascii(&self.date_time_bytes()[..8]).to_owned()
     }
 
     /// `YYYYMMDD'T'HHMMSS'Z'`, the `X-Amz-Date` value.
     pub fn date_time(&self) -> String {
-        format!(
-            "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-            self.year, self.month, self.day, self.hour, self.minute, self.second
-        )
+        ascii(&self.date_time_bytes()).to_owned()
     }
+
+    /// [`Self::date_time`] on the stack (its first 8 bytes are the date stamp).
+    pub(crate) fn date_time_bytes(&self) -> [u8; 16] {
+        fn digits(out: &mut [u8], mut v: u32) {
+            for d in out.iter_mut().rev() {
+                // v % 10 < 10.
+                *d = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        }
+        let mut b = *b"00000000T000000Z";
+        digits(&mut b[0..4], self.year);
+        digits(&mut b[4..6], self.month);
+        digits(&mut b[6..8], self.day);
+        digits(&mut b[9..11], self.hour);
+        digits(&mut b[11..13], self.minute);
+        digits(&mut b[13..15], self.second);
+        b
+    }
+}
+
+/// Digits and letters written above: always ASCII.
+fn ascii(b: &[u8]) -> &str {
+    std::str::from_utf8(b).unwrap_or_default()
 }
 
 impl fmt::Display for AmzDate {
@@ -362,27 +386,41 @@ impl fmt::Debug for Credentials {
 /// Deriving costs four HMACs; a caller that signs many requests keeps the
 /// key and passes it in [`SigningParams::signing_key`] — it is used only
 /// while its scope matches, and re-derived otherwise.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct SigningKey {
     key: [u8; 32],
-    date: String,
+    /// `key` as HMAC states, so a cached key signs with the message only.
+    mac: HmacKey,
+    date: [u8; 8],
     region: String,
     service: String,
 }
 
+impl PartialEq for SigningKey {
+    fn eq(&self, other: &Self) -> bool {
+        // `mac` is a function of `key`.
+        self.key == other.key
+            && self.date == other.date
+            && self.region == other.region
+            && self.service == other.service
+    }
+}
+
+impl Eq for SigningKey {}
+
 impl SigningKey {
     /// `HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request")`.
     pub fn derive(credentials: &Credentials, time: &AmzDate, region: &str, service: &str) -> Self {
-        let date = time.date_stamp();
-        let k_date = hmac_sha256(
-            format!("AWS4{}", credentials.secret_access_key()).as_bytes(),
-            &[date.as_bytes()],
-        );
-        let k_region = hmac_sha256(&k_date, &[region.as_bytes()]);
-        let k_service = hmac_sha256(&k_region, &[service.as_bytes()]);
-        let key = hmac_sha256(&k_service, &[b"aws4_request"]);
+        let mut date = [0u8; 8];
+        date.copy_from_slice(&time.date_time_bytes()[..8]);
+        let k_date =
+            HmacKey::with_prefix(b"AWS4", credentials.secret_access_key().as_bytes()).mac(&[&date]);
+        let k_region = HmacKey::new(&k_date).mac(&[region.as_bytes()]);
+        let k_service = HmacKey::new(&k_region).mac(&[service.as_bytes()]);
+        let key = HmacKey::new(&k_service).mac(&[b"aws4_request"]);
         Self {
             key,
+            mac: HmacKey::new(&key),
             date,
             region: region.to_owned(),
             service: service.to_owned(),
@@ -391,14 +429,18 @@ impl SigningKey {
 
     /// Whether this key signs for `time`'s date, `region` and `service`.
     pub fn matches(&self, time: &AmzDate, region: &str, service: &str) -> bool {
-        self.date == time.date_stamp() && self.region == region && self.service == service
+        self.date[..] == time.date_time_bytes()[..8]
+            && self.region == region
+            && self.service == service
     }
 
     /// `date/region/service/aws4_request`.
     pub fn scope(&self) -> String {
         format!(
             "{}/{}/{}/aws4_request",
-            self.date, self.region, self.service
+            ascii(&self.date),
+            self.region,
+            self.service
         )
     }
 
@@ -717,17 +759,40 @@ impl CanonicalRequest {
     }
 }
 
+impl CanonicalRequest {
+    /// The exact bytes that are hashed (what `Display` writes).
+    pub(crate) fn text(&self) -> String {
+        let mut len = self.method.len()
+            + self.path.len()
+            + self.query.len()
+            + self.signed_headers.len()
+            + self.payload_hash.len()
+            + 5;
+        for (name, value) in &self.headers {
+            len += name.len() + value.len() + 2;
+        }
+        let mut out = String::with_capacity(len);
+        for part in [&self.method, &self.path, &self.query] {
+            out.push_str(part);
+            out.push('\n');
+        }
+        for (name, value) in &self.headers {
+            out.push_str(name);
+            out.push(':');
+            out.push_str(value);
+            out.push('\n');
+        }
+        out.push('\n');
+        out.push_str(&self.signed_headers);
+        out.push('\n');
+        out.push_str(&self.payload_hash);
+        out
+    }
+}
+
 impl fmt::Display for CanonicalRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{}", self.method)?;
-        writeln!(f, "{}", self.path)?;
-        writeln!(f, "{}", self.query)?;
-        for (name, value) in &self.headers {
-            writeln!(f, "{name}:{value}")?;
-        }
-        writeln!(f)?;
-        writeln!(f, "{}", self.signed_headers)?;
-        f.write_str(&self.payload_hash)
+        f.write_str(&self.text())
     }
 }
 
@@ -863,14 +928,22 @@ fn prepare(
 
     let url = parse_url(req.url)?;
     let payload_hash = req.payload.resolve()?.into_owned();
-    let date_time = params.time.date_time();
-    let credential = format!(
-        "{}/{}/{}/{}/aws4_request",
-        params.credentials.access_key_id(),
-        params.time.date_stamp(),
-        params.region,
-        params.service
-    );
+    let date_time_bytes = params.time.date_time_bytes();
+    let date_time = ascii(&date_time_bytes).to_owned();
+    let credential = {
+        let id = params.credentials.access_key_id();
+        let mut c =
+            String::with_capacity(id.len() + params.region.len() + params.service.len() + 24);
+        c.push_str(id);
+        c.push('/');
+        c.push_str(ascii(&date_time_bytes[..8]));
+        c.push('/');
+        c.push_str(params.region);
+        c.push('/');
+        c.push_str(params.service);
+        c.push_str("/aws4_request");
+        c
+    };
     let token = params.credentials.session_token();
     let token_signed = settings.session_token_mode == SessionTokenMode::Include;
 
@@ -943,18 +1016,22 @@ fn prepare(
         .join(";");
 
     // Query: decoded, signing parameters added, re-encoded, sorted.
-    let mut pairs = url.query.map(parse_query).unwrap_or_default();
+    let decoded = url.query.map(parse_query).unwrap_or_default();
+    let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(decoded.len() + 6);
+    pairs.extend(decoded.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let expires_text;
     if let Some(expires) = expires {
-        pairs.push(("X-Amz-Date".to_owned(), date_time.clone()));
-        pairs.push(("X-Amz-Expires".to_owned(), expires.to_string()));
-        pairs.push(("X-Amz-Algorithm".to_owned(), ALGORITHM.to_owned()));
-        pairs.push(("X-Amz-Credential".to_owned(), credential.clone()));
-        pairs.push(("X-Amz-SignedHeaders".to_owned(), signed_headers.clone()));
+        expires_text = expires.to_string();
+        pairs.push(("X-Amz-Date", &date_time));
+        pairs.push(("X-Amz-Expires", &expires_text));
+        pairs.push(("X-Amz-Algorithm", ALGORITHM));
+        pairs.push(("X-Amz-Credential", &credential));
+        pairs.push(("X-Amz-SignedHeaders", &signed_headers));
         if let (Some(token), true) = (token, token_signed) {
-            pairs.push(("X-Amz-Security-Token".to_owned(), token.to_owned()));
+            pairs.push(("X-Amz-Security-Token", token));
         }
     }
-    let query = canonical_query(&pairs);
+    let query = canonical_query_of(&pairs);
 
     Ok(Prepared {
         creq: CanonicalRequest {
@@ -974,19 +1051,40 @@ fn prepare(
 /// `UriEncode`s every name and value, sorts by encoded name then value and
 /// joins with `&`.
 pub(crate) fn canonical_query(pairs: &[(String, String)]) -> String {
-    let mut encoded: Vec<(String, String)> = pairs
+    let pairs: Vec<(&str, &str)> = pairs
         .iter()
-        .map(|(k, v)| (uri_encode(k), uri_encode(v)))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    encoded.sort();
-    let mut out = String::new();
-    for (i, (k, v)) in encoded.iter().enumerate() {
+    canonical_query_of(&pairs)
+}
+
+/// [`canonical_query`] on borrowed pairs: every name and value is encoded
+/// once into one buffer, and the pairs are sorted as ranges of it.
+pub(crate) fn canonical_query_of(pairs: &[(&str, &str)]) -> String {
+    use std::ops::Range;
+    let mut buf = String::with_capacity(pairs.iter().map(|(k, v)| k.len() + v.len() + 2).sum());
+    let mut ranges: Vec<(Range<usize>, Range<usize>)> = Vec::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        let k_start = buf.len();
+        push_uri_encoded(&mut buf, k, false);
+        let v_start = buf.len();
+        push_uri_encoded(&mut buf, v, false);
+        ranges.push((k_start..v_start, v_start..buf.len()));
+    }
+    let b = buf.as_bytes();
+    ranges.sort_by(|x, y| {
+        b[x.0.clone()]
+            .cmp(&b[y.0.clone()])
+            .then_with(|| b[x.1.clone()].cmp(&b[y.1.clone()]))
+    });
+    let mut out = String::with_capacity(buf.len() + 2 * ranges.len());
+    for (i, (k, v)) in ranges.into_iter().enumerate() {
         if i > 0 {
             out.push('&');
         }
-        out.push_str(k);
+        out.push_str(&buf[k]);
         out.push('=');
-        out.push_str(v);
+        out.push_str(&buf[v]);
     }
     out
 }
@@ -1006,17 +1104,25 @@ pub fn string_to_sign(
     region: &str,
     service: &str,
 ) -> String {
-    format!(
-        "{ALGORITHM}\n{}\n{}/{region}/{service}/aws4_request\n{}",
-        time.date_time(),
-        time.date_stamp(),
-        sha256_hex(canonical_request.as_bytes())
-    )
+    let dt = time.date_time_bytes();
+    let mut out = String::with_capacity(ALGORITHM.len() + region.len() + service.len() + 110);
+    out.push_str(ALGORITHM);
+    out.push('\n');
+    out.push_str(ascii(&dt));
+    out.push('\n');
+    out.push_str(ascii(&dt[..8]));
+    out.push('/');
+    out.push_str(region);
+    out.push('/');
+    out.push_str(service);
+    out.push_str("/aws4_request\n");
+    push_hex32(&mut out, &Sha256::digest(canonical_request.as_bytes()));
+    out
 }
 
 /// Stage 3: the hex signature of a string to sign.
 pub fn calculate_signature(key: &SigningKey, string_to_sign: &str) -> String {
-    hex(&hmac_sha256(&key.key, &[string_to_sign.as_bytes()]))
+    ascii(&hex32(&key.mac.mac(&[string_to_sign.as_bytes()]))).to_owned()
 }
 
 // ---------------------------------------------------------------------------
@@ -1099,8 +1205,16 @@ pub fn sign(
     req: &SignableRequest<'_>,
     params: &SigningParams<'_>,
 ) -> Result<SigningOutput, SigningError> {
+    sign_with_text(req, params).map(|(out, _)| out)
+}
+
+/// [`sign`], plus the canonical request's text (what it hashed).
+pub(crate) fn sign_with_text(
+    req: &SignableRequest<'_>,
+    params: &SigningParams<'_>,
+) -> Result<(SigningOutput, String), SigningError> {
     let prepared = prepare(req, params)?;
-    let creq_text = prepared.creq.to_string();
+    let creq_text = prepared.creq.text();
     let sts = string_to_sign(&creq_text, &params.time, params.region, params.service);
     let derived;
     let key = match params.signing_key {
@@ -1155,15 +1269,18 @@ pub fn sign(
             }
         }
     }
-    Ok(SigningOutput {
-        canonical_request: prepared.creq,
-        string_to_sign: sts,
-        signature,
-        instructions: SigningInstructions {
-            headers,
-            params: query,
+    Ok((
+        SigningOutput {
+            canonical_request: prepared.creq,
+            string_to_sign: sts,
+            signature,
+            instructions: SigningInstructions {
+                headers,
+                params: query,
+            },
         },
-    })
+        creq_text,
+    ))
 }
 
 #[cfg(test)]

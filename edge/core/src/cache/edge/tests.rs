@@ -102,6 +102,7 @@ impl Harness {
         let mut h = headers(hs);
         match self.cache.on_response(fetch, status, &h, now_ms, now_ms) {
             AfterResponse::Serve(c) => c.into(),
+            AfterResponse::Refetch(f) => panic!("unexpected refetch {f:?}"),
             AfterResponse::Deliver(d) => {
                 d.apply(&mut fwd, &mut h);
                 self.edge.finish(&fwd, StatusCode::from_u16(status).unwrap(), &mut h);
@@ -222,9 +223,10 @@ fn internal_and_framing_fields_never_reach_viewers() {
     let first = h.run(&get(URL), 200, &hs, "abc", T0);
     let hit = h.run(&get(URL), 500, &[], "", T0 + 1000);
     for r in [&first, &hit] {
-        for n in ["surrogate-key", "cache-tag", "cdn-cache-control", "surrogate-control", "content-encoding", "content-length", META_HEADER] {
+        for n in ["surrogate-key", "cache-tag", "surrogate-control", "content-encoding", "content-length", META_HEADER] {
             assert!(r.header(n).is_none(), "{n} leaked: {:?}", r.headers);
         }
+        assert_eq!(r.header("cdn-cache-control"), Some("max-age=60"), "CDN-Cache-Control is passed on");
     }
     // Joined `Age: 5, 7` counts as 5 (+1 s in the store).
     assert_eq!(first.header("age"), Some("5"));
@@ -545,4 +547,97 @@ fn platform_header_normalization() {
         let out = normalize_response_headers(&headers(&input), now);
         assert_eq!(out.get(name).and_then(|v| v.to_str().ok()), want, "{input:?}");
     }
+}
+
+#[test]
+fn any_final_status_with_explicit_freshness_is_stored() {
+    for status in [299, 400, 499, 599] {
+        let mut h = Harness::new();
+        let first = h.run(&get(URL), status, &[("cache-control", "max-age=60")], "x", T0);
+        assert!(first.cache_status().ends_with("stored"), "{status}: {}", first.cache_status());
+        let hit = h.run(&get(URL), 200, &[], "never", T0 + 1000);
+        assert_eq!((hit.status, hit.body.as_slice()), (status, &b"x"[..]));
+        assert!(hit.cache_status().starts_with("E; hit"), "{status}: {}", hit.cache_status());
+    }
+    // must-understand still needs a status the cache understands.
+    let mut h = Harness::new();
+    let first = h.run(&get(URL), 599, &[("cache-control", "max-age=60, must-understand")], "x", T0);
+    assert!(first.cache_status().contains("detail=must-understand"), "{}", first.cache_status());
+}
+
+#[test]
+fn response_delay_is_measured_in_real_time() {
+    // Sent at x.999 s, answered at y.001 s: 2 ms, not a whole second.
+    let mut h = Harness::new();
+    let (mut fwd, f) = h.fetch(&get(URL), T0 + 999);
+    let mut hs = headers(&[("cache-control", "max-age=60"), ("age", "15")]);
+    let AfterResponse::Store(p) = h.cache.on_response(f, 200, &hs, T0 + 999, T0 + 1001) else { panic!("not storable") };
+    let r = h.cache.store(p, Arc::from(b"x".to_vec()), T0 + 1001);
+    r.delivery.apply(&mut fwd, &mut hs);
+    assert_eq!(hs.get("age").and_then(|v| v.to_str().ok()), Some("15"));
+}
+
+#[test]
+fn content_codings_the_platform_keeps_are_stored() {
+    let mut h = Harness::new();
+    let hs = [("cache-control", "max-age=60"), ("content-encoding", "x-unknown"), ("content-length", "3")];
+    let first = h.run(&get(URL), 200, &hs, "abc", T0);
+    let hit = h.run(&get(URL), 500, &[], "", T0 + 1000);
+    for r in [&first, &hit] {
+        assert_eq!(r.header("content-encoding"), Some("x-unknown"), "{:?}", r.headers);
+        assert_eq!(r.header("content-length"), None);
+    }
+    assert!(!decoded_by_platform(&headers(&[("content-encoding", "gzip, x-unknown")])));
+    assert!(decoded_by_platform(&headers(&[("content-encoding", "BR")])));
+}
+
+#[test]
+fn byte_ranges_of_fresh_entries_are_cut_from_the_stored_body() {
+    let mut h = Harness::new();
+    // A miss with Range goes to the origin untouched.
+    assert!(matches!(h.lookup(&req("GET", URL, &[("range", "bytes=0-1")]), T0).1, CacheDecision::Bypass(Some(_))));
+    h.run(&get(URL), 200, &[("cache-control", "max-age=60"), ("a", "1")], "0123456789", T0);
+    for (range, want, cr) in [
+        ("bytes=0-1", "01", "bytes 0-1/10"),
+        ("bytes=8-", "89", "bytes 8-9/10"),
+        ("bytes=-3", "789", "bytes 7-9/10"),
+        ("bytes=5-99", "56789", "bytes 5-9/10"),
+    ] {
+        let r: Served = match h.lookup(&req("GET", URL, &[("range", range)]), T0 + 1000).1 {
+            CacheDecision::Respond(c) => c.into(),
+            other => panic!("{range}: {other:?}"),
+        };
+        assert_eq!((r.status, r.body.as_slice()), (206, want.as_bytes()), "{range}");
+        assert_eq!(r.header("content-range"), Some(cr));
+        assert_eq!(r.header("a"), Some("1"));
+        assert!(r.cache_status().starts_with("E; hit"), "{}", r.cache_status());
+    }
+    for range in ["bytes=10-", "bytes=0-1,3-4", "items=0-1", "bytes=3-1", "bytes=-0", "bytes=x-1"] {
+        assert!(matches!(h.lookup(&req("GET", URL, &[("range", range)]), T0 + 1000).1, CacheDecision::Bypass(_)), "{range}");
+    }
+    let if_range = [("range", "bytes=0-1"), ("if-range", "\"v1\"")];
+    assert!(matches!(h.lookup(&req("GET", URL, &if_range), T0 + 1000).1, CacheDecision::Bypass(_)));
+    // Stale: the origin answers.
+    assert!(matches!(h.lookup(&req("GET", URL, &[("range", "bytes=0-1")]), T0 + 61_000).1, CacheDecision::Bypass(_)));
+}
+
+#[test]
+fn a_304_for_another_representation_is_refetched_for_an_unconditional_viewer() {
+    let mut h = Harness::new();
+    h.run(&get(URL), 200, &[("cache-control", "max-age=1"), ("etag", "\"v1\"")], "old", T0);
+    let (fwd, f) = h.fetch(&get(URL), T0 + 5000);
+    let nm = headers(&[("cache-control", "max-age=100"), ("etag", "\"v2\"")]);
+    let AfterResponse::Refetch(f) = h.cache.on_response(f, 304, &nm, T0 + 5000, T0 + 5000) else { panic!("expected a refetch") };
+    assert!(!f.is_revalidation());
+    let Step::Send { mut request, .. } = fwd.step.clone() else { panic!() };
+    f.prepare(&mut request);
+    assert!(request.headers().get("if-none-match").is_none());
+    let r = h.answer(fwd, f, 200, &[("cache-control", "max-age=100"), ("etag", "\"v2\"")], "new", T0 + 5100);
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"new"[..]));
+    assert!(r.cache_status().ends_with("stored"), "{}", r.cache_status());
+    // A viewer that asked for a 304 gets the origin's.
+    let mut h = Harness::new();
+    h.run(&get(URL), 200, &[("cache-control", "max-age=1"), ("etag", "\"v1\"")], "old", T0);
+    let (_, f) = h.fetch(&req("GET", URL, &[("if-none-match", "\"v2\"")]), T0 + 5000);
+    assert!(matches!(h.cache.on_response(f, 304, &nm, T0 + 5000, T0 + 5000), AfterResponse::Deliver(_)));
 }

@@ -83,7 +83,12 @@ fn storability_table() {
         ("206 not understood", &d, vec![], 206, vec![("cache-control", "max-age=60")], Some(Status)),
         ("304 not stored", &d, vec![], 304, vec![("cache-control", "max-age=60")], Some(Status)),
         ("100 not stored", &d, vec![], 100, vec![("cache-control", "max-age=60")], Some(Status)),
-        ("599 not understood", &d, vec![], 599, vec![("cache-control", "max-age=60")], Some(Status)),
+        // RFC 9111 §3: explicit freshness makes any final status storable.
+        ("599 with max-age", &d, vec![], 599, vec![("cache-control", "max-age=60")], None),
+        ("400 with max-age", &d, vec![], 400, vec![("cache-control", "max-age=60")], None),
+        ("299 with expires", &d, vec![], 299, vec![("expires", "Thu, 01 Jan 2037 00:00:00 GMT")], None),
+        ("599 without freshness", &d, vec![], 599, vec![("last-modified", "Thu, 01 Jan 2015 00:00:00 GMT")], Some(NoFreshness)),
+        ("600 not final", &d, vec![], 600, vec![("cache-control", "max-age=60")], Some(Status)),
         ("503 with max-age", &d, vec![], 503, vec![("cache-control", "max-age=5")], None),
         (
             "must-understand overrides no-store",
