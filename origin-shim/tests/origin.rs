@@ -190,7 +190,7 @@ async fn private_echo_headers_and_errors() {
 
     let r = send(request(
         Method::POST,
-        &format!("{base}/api/echo"),
+        &format!("{base}/api/echo?utm_source=x"),
         &[("content-type", "text/plain")],
         b"hello edge",
     ))
@@ -202,10 +202,11 @@ async fn private_echo_headers_and_errors() {
     assert_eq!(j["body"], "hello edge");
     assert_eq!(j["body_len"], 10);
     assert_eq!(j["content_type"], "text/plain");
+    assert_eq!(r.header("x-origin-uri"), Some("/api/echo?utm_source=x"));
 
     let r = send(request(
         Method::GET,
-        &format!("{base}/api/headers"),
+        &format!("{base}/api/headers?b=2&utm_source=x&a=%2f"),
         &[
             ("X-Forwarded-For", "203.0.113.7"),
             ("x-multi", "a"),
@@ -219,6 +220,10 @@ async fn private_echo_headers_and_errors() {
     assert_eq!(j["x-forwarded-for"], "203.0.113.7");
     assert_eq!(j["x-multi"], "a, b");
     assert!(j["host"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert_eq!(
+        r.header("x-origin-uri"),
+        Some("/api/headers?b=2&utm_source=x&a=%2f")
+    );
 
     let r = get(&format!("{base}/healthz")).await;
     assert_eq!(r.status, StatusCode::OK);

@@ -148,12 +148,14 @@ pub async fn private(
 
 /// `POST /api/echo` (also PUT/PATCH/DELETE): echoes method and body.
 ///
-/// The body comes back as `body` (UTF-8, lossy) plus its exact byte length.
+/// The body comes back as `body` (UTF-8, lossy) plus its exact byte length;
+/// the request's path and query in `X-Origin-Uri`.
 pub async fn echo(
     State(state): State<OriginState>,
     count: Option<Extension<RequestCount>>,
     method: Method,
     headers: HeaderMap,
+    uri: Uri,
     body: Bytes,
 ) -> Response {
     let content_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok());
@@ -165,11 +167,27 @@ pub async fn echo(
         "content_type": content_type,
         "count": count_of(count),
     });
-    ([(CACHE_CONTROL, CC_NO_STORE)], Json(out)).into_response()
+    (
+        [(CACHE_CONTROL, CC_NO_STORE.to_owned()), uri_header(&uri)],
+        Json(out),
+    )
+        .into_response()
 }
 
-/// `GET /api/headers`: every request header, lower-case names, repeats joined by ", ".
-pub async fn headers(headers: HeaderMap) -> Response {
+/// Response header of `/api/headers` and `/api/echo` echoing the request
+/// target (path and query) as the origin received it.
+pub const URI_HEADER: &str = "x-origin-uri";
+
+fn uri_header(uri: &Uri) -> (axum::http::HeaderName, String) {
+    let target = uri
+        .path_and_query()
+        .map_or_else(|| uri.path().to_owned(), |pq| pq.as_str().to_owned());
+    (axum::http::HeaderName::from_static(URI_HEADER), target)
+}
+
+/// `GET /api/headers`: every request header, lower-case names, repeats joined by ", ";
+/// the request's path and query come back in `X-Origin-Uri`.
+pub async fn headers(headers: HeaderMap, uri: Uri) -> Response {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
     for name in headers.keys() {
         let joined = headers
@@ -180,7 +198,11 @@ pub async fn headers(headers: HeaderMap) -> Response {
             .join(", ");
         out.insert(name.as_str().to_ascii_lowercase(), joined);
     }
-    ([(CACHE_CONTROL, CC_NO_STORE)], Json(out)).into_response()
+    (
+        [(CACHE_CONTROL, CC_NO_STORE.to_owned()), uri_header(&uri)],
+        Json(out),
+    )
+        .into_response()
 }
 
 /// `GET /healthz`

@@ -8,8 +8,8 @@
 //! | `GET /api/items/{id}`  | `public, max-age=60, stale-while-revalidate=30` + strong `ETag` / 304, `Surrogate-Key: items item-{id}` |
 //! | `POST /api/items/{id}` | `no-store` (echo; lets tests invalidate an item at the edge) |
 //! | `GET /api/private`     | `private, no-store`                             |
-//! | `POST /api/echo`       | `no-store` (also PUT/PATCH/DELETE)              |
-//! | `GET /api/headers`     | `no-store`                                      |
+//! | `POST /api/echo`       | `no-store` (also PUT/PATCH/DELETE; `X-Origin-Uri`: the path and query received) |
+//! | `GET /api/headers`     | `no-store` (request headers as JSON; `X-Origin-Uri`: the path and query received) |
 //! | `GET /healthz`         | `no-store`                                      |
 //!
 //! Control plane (`/_shim/*`, never counted, never behind origin auth or faults):
