@@ -10,7 +10,7 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use crate::bucket::{self, BucketConfig, Secret, SECRET_KEY_ENV};
 use crate::origin::auth::{self as origin_auth, OriginAuth, SECRET_ENV as AUTH_SECRET_ENV};
 use crate::origin::{self, OriginConfig};
-use crate::server::wait_for_os_signal;
+use crate::server::OsSignals;
 use crate::{Error, ServerHandle};
 
 /// Local stand-ins for the Offload edge's upstreams: a regional web origin and a
@@ -285,6 +285,8 @@ enum Job {
 }
 
 async fn run(job: Job) -> Result<(), Error> {
+    // Handlers first: the "listening" line tells tests they may signal us.
+    let signals = OsSignals::install()?;
     let (mode, handle): (&str, ServerHandle) = match job {
         Job::Origin(config, listen) => ("origin", origin::start(config, listen).await?),
         Job::Bucket(config, listen) => ("bucket", bucket::start(config, listen).await?),
@@ -293,7 +295,7 @@ async fn run(job: Job) -> Result<(), Error> {
     if let Some(control) = handle.control_addr() {
         crate::origin::layers::write_stdout_line(&control_line(mode, control));
     }
-    wait_for_os_signal().await?;
+    signals.wait().await?;
     handle.shutdown().await
 }
 

@@ -109,23 +109,44 @@ impl ShutdownSignal {
     }
 }
 
-/// Waits for SIGINT or SIGTERM (Ctrl-C only on non-unix platforms).
-pub(crate) async fn wait_for_os_signal() -> Result<(), Error> {
+/// SIGINT/SIGTERM handlers, installed when this is created (so a signal
+/// that arrives before anyone waits is not lost and does not kill the
+/// process with the default action).
+pub(crate) struct OsSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl OsSignals {
+    pub(crate) fn install() -> Result<Self, Error> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Self { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
         }
-        Ok(())
+        #[cfg(not(unix))]
+        {
+            Ok(Self {})
+        }
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await?;
-        Ok(())
+
+    /// Waits for SIGINT or SIGTERM (Ctrl-C only on non-unix platforms).
+    pub(crate) async fn wait(mut self) -> Result<(), Error> {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => {}
+                _ = self.int.recv() => {}
+            }
+            Ok(())
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await?;
+            Ok(())
+        }
     }
 }
 
