@@ -1,4 +1,5 @@
-//! Bundle and validate the edge config at build time: a bad config fails
+//! Bundle and validate the edge config at build time (shared by
+//! edge/workers and edge/lambda-edge): a bad config fails
 //! the build with a message naming the field and value.
 
 use std::path::PathBuf;

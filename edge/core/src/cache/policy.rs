@@ -487,7 +487,7 @@ impl CachePolicy {
     /// with `Set-Cookie`.
     pub fn storable_headers(&self, response_headers: &HeaderMap) -> HeaderMap {
         let mut h = response_headers.clone();
-        strip_hop_by_hop(&mut h);
+        crate::proxy::headers::strip_hop_by_hop(&mut h);
         for name in &self.strip_headers {
             h.remove(name.as_str());
         }
@@ -519,34 +519,6 @@ fn origin_scoped_cookie(eff: &CacheControl) -> bool {
 
 fn first_value(h: &HeaderMap, name: &HeaderName) -> Option<String> {
     h.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
-}
-
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
-fn strip_hop_by_hop(h: &mut HeaderMap) {
-    let named: Vec<HeaderName> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        h.remove(n);
-    }
-    for n in HOP_BY_HOP {
-        h.remove(n);
-    }
 }
 
 /// Validators to send upstream to revalidate a stored response.
