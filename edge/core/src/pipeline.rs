@@ -13,8 +13,13 @@
 //! "#).unwrap();
 //! let edge = Edge::new(cfg);
 //! let mut state = EdgeState::new(edge.config());
-//! let req = http::Request::get("https://www.example.com/api/time?x=1").body(()).unwrap();
-//! let Plan::Forward(fwd) = edge.plan(&req, &Viewer::default(), &mut state, 0, 7) else { panic!() };
+//! let req = http::Request::get("https://www.example.com/api/%74ime?x=1").body(()).unwrap();
+//! // One canonical form of the request decides everything after this.
+//! let req = edge.canonicalize(&req).unwrap();
+//! let Plan::Forward(mut fwd) = edge.plan(&req, &Viewer::default(), 0) else { panic!() };
+//! // The origin is chosen only when the request really goes upstream
+//! // (a cache hit never gets here, so it costs no retry budget).
+//! edge.begin(&mut fwd, &mut state, 0, 7);
 //! let Step::Send { request, .. } = &fwd.step else { panic!() };
 //! assert_eq!(request.uri(), "http://10.0.0.1:8080/api/time?x=1");
 //! assert_eq!(request.headers()["host"], "10.0.0.1:8080");
@@ -29,10 +34,11 @@ use http::{Method, Request, Response, Uri};
 use crate::cache::{CacheStatus, FwdReason};
 use crate::config::{Bucket, Config, Target};
 use crate::error::{Error, RequestError, RequestErrorKind};
-use crate::proxy::headers::{append_list, strip_hop_by_hop, strip_viewer_spoofable};
+use crate::proxy::canonical::{object_key, CanonicalRequest};
+use crate::proxy::headers::{append_list, forward_request_headers, strip_hop_by_hop};
 use crate::proxy::Viewer;
 use crate::route::auth::{sign_origin_request, SigningKey};
-use crate::route::{geo, select, Failover, HealthTable, Next, Outcome, RetryBudget, RouteLog};
+use crate::route::{geo, select, Failover, HealthTable, Next, Outcome, RetryBudget, RouteLog, ViewerLocation};
 use crate::sign::{self, Credentials, OriginPayload};
 
 /// The test header carrying a viewer location for local runs
@@ -43,8 +49,10 @@ pub const GEO_TEST_HEADER: &str = "x-offload-geo";
 /// What the adapter must do with a request.
 #[derive(Debug)]
 pub enum Plan {
-    /// Send upstream: [`Forward::step`] says what to send; report each
-    /// attempt's outcome with [`Edge::report`], then [`Edge::finish`].
+    /// Send upstream: call [`Edge::begin`] when the request really goes
+    /// upstream (not for a cache hit), then [`Forward::step`] says what to
+    /// send; report each attempt's outcome with [`Edge::report`], then
+    /// [`Edge::finish`].
     Forward(Box<Forward>),
     /// Answer the viewer with this response; nothing goes upstream.
     Respond(Response<Vec<u8>>),
@@ -89,8 +97,21 @@ pub struct Forward {
     path_and_query: String,
     /// Headers common to every attempt (no Host, no auth).
     headers: HeaderMap,
+    /// The viewer's request in canonical form (a verified signed-link
+    /// token removed): what the cache keys on.
+    request: CanonicalRequest,
+    /// What origin selection needs, kept until [`Edge::begin`].
+    pending: Option<PendingSelection>,
     failover: Option<Failover>,
     sticky_set: Option<String>,
+}
+
+/// Origin selection inputs, read from the request at plan time and used
+/// when (and only when) the request goes upstream.
+#[derive(Debug, Clone)]
+struct PendingSelection {
+    location: ViewerLocation,
+    sticky_cookie: Option<String>,
 }
 
 impl Forward {
@@ -101,6 +122,10 @@ impl Forward {
     /// The forwarded path and query.
     pub fn path_and_query(&self) -> &str {
         &self.path_and_query
+    }
+    /// The viewer's request in canonical form, as the cache must key it.
+    pub fn viewer_request(&self) -> &CanonicalRequest {
+        &self.request
     }
 
     /// One JSON log line for this exchange: method, path (no query: it
@@ -184,9 +209,39 @@ impl Edge {
         &self.config
     }
 
+    /// The one canonical form of a viewer request (see
+    /// [`crate::proxy::canonical`]); every later step takes it. `Err` is
+    /// the 400 to send, naming what was wrong with the target.
+    pub fn canonicalize(&self, req: &Request<()>) -> Result<CanonicalRequest, Response<Vec<u8>>> {
+        CanonicalRequest::new(req)
+            .map_err(|e| self.error_response(&RequestError::new(RequestErrorKind::BadRequest, e.to_string()).into()))
+    }
+
     /// Decide what to do with a viewer request. Never fails: refusals are
-    /// returned as [`Plan::Respond`] with an error response.
+    /// returned as [`Plan::Respond`] with an error response. Nothing here
+    /// touches origin health or the retry budget: that happens in
+    /// [`Edge::begin`], once the cache has decided to go upstream.
     pub fn plan(
+        &self,
+        req: &CanonicalRequest,
+        viewer: &Viewer,
+        now_ms: u64,
+    ) -> Plan {
+        let unlocked = match self.check_signed_link(req, viewer, now_ms / 1000) {
+            Ok(r) => r,
+            Err(refusal) => return Plan::Respond(*refusal),
+        };
+        let req = unlocked.unwrap_or_else(|| req.clone());
+        match self.try_plan(req, viewer, now_ms) {
+            Ok(fwd) => Plan::Forward(Box::new(fwd)),
+            Err(e) => Plan::Respond(self.error_response(&e)),
+        }
+    }
+
+    /// Canonicalize, plan and [`begin`](Edge::begin) in one call, for
+    /// callers with no cache in front of the upstream (Lambda@Edge
+    /// origin-request runs only on CloudFront's misses).
+    pub fn plan_upstream(
         &self,
         req: &Request<()>,
         viewer: &Viewer,
@@ -194,14 +249,50 @@ impl Edge {
         now_ms: u64,
         rand: u32,
     ) -> Plan {
-        let unlocked = match self.check_signed_link(req, viewer, now_ms / 1000) {
+        let req = match self.canonicalize(req) {
             Ok(r) => r,
-            Err(refusal) => return Plan::Respond(*refusal),
+            Err(resp) => return Plan::Respond(resp),
         };
-        let req = unlocked.as_ref().unwrap_or(req);
-        match self.try_plan(req, viewer, state, now_ms, rand) {
-            Ok(fwd) => Plan::Forward(Box::new(fwd)),
-            Err(e) => Plan::Respond(self.error_response(&e)),
+        match self.plan(&req, viewer, now_ms) {
+            Plan::Forward(mut fwd) => {
+                self.begin(&mut fwd, state, now_ms, rand);
+                Plan::Forward(fwd)
+            }
+            respond => respond,
+        }
+    }
+
+    /// Choose the origin and take the first failover step: call this when
+    /// the request really goes upstream (a miss, a bypass, a revalidation),
+    /// never for a cache hit, so hits cost no retry budget and never hold a
+    /// half-open health probe. Bucket requests are planned already; a
+    /// second call does nothing.
+    pub fn begin(&self, fwd: &mut Forward, state: &mut EdgeState, now_ms: u64, rand: u32) {
+        let Some(pending) = fwd.pending.take() else { return };
+        let routing = self.config.routing();
+        let Some(Target::Pool(pool)) = self.config.routes().get(fwd.route).map(|r| r.target()) else {
+            fwd.step = Step::GiveUp { response: self.error_response(&bad_request("route has no origins").into()), stale_ok: true };
+            return;
+        };
+        let allow_unsafe = self.config.routes().get(fwd.route).is_some_and(|r| r.allow_unsafe_retry());
+        let selection =
+            select(routing, pool, &pending.location, &state.health, pending.sticky_cookie.as_deref(), rand, now_ms);
+        let (run, next) =
+            Failover::start(routing, selection, &fwd.method, allow_unsafe, &mut state.health, &mut state.budget, now_ms);
+        fwd.failover = Some(run);
+        fwd.step = match self.step_for(fwd, next, now_ms) {
+            Ok(step) => step,
+            Err(e) => Step::GiveUp { response: self.error_response(&e), stale_ok: true },
+        };
+        if let Some(s) = routing.sticky() {
+            // Pin the viewer to the region that was chosen, unless the
+            // cookie already says so.
+            if let Step::Send { .. } = fwd.step {
+                let region = fwd.failover.as_ref().and_then(|f| f.log().selected);
+                if let Some(region) = region.filter(|r| pending.sticky_cookie.as_deref() != Some(r)) {
+                    fwd.sticky_set = Some(s.set_cookie(&region));
+                }
+            }
         }
     }
 
@@ -215,18 +306,8 @@ impl Edge {
         resp
     }
 
-    fn try_plan(
-        &self,
-        req: &Request<()>,
-        viewer: &Viewer,
-        state: &mut EdgeState,
-        now_ms: u64,
-        rand: u32,
-    ) -> Result<Forward, Error> {
-        let path = req.uri().path();
-        if !path.starts_with('/') {
-            return Err(bad_request("request path must start with '/'").into());
-        }
+    fn try_plan(&self, req: CanonicalRequest, viewer: &Viewer, now_ms: u64) -> Result<Forward, Error> {
+        let path = req.path();
         let (index, route) = self
             .config
             .routes()
@@ -235,13 +316,13 @@ impl Edge {
             .filter(|(_, r)| r.pattern().matches(path))
             .max_by_key(|(_, r)| r.pattern().specificity())
             .ok_or_else(|| RequestError::new(RequestErrorKind::NoRoute, format!("{path:?}")))?;
-        let viewer_host = viewer_host(req)?;
         let fwd_path = route.forward_path(path);
-        let path_and_query = match (req.uri().query(), route.cache()) {
+        let cacheable = route.cache().is_some() && is_cacheable_method(req.method());
+        let path_and_query = match (req.query(), route.cache()) {
             // A cached route forwards the query its cache key sees: a
             // parameter the key drops (utm_*, denied names) must not reach
             // the origin, or it could change a response shared by everyone.
-            (Some(q), Some(rc)) if is_cacheable_method(req.method()) => {
+            (Some(q), Some(rc)) if cacheable => {
                 let q = rc.key.forward_query(q);
                 if q.is_empty() {
                     fwd_path.into_owned()
@@ -252,14 +333,10 @@ impl Edge {
             (Some(q), _) => format!("{fwd_path}?{q}"),
             (None, _) => fwd_path.into_owned(),
         };
-        let reason = if route.cache().is_some() && is_cacheable_method(req.method()) {
-            FwdReason::UriMiss
-        } else {
-            FwdReason::Bypass
-        };
+        let reason = if cacheable { FwdReason::UriMiss } else { FwdReason::Bypass };
         let cache_status = CacheStatus::forward(self.config.name(), reason);
         match route.target() {
-            Target::Pool(pool) => {
+            Target::Pool(_) => {
                 let routing = self.config.routing();
                 let test_header = req.headers().get(GEO_TEST_HEADER).and_then(|v| v.to_str().ok());
                 let location = geo::locate(viewer.location.clone(), test_header, routing.trust_test_header())
@@ -271,72 +348,41 @@ impl Edge {
                         .filter_map(|v| v.to_str().ok())
                         .find_map(|c| s.read(c).map(str::to_owned))
                 });
-                let selection = select(
-                    routing,
-                    pool,
-                    &location,
-                    &state.health,
-                    sticky_cookie.as_deref(),
-                    rand,
-                    now_ms,
-                );
-                let (run, next) = Failover::start(
-                    routing,
-                    selection,
-                    req.method(),
-                    route.allow_unsafe_retry(),
-                    &mut state.health,
-                    &mut state.budget,
-                    now_ms,
-                );
-                let mut headers = req.headers().clone();
-                strip_hop_by_hop(&mut headers);
-                strip_viewer_spoofable(&mut headers);
-                headers.remove(GEO_TEST_HEADER);
-                headers.remove(header::HOST);
-                if let Some(auth) = routing.origin_auth() {
-                    headers.remove(auth.header());
-                }
+                // An allowlist of the viewer's headers (the route's, plus
+                // every header in its cache key); the forwarding headers
+                // are the edge's alone.
+                let mut headers = forward_request_headers(req.headers(), route.forward_headers(cacheable));
                 if let Some(ip) = viewer.ip {
                     set(&mut headers, HeaderName::from_static("x-forwarded-for"), &ip.to_string())?;
                 }
                 let proto = if viewer.tls { "https" } else { "http" };
                 set(&mut headers, HeaderName::from_static("x-forwarded-proto"), proto)?;
-                if let Some(h) = viewer_host.as_deref() {
-                    set(&mut headers, HeaderName::from_static("x-forwarded-host"), h)?;
-                }
+                set(&mut headers, HeaderName::from_static("x-forwarded-host"), req.host())?;
                 append_list(&mut headers, header::VIA, &format!("1.1 {}", self.config.name()));
-                let mut fwd = Forward {
+                Ok(Forward {
                     method: req.method().clone(),
                     send_body: !matches!(*req.method(), Method::GET | Method::HEAD),
                     route: index,
                     upstream: Upstream::Origins,
                     cache_status,
-                    step: Step::Deliver,
+                    step: Step::GiveUp {
+                        response: self.error_response(&Error::Upstream("origin not chosen yet (Edge::begin)".into())),
+                        stale_ok: true,
+                    },
                     path_and_query,
                     headers,
-                    failover: Some(run),
+                    request: req,
+                    pending: Some(PendingSelection { location, sticky_cookie }),
+                    failover: None,
                     sticky_set: None,
-                };
-                fwd.step = self.step_for(&fwd, next, now_ms)?;
-                if let Some(s) = routing.sticky() {
-                    // Pin the viewer to the region that was chosen, unless
-                    // the cookie already says so.
-                    if let Step::Send { .. } = fwd.step {
-                        let region = fwd.failover.as_ref().and_then(|f| f.log().selected);
-                        if let Some(region) = region.filter(|r| sticky_cookie.as_deref() != Some(r)) {
-                            fwd.sticky_set = Some(s.set_cookie(&region));
-                        }
-                    }
-                }
-                Ok(fwd)
+                })
             }
             Target::Bucket(alias) => {
                 let bucket = self
                     .config
                     .bucket(alias)
                     .ok_or_else(|| bad_request("route names a missing bucket"))?;
-                let request = self.bucket_request(req, bucket, &path_and_query, now_ms)?;
+                let request = self.bucket_request(&req, bucket, &fwd_path_of(&path_and_query), now_ms)?;
                 Ok(Forward {
                     method: req.method().clone(),
                     send_body: false,
@@ -346,6 +392,8 @@ impl Edge {
                     step: Step::Send { request, timeout_ms: self.config.routing().retry_policy().try_timeout_ms() },
                     path_and_query,
                     headers: HeaderMap::new(),
+                    request: req,
+                    pending: None,
                     failover: None,
                     sticky_set: None,
                 })
@@ -418,11 +466,14 @@ impl Edge {
         };
     }
 
+    /// The signed request for the object a (canonical, prefix-stripped)
+    /// path names: every escape decoded once into the object key, then
+    /// encoded the one way S3 signs it.
     fn bucket_request(
         &self,
-        req: &Request<()>,
+        req: &CanonicalRequest,
         bucket: &Bucket,
-        path_and_query: &str,
+        path: &str,
         now_ms: u64,
     ) -> Result<Request<()>, Error> {
         if !matches!(*req.method(), Method::GET | Method::HEAD) {
@@ -434,18 +485,20 @@ impl Edge {
         }
         // The viewer's query never reaches the bucket (it could select
         // sub-resources such as `?acl` or `?versionId`).
-        let path = path_and_query.split('?').next().unwrap_or("/");
-        let mut key = String::with_capacity(path.len() + bucket.prefix().len() + 11);
-        key.push('/');
+        let decoded = object_key(path).map_err(|e| bad_request(&e.to_string()))?;
+        let mut key = String::with_capacity(decoded.len() + bucket.prefix().len() + 11);
         key.push_str(bucket.prefix());
-        key.push_str(path.trim_start_matches('/'));
-        if key.ends_with('/') {
+        key.push_str(decoded.trim_start_matches('/'));
+        if key.is_empty() || key.ends_with('/') {
             match bucket.index() {
                 Some(index) => key.push_str(index),
                 None => return Err(RequestError::new(RequestErrorKind::NoRoute, format!("{path:?}")).into()),
             }
         }
-        let url = bucket.url_for_encoded_key(&key);
+        if key.len() > 1024 {
+            return Err(bad_request("object key is longer than 1024 bytes").into());
+        }
+        let url = bucket.url_for_encoded_key(&format!("/{}", crate::sign::uri_encode_path(&key)));
         let mut headers = HeaderMap::new();
         for name in BUCKET_REQUEST_HEADERS {
             for v in req.headers().get_all(&name) {
@@ -535,20 +588,9 @@ fn set(headers: &mut HeaderMap, name: HeaderName, value: &str) -> Result<(), Req
     Ok(())
 }
 
-/// The host the viewer asked for: the absolute URI's authority, else `Host`.
-fn viewer_host(req: &Request<()>) -> Result<Option<String>, RequestError> {
-    if let Some(a) = req.uri().authority() {
-        return Ok(Some(a.as_str().to_owned()));
-    }
-    match req.headers().get(header::HOST) {
-        None => Ok(None),
-        Some(v) => {
-            let s = v.to_str().map_err(|_| bad_request("Host header is not ASCII"))?;
-            s.parse::<http::uri::Authority>()
-                .map(|a| Some(a.as_str().to_owned()))
-                .map_err(|_| bad_request("Host header is not a valid host"))
-        }
-    }
+/// The path part of a forwarded `path?query`.
+fn fwd_path_of(path_and_query: &str) -> String {
+    path_and_query.split('?').next().unwrap_or("/").to_owned()
 }
 
 mod endpoints;

@@ -35,6 +35,7 @@ use offload_core::route::geo::from_cloudfront;
 use offload_core::route::Outcome;
 use offload_core::sign::link::token_from_query;
 use offload_core::sign::Credentials;
+use offload_core::proxy::canonical::CanonicalRequest;
 use offload_core::{Config, ConfigError, Edge, EdgeState, Plan, Step, Upstream, Viewer};
 use serde_json::{json, Value};
 
@@ -128,8 +129,8 @@ impl Lambda {
 
     /// The presign endpoint, if this request is for it (either request
     /// trigger; the body needs the behavior's "include body" option).
-    fn presign(&self, req_v: &Value, req: &http::Request<()>, viewer: &Viewer, now_ms: u64) -> Option<http::Response<Vec<u8>>> {
-        if self.edge.presign_path() != Some(req.uri().path()) {
+    fn presign(&self, req_v: &Value, req: &CanonicalRequest, viewer: &Viewer, now_ms: u64) -> Option<http::Response<Vec<u8>>> {
+        if !self.edge.is_presign(req) {
             return None;
         }
         let body = req_v.get("body");
@@ -152,7 +153,7 @@ impl Lambda {
 
     /// viewer-request: edge-answered requests, the signed-link gate, and
     /// cache-key normalization of the query.
-    pub fn viewer_request(&mut self, event: &Value, now_ms: u64, rand: u32) -> Value {
+    pub fn viewer_request(&mut self, event: &Value, now_ms: u64) -> Value {
         let trigger = Trigger::ViewerRequest;
         let Some(req_v) = cf_record(event).and_then(|cf| cf.get("request")) else {
             return generated_response(trigger, &error_json(500, "not a CloudFront request event"));
@@ -162,10 +163,16 @@ impl Lambda {
         let Some(req) = request_from_cf(req_v, header_value(req_v, "host"), viewer.tls) else {
             return generated_response(trigger, &error_json(400, "request target is not valid"));
         };
+        // One canonical form decides everything, here and in CloudFront's
+        // cache key: the event's URI is rewritten to it below.
+        let req = match self.edge.canonicalize(&req) {
+            Ok(r) => r,
+            Err(refusal) => return generated_response(trigger, &refusal),
+        };
         if let Some(resp) = self.presign(req_v, &req, &viewer, now_ms) {
             return generated_response(trigger, &resp);
         }
-        match self.edge.plan(&req, &viewer, &mut self.state, now_ms, rand) {
+        match self.edge.plan(&req, &viewer, now_ms) {
             Plan::Respond(resp) => generated_response(trigger, &resp),
             Plan::Forward(fwd) => {
                 let route = self.edge.config().routes().get(fwd.route);
@@ -183,6 +190,9 @@ impl Lambda {
                 }
                 let mut out = req_v.clone();
                 if let Some(obj) = out.as_object_mut() {
+                    if obj.get("uri").and_then(Value::as_str) != Some(req.path()) {
+                        obj.insert("uri".into(), Value::String(req.path().to_owned()));
+                    }
                     if obj.get("querystring").and_then(Value::as_str).unwrap_or("") != query {
                         obj.insert("querystring".into(), Value::String(query));
                     }
@@ -221,13 +231,20 @@ impl Lambda {
         let Some(req) = request_from_cf(req_v, Self::viewer_host(cf, req_v), viewer.tls) else {
             return generated_response(trigger, &error_json(400, "request target is not valid"));
         };
+        let req = match self.edge.canonicalize(&req) {
+            Ok(r) => r,
+            Err(refusal) => return generated_response(trigger, &refusal),
+        };
         if let Some(resp) = self.presign(req_v, &req, &viewer, now_ms) {
             return generated_response(trigger, &resp);
         }
-        let fwd = match self.edge.plan(&req, &viewer, &mut self.state, now_ms, rand) {
+        // origin-request runs on CloudFront's misses only: the origin is
+        // chosen here, and a CloudFront hit never costs retry budget.
+        let mut fwd = match self.edge.plan(&req, &viewer, now_ms) {
             Plan::Respond(resp) => return generated_response(trigger, &resp),
             Plan::Forward(fwd) => fwd,
         };
+        self.edge.begin(&mut fwd, &mut self.state, now_ms, rand);
         let request = match &fwd.step {
             Step::Send { request, .. } => request,
             Step::GiveUp { response, .. } => return generated_response(trigger, response),

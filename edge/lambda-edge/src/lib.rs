@@ -78,9 +78,11 @@ pub fn configure(credentials_json: &str) -> bool {
 
 /// viewer-request trigger: the request to continue with, or a response.
 #[wasm_bindgen]
-pub fn viewer_request(event_json: &str, now_ms: f64, rand: u32) -> String {
+/// (`rand` is unused: viewer-request never chooses an origin; kept so the
+/// JS wrapper calls every request trigger the same way.)
+pub fn viewer_request(event_json: &str, now_ms: f64, _rand: u32) -> String {
     match handlers::parse_event(event_json) {
-        Ok(event) => with_lambda(|l| l.viewer_request(&event, now(now_ms), rand)),
+        Ok(event) => with_lambda(|l| l.viewer_request(&event, now(now_ms))),
         Err(resp) => resp.to_string(),
     }
 }

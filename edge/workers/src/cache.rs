@@ -19,13 +19,14 @@ use std::time::Duration;
 use futures_util::future::{select, Either};
 use js_sys::{Array, Function, Promise, Reflect};
 use offload_core::cache::edge::{Adopted, AfterResponse, CacheDecision, CachedResponse, L2Write, META_HEADER};
+use offload_core::proxy::canonical::CanonicalRequest;
 use offload_core::{Error, Forward, Plan, Viewer};
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{Context, Delay, Headers, Response};
 
 use crate::{
-    final_status, from_worker_headers, now_ms, random_u32, respond_error, run_steps, to_worker_headers,
+    final_status, from_worker_headers, now_ms, respond_error, run_steps, to_worker_headers,
     to_worker_response, with_cache, with_isolate, Upstreamed,
 };
 
@@ -41,7 +42,7 @@ fn not_initialized() -> worker::Result<Response> {
 }
 
 /// `POST <purge_path>`: purge L1 (and delete the purged URLs' L2 entries).
-pub(crate) async fn purge(head: &http::Request<()>, body: &[u8]) -> worker::Result<Response> {
+pub(crate) async fn purge(head: &CanonicalRequest, body: &[u8]) -> worker::Result<Response> {
     let now = now_ms();
     let Some(result) = with_cache(|edge, _, c| c.purge(edge.config(), head, body, now)) else {
         return not_initialized();
@@ -55,12 +56,12 @@ pub(crate) async fn purge(head: &http::Request<()>, body: &[u8]) -> worker::Resu
 /// A `GET`/`HEAD` the pipeline planned: answer through the cache.
 pub(crate) async fn serve(
     ctx: &Context,
-    head: http::Request<()>,
+    head: CanonicalRequest,
     viewer: Viewer,
     mut fwd: Box<Forward>,
 ) -> worker::Result<Response> {
     let now = now_ms();
-    let Some(mut decision) = with_cache(|edge, _, c| c.lookup(edge.config(), &fwd, &head, now)) else {
+    let Some(mut decision) = with_cache(|edge, _, c| c.lookup(edge.config(), &fwd, now)) else {
         return not_initialized();
     };
     let mut tried_l2 = false;
@@ -70,7 +71,7 @@ pub(crate) async fn serve(
                 if let Some(s) = status {
                     fwd.cache_status = s;
                 }
-                return crate::forward_plain(&head, fwd, None).await;
+                return crate::forward_plain(fwd, None).await;
             }
             CacheDecision::Respond(c) => return respond(&c),
             CacheDecision::RespondAndRevalidate(c, fetch) => {
@@ -124,8 +125,8 @@ async fn try_l2(fetch: Fetch) -> Result<CacheDecision, Fetch> {
 
 /// Re-plan the request (a fresh failover walk) and revalidate the stored
 /// response; the result only updates the cache.
-async fn revalidate_in_background(head: http::Request<()>, viewer: Viewer, fetch: Fetch) {
-    let plan = with_isolate(|edge, state| edge.plan(&head, &viewer, state, now_ms(), random_u32()));
+async fn revalidate_in_background(head: CanonicalRequest, viewer: Viewer, fetch: Fetch) {
+    let plan = with_isolate(|edge, _| edge.plan(&head, &viewer, now_ms()));
     match plan {
         Some(Plan::Forward(fwd)) => {
             let _ = fetch_upstream(None, &head, &viewer, fwd, fetch).await;
@@ -143,7 +144,7 @@ async fn revalidate_in_background(head: http::Request<()>, viewer: Viewer, fetch
 /// re-plan a refetch.
 async fn fetch_upstream(
     ctx: Option<&Context>,
-    head: &http::Request<()>,
+    head: &CanonicalRequest,
     viewer: &Viewer,
     mut fwd: Box<Forward>,
     fetch: Fetch,
@@ -166,7 +167,7 @@ async fn fetch_upstream(
                 AfterResponse::Refetch(fetch) => {
                     // The 304 answered a question the viewer never asked:
                     // a fresh failover walk, now unconditional.
-                    let plan = with_isolate(|edge, state| edge.plan(head, viewer, state, now_ms(), random_u32()));
+                    let plan = with_isolate(|edge, _| edge.plan(head, viewer, now_ms()));
                     match plan {
                         Some(Plan::Forward(fwd)) => Box::pin(fetch_upstream(ctx, head, viewer, fwd, fetch)).await,
                         _ => {

@@ -107,17 +107,23 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         worker::console_error!("{e}");
         return to_worker_response(&e.to_response());
     }
-    let head = match to_http_head(&req) {
+    let raw = match to_http_head(&req) {
         Ok(h) => h,
         Err(e) => return respond_error(&e),
+    };
+    // One canonical form of the request decides everything below.
+    let head = match with_isolate(|edge, _| edge.canonicalize(&raw)) {
+        Some(Ok(head)) => head,
+        Some(Err(refusal)) => return to_worker_response(&refusal),
+        None => return respond_error(&Error::Upstream("edge not initialized".into())),
     };
     // The cache layer's own endpoint, answered before routing.
     if with_cache(|_, _, c| c.is_purge(&head)) == Some(true) {
         let body = req.bytes().await.unwrap_or_default();
         return cache::purge(&head, &body).await;
     }
-    let viewer = viewer_of(&req, &head);
-    let presign = with_isolate(|edge, _| edge.presign_path() == Some(head.uri().path())).unwrap_or(false);
+    let viewer = viewer_of(&req, head.request());
+    let presign = with_isolate(|edge, _| edge.is_presign(&head)).unwrap_or(false);
     if presign {
         let body = read_body_limited(&mut req, offload_core::pipeline::PRESIGN_MAX_BODY).await;
         let resp = with_isolate(|edge, _| edge.presign_endpoint(&head, &body, &viewer, now_ms() / 1000));
@@ -126,7 +132,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
             None => respond_error(&Error::Upstream("edge not initialized".into())),
         };
     }
-    let plan = with_isolate(|edge, state| edge.plan(&head, &viewer, state, now_ms(), random_u32()));
+    let plan = with_isolate(|edge, _| edge.plan(&head, &viewer, now_ms()));
     let fwd = match plan {
         Some(Plan::Respond(resp)) => return to_worker_response(&resp),
         Some(Plan::Forward(fwd)) => fwd,
@@ -137,7 +143,7 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     }
     // Buffer the viewer's body once so a retry can replay it.
     let body = req.bytes().await.unwrap_or_default();
-    forward_plain(&head, fwd, Some(body)).await
+    forward_plain(fwd, Some(body)).await
 }
 
 /// How walking the plan's steps ended.
@@ -154,6 +160,9 @@ enum Upstreamed {
 /// deliver or the pipeline gives up. `fetch` sets the cache's conditional
 /// headers on each attempt.
 async fn run_steps(fwd: &mut Forward, body: Option<&[u8]>, fetch: Option<&cache::Fetch>) -> Upstreamed {
+    // The origin is chosen now, when the request really goes upstream: a
+    // cache hit never gets here, so it costs no retry budget or probe.
+    with_isolate(|edge, state| edge.begin(fwd, state, now_ms(), random_u32()));
     let mut last: Option<Response> = None;
     let mut sent_at = now_ms();
     loop {
@@ -195,14 +204,14 @@ async fn run_steps(fwd: &mut Forward, body: Option<&[u8]>, fetch: Option<&cache:
 
 /// Forward without the cache (uncacheable methods and routes); unsafe
 /// methods then invalidate what they targeted (RFC 9111 §4.4).
-async fn forward_plain(head: &http::Request<()>, mut fwd: Box<Forward>, body: Option<Vec<u8>>) -> worker::Result<Response> {
+async fn forward_plain(mut fwd: Box<Forward>, body: Option<Vec<u8>>) -> worker::Result<Response> {
     match run_steps(&mut fwd, body.as_deref(), None).await {
         Upstreamed::Response(resp, _) => {
             if fwd.send_body {
                 let status = resp.status_code();
                 let headers = from_worker_headers(resp.headers());
                 let now = now_ms();
-                with_cache(|edge, _, c| c.invalidate_after(edge.config(), &fwd, head, status, &headers, now));
+                with_cache(|edge, _, c| c.invalidate_after(edge.config(), &fwd, status, &headers, now));
             }
             deliver(&fwd, resp)
         }

@@ -52,6 +52,7 @@ use subtle::ConstantTimeEq;
 
 use super::coalesce::{Begin, CoalesceConfig, Coalescer, Outcome, Permit, Poll, Ticket};
 use super::conditional::{evaluate, not_modified_headers, Conditional};
+use crate::proxy::canonical::CanonicalRequest;
 use super::key::{fnv1a64, PrimaryKey, UrlKey};
 use super::policy::{set_age, CachePolicy, Exchange, Lookup, Revalidation};
 use super::revalidate::{after_revalidation, Revalidated};
@@ -409,14 +410,16 @@ impl EdgeCache {
 
     /// Whether the request is for the purge endpoint (enabled only when a
     /// purge token is configured).
-    pub fn is_purge(&self, req: &Request<()>) -> bool {
-        self.purge_token.is_some() && req.uri().path() == self.purge_path
+    pub fn is_purge(&self, req: &CanonicalRequest) -> bool {
+        self.purge_token.is_some() && req.path() == self.purge_path
     }
 
     // ----- lookup -------------------------------------------------------
 
-    /// Decide how to answer a planned request from the cache.
-    pub fn lookup(&mut self, config: &Config, fwd: &Forward, req: &Request<()>, now_ms: u64) -> CacheDecision {
+    /// Decide how to answer a planned request from the cache. The key is
+    /// built from the request's canonical form ([`Forward::viewer_request`]).
+    pub fn lookup(&mut self, config: &Config, fwd: &Forward, now_ms: u64) -> CacheDecision {
+        let req = fwd.viewer_request().request();
         self.lookups = self.lookups.wrapping_add(1);
         if self.lookups.is_multiple_of(SWEEP_EVERY) {
             self.store.sweep(ts(now_ms));
@@ -857,11 +860,11 @@ impl EdgeCache {
         &mut self,
         config: &Config,
         fwd: &Forward,
-        req: &Request<()>,
         status: u16,
         response_headers: &HeaderMap,
         now_ms: u64,
     ) -> Vec<UrlKey> {
+        let req = fwd.viewer_request().request();
         let Some(rules) = config.routes().get(fwd.route).and_then(|r| r.cache()) else {
             return Vec::new();
         };
@@ -893,7 +896,8 @@ impl EdgeCache {
     /// <purge_token>` and a JSON body `{"urls": [...], "tags": [...],
     /// "soft": false}`. URLs are absolute or paths (resolved against the
     /// request's host); each is keyed with its route's key rules.
-    pub fn purge(&mut self, config: &Config, req: &Request<()>, body: &[u8], now_ms: u64) -> PurgeResult {
+    pub fn purge(&mut self, config: &Config, req: &CanonicalRequest, body: &[u8], now_ms: u64) -> PurgeResult {
+        let req = req.request();
         let none = |response| PurgeResult { response, l2_delete: Vec::new() };
         if !self.authorized(req) {
             let mut r = self.json(401, serde_json::json!({ "error": "purge: missing or wrong bearer token", "status": 401 }));

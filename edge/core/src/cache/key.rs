@@ -35,6 +35,8 @@
 use std::fmt;
 
 use http::header::{HeaderMap, HeaderName, COOKIE, HOST, VARY};
+
+use crate::proxy::canonical::{canonical_host, canonical_path, canonical_query, CanonicalError};
 use http::{Method, Uri};
 use serde::{Deserialize, Serialize};
 
@@ -146,6 +148,9 @@ impl KeyError {
         }
         Self { field, value, why }
     }
+    fn canonical(field: &'static str, value: &str, _e: CanonicalError) -> Self {
+        Self::new(field, value, "has no canonical form (see proxy::canonical)")
+    }
     fn rules(field: &'static str, value: &str, why: &'static str) -> Self {
         Self::new(field, value, why)
     }
@@ -171,14 +176,26 @@ impl UrlKey {
         if scheme != "http" && scheme != "https" {
             return Err(KeyError::new("scheme", &scheme, "must be http or https"));
         }
-        let host = normalize_host(&scheme, authority)?;
+        // The one canonical form (proxy::canonical) of host, path and query:
+        // a key is never built from a spelling the pipeline did not route.
+        let host = canonical_host(&scheme, authority).map_err(|e| KeyError::canonical("host", authority, e))?;
         let (path, query) = match path_and_query.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (path_and_query, None),
         };
         let path = path.split('#').next().unwrap_or("");
-        let path = if path.is_empty() { "/".to_owned() } else { normalize_pct(path) };
-        let query = query.map(|q| normalize_query(rules, q.split('#').next().unwrap_or(""))).unwrap_or_default();
+        let path = if path.is_empty() {
+            "/".to_owned()
+        } else {
+            canonical_path(path).map_err(|e| KeyError::canonical("path", path, e))?
+        };
+        let query = match query.map(|q| q.split('#').next().unwrap_or("")) {
+            Some(q) => canonical_query(q)
+                .map_err(|e| KeyError::canonical("query", q, e))?
+                .map(|q| normalize_query(rules, &q))
+                .unwrap_or_default(),
+            None => String::new(),
+        };
         let mut canonical = String::with_capacity(scheme.len() + host.len() + path.len() + query.len() + 16);
         push_lp(&mut canonical, &scheme);
         push_lp(&mut canonical, &host);
@@ -420,85 +437,6 @@ fn trim_bytes(b: &[u8]) -> &[u8] {
     b.get(start..end).unwrap_or(&[])
 }
 
-fn normalize_host(scheme: &str, authority: &str) -> Result<String, KeyError> {
-    let a = authority.trim();
-    if a.contains('@') {
-        return Err(KeyError::new("host", a, "must not contain userinfo"));
-    }
-    let (host, port) = if let Some(rest) = a.strip_prefix('[') {
-        let (inside, after) = rest.split_once(']').ok_or_else(|| KeyError::new("host", a, "unclosed '['"))?;
-        if inside.is_empty() || !inside.bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.') {
-            return Err(KeyError::new("host", a, "bad IPv6 literal"));
-        }
-        let port = match after {
-            "" => None,
-            p => Some(p.strip_prefix(':').ok_or_else(|| KeyError::new("host", a, "junk after ']'"))?),
-        };
-        (format!("[{}]", inside.to_ascii_lowercase()), port)
-    } else {
-        let (h, p) = match a.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (a, None),
-        };
-        let h = h.strip_suffix('.').unwrap_or(h);
-        if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_') {
-            return Err(KeyError::new("host", a, "not a valid host name"));
-        }
-        (h.to_ascii_lowercase(), p)
-    };
-    let port = match port {
-        None | Some("") => None,
-        Some(p) => {
-            let n: u16 = if p.bytes().all(|b| b.is_ascii_digit()) { p.parse().ok() } else { None }
-                .ok_or_else(|| KeyError::new("host", a, "bad port"))?;
-            Some(n)
-        }
-    };
-    let default = if scheme == "https" { 443 } else { 80 };
-    Ok(match port {
-        Some(p) if p != default => format!("{host}:{p}"),
-        _ => host,
-    })
-}
-
-/// Upper-case `%xx` and decode escaped unreserved characters.
-fn normalize_pct(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = String::with_capacity(s.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            if let (Some(h), Some(l)) = (bytes.get(i + 1).and_then(hex), bytes.get(i + 2).and_then(hex)) {
-                let c = h * 16 + l;
-                if c.is_ascii_alphanumeric() || b"-._~".contains(&c) {
-                    out.push(char::from(c));
-                } else {
-                    out.push_str(&format!("%{c:02X}"));
-                }
-                i += 3;
-                continue;
-            }
-        }
-        // Input came from a `&str`, but stay byte-safe: escape non-ASCII.
-        if b.is_ascii() {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-        i += 1;
-    }
-    out
-}
-
-fn hex(b: &u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
-}
-
 fn matches_pattern(pattern: &str, name: &str) -> bool {
     match pattern.strip_suffix('*') {
         Some(prefix) => name.starts_with(prefix),
@@ -517,7 +455,8 @@ fn normalize_query(rules: &KeyRules, query: &str) -> String {
         if raw.is_empty() {
             continue;
         }
-        let norm = normalize_pct(raw);
+        // Already canonical (the caller canonicalized the whole query).
+        let norm = raw.to_owned();
         let name = norm.split('=').next().unwrap_or("").to_owned();
         if rules.drop_tracking && is_tracking(&name) {
             continue;
@@ -597,7 +536,7 @@ mod tests {
             (&d, "", "/"),
             (&d, "/a?", "/a"),
             (&d, "/a?&&", "/a"),
-            (&d, "/%7euser/%2f%41", "/~user/%2FA"),
+            (&d, "/%7euser/%3b%41", "/~user/%3BA"),
             (&d, "/a?q=%7e%2b", "/a?q=~%2B"),
             (&d, "/a?b=1&a=2", "/a?b=1&a=2"),
             (&sorted, "/a?b=1&a=2&b=0", "/a?a=2&b=1&b=0"),
@@ -608,6 +547,16 @@ mod tests {
             (&d, "/a#frag", "/a"),
         ] {
             assert_eq!(url(rules, "https", "h", input).path_and_query(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn non_canonical_targets_have_no_key() {
+        for (host, pq, field) in
+            [("h", "/a%2Fb", "path"), ("h", "/a/../b", "path"), ("h", "//a", "path"), ("h", "/a?x=%00", "query"), ("a b", "/", "host")]
+        {
+            let e = UrlKey::new(&KeyRules::default(), "https", host, pq).unwrap_err();
+            assert_eq!(e.field(), field, "{pq}");
         }
     }
 

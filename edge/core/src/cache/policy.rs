@@ -69,6 +69,19 @@ pub struct CacheRules {
     /// Keep a stale entry that has a validator this long past its stale
     /// windows, so it can still be revalidated with a cheap 304.
     pub retain_stale: u64,
+    /// Give implicit freshness (`default_ttl`, `heuristic`) to responses
+    /// for requests that carry `Cookie` or `Authorization` although the
+    /// cache key does not include them. Off by default: such a response
+    /// is often personal, and without explicit freshness from the origin
+    /// it would be served to the next viewer.
+    pub implicit_ttl_with_credentials: bool,
+    /// Set by config validation: the route's cache key includes the
+    /// `Cookie` header (then cookies cannot leak across viewers).
+    #[serde(skip)]
+    pub keyed_cookie: bool,
+    /// Set by config validation: the cache key includes `Authorization`.
+    #[serde(skip)]
+    pub keyed_authorization: bool,
 }
 
 /// Bad [`CacheRules`]: names the field and the value.
@@ -127,6 +140,9 @@ pub enum NoCacheReason {
     VaryStar,
     /// No explicit freshness, no heuristic, no default.
     NoFreshness,
+    /// No explicit freshness, and the request carried `Cookie` or
+    /// `Authorization` outside the cache key: no implicit freshness.
+    Credentials,
     /// Lifetime 0, no validator and no stale window: it could never be used.
     ZeroTtl,
 }
@@ -144,6 +160,7 @@ impl NoCacheReason {
             Self::SetCookie => "set-cookie",
             Self::VaryStar => "vary-star",
             Self::NoFreshness => "no-freshness",
+            Self::Credentials => "credentials",
             Self::ZeroTtl => "zero-ttl",
         }
     }
@@ -299,7 +316,11 @@ impl CachePolicy {
                     })
                 }),
         };
-        let heuristic_ok = status_is_heuristically_cacheable(x.status);
+        // Implicit freshness only for requests without unkeyed credentials.
+        let unkeyed_credentials = !rules.implicit_ttl_with_credentials
+            && ((x.request_headers.contains_key(header::COOKIE) && !rules.keyed_cookie)
+                || (x.request_headers.contains_key(header::AUTHORIZATION) && !rules.keyed_authorization));
+        let heuristic_ok = status_is_heuristically_cacheable(x.status) && !unkeyed_credentials;
         let lifetime = explicit
             .or_else(|| {
                 let pct = rules.heuristic.filter(|_| heuristic_ok)?;
@@ -360,6 +381,8 @@ impl CachePolicy {
             Some(NoCacheReason::SetCookie)
         } else if vary.is_err() {
             Some(NoCacheReason::VaryStar)
+        } else if lifetime.is_none() && unkeyed_credentials {
+            Some(NoCacheReason::Credentials)
         } else if lifetime.is_none() {
             Some(NoCacheReason::NoFreshness)
         } else if freshness_lifetime == 0 && !has_validator && stale_while_revalidate == 0 && stale_if_error == 0 {

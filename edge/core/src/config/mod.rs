@@ -22,6 +22,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use http::uri::{Scheme, Uri};
+use http::HeaderName;
 
 pub use raw::RawConfig;
 
@@ -194,6 +195,13 @@ impl PathPattern {
         if s.chars().any(|c| c.is_ascii_control() || c == ' ' || c == '?' || c == '#') {
             return Err("must not contain spaces, control characters, '?' or '#'");
         }
+        // Patterns match canonical paths, so a pattern must be canonical
+        // itself or it could never match (`/a%2fb`, `/%70rivate`, `/a//b`).
+        let literal = s.strip_suffix('*').unwrap_or(s);
+        match crate::proxy::canonical::canonical_path(literal) {
+            Ok(c) if c == literal => {}
+            _ => return Err("not in canonical form (percent-decode unreserved characters, upper-case hex, no dot or empty segments)"),
+        }
         match s.find('*') {
             None => Ok(Self::Exact(s.to_owned())),
             Some(i) if i == s.len() - 1 => Ok(Self::Prefix(s[..i].to_owned())),
@@ -269,9 +277,22 @@ pub struct Route {
     allow_unsafe_retry: bool,
     cache: Option<RouteCache>,
     signed_links: bool,
+    /// Headers forwarded on requests the cache does not share.
+    forward: Vec<HeaderName>,
+    /// Headers forwarded on GET/HEAD of a cached route.
+    forward_cached: Vec<HeaderName>,
 }
 
 impl Route {
+    /// The viewer request headers a web origin gets: `cacheable` for
+    /// GET/HEAD on a cached route. Cache-key headers are always included.
+    pub fn forward_headers(&self, cacheable: bool) -> &[HeaderName] {
+        if cacheable {
+            &self.forward_cached
+        } else {
+            &self.forward
+        }
+    }
     /// Whether requests need a valid signed-link token.
     pub fn signed_links(&self) -> bool {
         self.signed_links
@@ -413,6 +434,62 @@ fn validate_cache_settings(raw: raw::RawCacheSettings) -> Result<CacheSettings, 
         }
     }
     Ok(CacheSettings { store, lock_timeout_ms, purge_path, purge_token: raw.purge_token })
+}
+
+/// A route's forwarded-header allowlists: (other requests, GET/HEAD of a
+/// cached route). The route's list (or the default), plus the cache key's
+/// headers; names the edge owns are refused.
+fn forward_lists(
+    i: usize,
+    listed: Option<&[String]>,
+    cache: Option<&RouteCache>,
+) -> Result<(Vec<HeaderName>, Vec<HeaderName>), ConfigError> {
+    use crate::proxy::headers::{is_edge_owned, DEFAULT_FORWARD, DEFAULT_FORWARD_CACHED};
+    let parse = |j: usize, n: &str| -> Result<HeaderName, ConfigError> {
+        let field = format!("routes[{i}].forward_headers[{j}]");
+        let name = HeaderName::from_bytes(n.as_bytes())
+            .map_err(|_| ConfigError::new(&field, n, ConfigErrorKind::BadValue("not a header name")))?;
+        if is_edge_owned(n) {
+            return Err(ConfigError::new(
+                field,
+                n,
+                ConfigErrorKind::BadValue("set by the edge alone (forwarding, client-address, hop-by-hop or platform headers)"),
+            ));
+        }
+        Ok(name)
+    };
+    let statics = |list: &[&'static str]| list.iter().map(|n| HeaderName::from_static(n)).collect::<Vec<_>>();
+    let (mut forward, mut cached) = match listed {
+        Some(list) => {
+            let names = list.iter().enumerate().map(|(j, n)| parse(j, n)).collect::<Result<Vec<_>, _>>()?;
+            (names.clone(), names)
+        }
+        None => (statics(&DEFAULT_FORWARD), statics(&DEFAULT_FORWARD_CACHED)),
+    };
+    if let Some(rc) = cache {
+        for h in &rc.key.headers {
+            let name = HeaderName::from_bytes(h.as_bytes())
+                .map_err(|_| ConfigError::new(format!("routes[{i}].cache_key.headers"), h.clone(), ConfigErrorKind::BadValue("not a header name")))?;
+            if is_edge_owned(h) {
+                return Err(ConfigError::new(
+                    format!("routes[{i}].cache_key.headers"),
+                    h.clone(),
+                    ConfigErrorKind::BadValue("set by the edge alone; it cannot be part of a cache key"),
+                ));
+            }
+            forward.push(name.clone());
+            cached.push(name);
+        }
+        if !rc.key.cookies.is_empty() {
+            forward.push(http::header::COOKIE);
+            cached.push(http::header::COOKIE);
+        }
+    }
+    for list in [&mut forward, &mut cached] {
+        list.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        list.dedup();
+    }
+    Ok((forward, cached))
 }
 
 fn validate_links(raw: raw::RawLinks) -> Result<LinkKeySet, ConfigError> {
@@ -653,7 +730,11 @@ impl TryFrom<RawConfig> for Config {
                         ConfigErrorKind::BadValue("cache_key needs a `cache` table on the same route"),
                     ))
                 }
-                (Some(rules), key) => {
+                (Some(mut rules), key) => {
+                    let key_ref = key.as_ref();
+                    let keyed = |h: &str| key_ref.is_some_and(|k| k.headers.iter().any(|n| n.eq_ignore_ascii_case(h)));
+                    rules.keyed_cookie = keyed("cookie");
+                    rules.keyed_authorization = keyed("authorization");
                     rules.validate().map_err(|e| {
                         ConfigError::new(format!("routes[{i}].cache.{}", e.field()), e.to_string(), ConfigErrorKind::Nested)
                     })?;
@@ -667,6 +748,7 @@ impl TryFrom<RawConfig> for Config {
             if cache.is_some() && matches!(target, Target::Bucket(_)) {
                 // Buckets are cached too: no restriction. (Kept explicit.)
             }
+            let (forward, forward_cached) = forward_lists(i, r.forward_headers.as_deref(), cache.as_ref())?;
             routes.push(Route {
                 pattern,
                 target,
@@ -674,6 +756,8 @@ impl TryFrom<RawConfig> for Config {
                 allow_unsafe_retry: r.allow_unsafe_retry.unwrap_or(routing.allow_unsafe_retry()),
                 cache,
                 signed_links: r.signed_links,
+                forward,
+                forward_cached,
             });
         }
 

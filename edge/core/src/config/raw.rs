@@ -141,4 +141,9 @@ pub struct RawRoute {
     /// Require a valid signed-link `token` query parameter (see `[links]`).
     #[serde(default)]
     pub signed_links: bool,
+    /// Viewer request headers web origins get (lower-case names; the
+    /// route's cache-key headers are always added). Default: see
+    /// `proxy::headers::DEFAULT_FORWARD` (and `DEFAULT_FORWARD_CACHED` for
+    /// GET/HEAD on cached routes). Forwarding headers are the edge's alone.
+    pub forward_headers: Option<Vec<String>>,
 }

@@ -9,10 +9,11 @@
 //! the web tier never sees the bytes or the request.
 
 use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use serde::Deserialize;
 
 use super::Edge;
+use crate::proxy::canonical::CanonicalRequest;
 use crate::proxy::Viewer;
 use crate::sign::link::{token_from_query, verify, TOKEN_PARAM};
 use crate::sign::{
@@ -64,11 +65,16 @@ impl Edge {
         self.config().presign().map(|p| p.path.as_str())
     }
 
+    /// Whether this (canonical) request is for the presign endpoint.
+    pub fn is_presign(&self, req: &CanonicalRequest) -> bool {
+        self.presign_path() == Some(req.path())
+    }
+
     /// Answer a presign request. Bad input gets a 4xx JSON error naming
     /// the field; nothing here panics or echoes a secret.
     pub fn presign_endpoint(
         &self,
-        req: &Request<()>,
+        req: &CanonicalRequest,
         body: &[u8],
         viewer: &Viewer,
         now_secs: u64,
@@ -177,38 +183,25 @@ impl Edge {
     /// cache key); `Err` is the 403 to send.
     pub(super) fn check_signed_link(
         &self,
-        req: &Request<()>,
+        req: &CanonicalRequest,
         viewer: &Viewer,
         now_secs: u64,
-    ) -> Result<Option<Request<()>>, Box<Response<Vec<u8>>>> {
-        let path = req.uri().path();
+    ) -> Result<Option<CanonicalRequest>, Box<Response<Vec<u8>>>> {
+        let path = req.path();
         if !self.config().route_for(path).is_some_and(|r| r.signed_links()) {
             return Ok(None);
         }
         let Some(keys) = self.config().links() else {
             return Err(Box::new(error(StatusCode::FORBIDDEN, "token", "signed links are not configured")));
         };
-        let query = req.uri().query().unwrap_or("");
+        let query = req.query().unwrap_or("");
         let Some(token) = token_from_query(query) else {
             return Err(Box::new(error(StatusCode::FORBIDDEN, "token", "this path needs a signed link")));
         };
         if let Err(e) = verify(keys, path, viewer.ip, token, now_secs) {
             return Err(Box::new(error(StatusCode::FORBIDDEN, "token", &format!("signed link refused: {e}"))));
         }
-        let rest: Vec<&str> = query
-            .split('&')
-            .filter(|p| !p.is_empty() && p.split('=').next() != Some(TOKEN_PARAM))
-            .collect();
-        let pq = if rest.is_empty() { path.to_owned() } else { format!("{path}?{}", rest.join("&")) };
-        let mut parts = req.uri().clone().into_parts();
-        parts.path_and_query = pq.parse().ok();
-        let uri = http::Uri::from_parts(parts)
-            .map_err(|_| Box::new(error(StatusCode::BAD_REQUEST, "uri", "request target is not valid")))?;
-        let mut out = Request::new(());
-        *out.method_mut() = req.method().clone();
-        *out.uri_mut() = uri;
-        *out.headers_mut() = req.headers().clone();
-        Ok(Some(out))
+        Ok(Some(req.without_query_param(TOKEN_PARAM)))
     }
 }
 
@@ -228,6 +221,7 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     use super::*;
+    use http::Request;
     use crate::sign::link::issue;
     use crate::sign::{Claims, LinkKey, Scope};
     use crate::{Config, EdgeState, Plan, Step};
@@ -284,7 +278,8 @@ path = "/*"
         if let Some(t) = auth {
             b = b.header("authorization", format!("Bearer {t}"));
         }
-        let resp = edge.presign_endpoint(&b.body(()).unwrap(), body.as_bytes(), &Viewer::default(), NOW);
+        let req = CanonicalRequest::new(&b.body(()).unwrap()).unwrap();
+        let resp = edge.presign_endpoint(&req, body.as_bytes(), &Viewer::default(), NOW);
         (resp.status().as_u16(), serde_json::from_slice(resp.body()).unwrap())
     }
 
@@ -335,7 +330,7 @@ path = "/*"
         let e = edge();
         let mut state = EdgeState::new(e.config());
         let plan = |uri: &str, state: &mut EdgeState| {
-            e.plan(&Request::get(uri).body(()).unwrap(), &Viewer::default(), state, NOW * 1000, 0)
+            e.plan_upstream(&Request::get(uri).body(()).unwrap(), &Viewer::default(), state, NOW * 1000, 0)
         };
         let Plan::Respond(r) = plan("http://x.test/private/report.pdf", &mut state) else { panic!() };
         assert_eq!(r.status(), 403);

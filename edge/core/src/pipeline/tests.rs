@@ -46,7 +46,7 @@ fn edge() -> Edge {
 
 fn plan(e: &Edge, req: Request<()>, viewer: &Viewer) -> Plan {
     let mut state = EdgeState::new(e.config());
-    e.plan(&req, viewer, &mut state, 1_700_000_000_000, 1)
+    e.plan_upstream(&req, viewer, &mut state, 1_700_000_000_000, 1)
 }
 
 fn forward(req: Request<()>, viewer: &Viewer) -> (Forward, Request<()>) {
@@ -177,7 +177,7 @@ fn no_route_is_404_json() {
         "[regions.a]\nlocation = { lat = 1.0, lon = 1.0 }\norigins = [{ url = \"http://a.test\" }]\n[[routes]]\npath = \"/api/*\"\n",
     )
     .unwrap();
-    let Plan::Respond(r) = plan(&Edge::new(cfg), Request::get("/nope").body(()).unwrap(), &Viewer::default()) else {
+    let Plan::Respond(r) = plan(&Edge::new(cfg), Request::get("http://x.test/nope").body(()).unwrap(), &Viewer::default()) else {
         panic!("expected 404")
     };
     assert_eq!(r.status(), 404);
@@ -213,7 +213,7 @@ fn failover_walks_to_the_next_region_and_reports_it() {
     let e = edge();
     let mut state = EdgeState::new(e.config());
     let req = Request::get("http://x.test/api/time").body(()).unwrap();
-    let Plan::Forward(mut f) = e.plan(&req, &us_viewer(), &mut state, 1_000, 1) else { panic!() };
+    let Plan::Forward(mut f) = e.plan_upstream(&req, &us_viewer(), &mut state, 1_000, 1) else { panic!() };
     let Step::Send { request, .. } = &f.step else { panic!() };
     assert_eq!(request.uri(), "http://127.0.0.1:18701/api/time", "US viewer starts in us-east-1");
     e.report(&mut f, Outcome::Status(503), false, 12, &mut state, 1_012);
@@ -237,7 +237,7 @@ fn post_is_not_retried_on_503() {
     let e = edge();
     let mut state = EdgeState::new(e.config());
     let req = Request::post("http://x.test/api/echo").body(()).unwrap();
-    let Plan::Forward(mut f) = e.plan(&req, &us_viewer(), &mut state, 1_000, 1) else { panic!() };
+    let Plan::Forward(mut f) = e.plan_upstream(&req, &us_viewer(), &mut state, 1_000, 1) else { panic!() };
     e.report(&mut f, Outcome::Status(503), true, 5, &mut state, 1_005);
     assert!(matches!(f.step, Step::GiveUp { stale_ok: false, .. }), "{:?}", f.step);
 }
@@ -247,7 +247,7 @@ fn every_region_down_gives_503_with_retry_after() {
     let e = edge();
     let mut state = EdgeState::new(e.config());
     let req = Request::get("http://x.test/api/time").body(()).unwrap();
-    let Plan::Forward(mut f) = e.plan(&req, &us_viewer(), &mut state, 1_000, 1) else { panic!() };
+    let Plan::Forward(mut f) = e.plan_upstream(&req, &us_viewer(), &mut state, 1_000, 1) else { panic!() };
     e.report(&mut f, Outcome::ConnectError, false, 1, &mut state, 1_001);
     e.report(&mut f, Outcome::Timeout, false, 1, &mut state, 1_002);
     let Step::GiveUp { response, stale_ok } = &f.step else { panic!("{:?}", f.step) };
@@ -292,4 +292,192 @@ fn signed_bucket_requests_carry_sigv4_headers() {
     assert!(auth.contains("SignedHeaders=host;x-amz-content-sha256;x-amz-date"), "{auth}");
     assert_eq!(h["x-amz-content-sha256"], "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     assert!(!format!("{e:?}").contains("wJalrXUtnFEMI"), "secret in Debug");
+}
+
+const TRUST_CFG: &str = r#"
+[regions.a]
+location = { lat = 38.9, lon = -77.4 }
+origins = [{ url = "http://10.0.0.1:8080" }]
+
+[regions.b]
+location = { lat = 53.3, lon = -6.3 }
+origins = [{ url = "http://10.0.0.2:8080" }]
+
+[routing.retry_budget]
+ratio = 0.2
+min_per_window = 0
+
+[links]
+current = "k1"
+keys = [{ id = "k1", secret = "0123456789abcdef0123456789abcdef-link" }]
+
+[buckets.www]
+endpoint = "http://127.0.0.1:18703"
+bucket = "www"
+region = "us-east-1"
+index = "index.html"
+
+[[routes]]
+path = "/private/*"
+bucket = "www"
+signed_links = true
+
+[[routes]]
+path = "/api/*"
+pool = ["a", "b"]
+cache = { default_ttl = 60 }
+cache_key = { headers = ["x-tenant"] }
+
+[[routes]]
+path = "/app/*"
+pool = ["a"]
+
+[[routes]]
+path = "/custom/*"
+pool = ["a"]
+cache = { }
+forward_headers = ["accept", "x-app-version"]
+
+[[routes]]
+path = "/*"
+bucket = "www"
+"#;
+
+fn trust_edge() -> Edge {
+    Edge::new(Config::from_toml(TRUST_CFG).unwrap())
+}
+
+/// Every spelling of a protected path is either refused as malformed (400)
+/// or canonicalizes to the protected path and meets the signed-link gate
+/// (403): none reaches the bucket without a token.
+#[test]
+fn no_spelling_of_a_protected_path_passes_the_gate() {
+    let e = trust_edge();
+    for (target, status) in [
+        ("/private/report.txt", 403),
+        ("/%70rivate/report.txt", 403),
+        ("/PRIVATE/report.txt", 0),
+        ("/priv%61te/report%2etxt", 403),
+        ("/private%2Freport.txt", 400),
+        ("/private%2freport.txt", 400),
+        ("/private%5Creport.txt", 400),
+        ("/private\\report.txt", 400),
+        ("//private/report.txt", 400),
+        ("/./private/report.txt", 400),
+        ("/public/../private/report.txt", 400),
+        ("/public/%2e%2e/private/report.txt", 400),
+        ("/public/..%2Fprivate/report.txt", 400),
+        ("/%C0%AE%C0%AE/private/report.txt", 400),
+        ("/private/report.txt%00", 400),
+        ("/private/./report.txt", 400),
+    ] {
+        let req = Request::get(format!("http://x.test{target}")).body(()).unwrap();
+        match plan(&e, req, &Viewer::default()) {
+            Plan::Respond(r) => assert_eq!(r.status().as_u16(), status, "{target}"),
+            Plan::Forward(f) => {
+                // Only a different object (S3 keys are case-sensitive) may pass.
+                assert_eq!(status, 0, "{target} was forwarded");
+                let Step::Send { request, .. } = &f.step else { panic!() };
+                assert_eq!(request.uri().path(), "/www/PRIVATE/report.txt", "{target}");
+            }
+        }
+    }
+}
+
+/// The upstream request, the bucket key and X-Forwarded-Host read the one
+/// canonical form.
+#[test]
+fn upstream_reads_the_canonical_request() {
+    let e = trust_edge();
+    let Plan::Forward(f) = plan(&e, Request::get("http://X.Test:80/api/%69tems/caf%c3%a9?q=%7e").body(()).unwrap(), &Viewer::default())
+    else {
+        panic!()
+    };
+    let Step::Send { request, .. } = &f.step else { panic!() };
+    assert_eq!(request.uri(), "http://10.0.0.1:8080/api/items/caf%C3%A9?q=~");
+    assert_eq!(request.headers()["x-forwarded-host"], "x.test");
+    assert_eq!(f.viewer_request().request().uri(), "http://x.test/api/items/caf%C3%A9?q=~");
+    let Plan::Forward(f) = plan(&e, Request::get("http://x.test/caf%C3%A9%20menu%2A.txt").body(()).unwrap(), &Viewer::default())
+    else {
+        panic!()
+    };
+    let Step::Send { request, .. } = &f.step else { panic!() };
+    assert_eq!(request.uri().path(), "/www/caf%C3%A9%20menu%2A.txt");
+}
+
+#[test]
+fn web_origins_get_an_allowlist_of_viewer_headers() {
+    let e = trust_edge();
+    let headers = [
+        ("x-forwarded-scheme", "http"),
+        ("x-forwarded-port", "81"),
+        ("x-original-host", "evil.example"),
+        ("forwarded", "for=1.2.3.4;host=evil"),
+        ("true-client-ip", "1.2.3.4"),
+        ("cf-connecting-ip", "1.2.3.4"),
+        ("accept", "text/html"),
+        ("user-agent", "curl"),
+        ("cookie", "s=1"),
+        ("x-tenant", "t1"),
+        ("x-app-version", "7"),
+    ];
+    let send = |path: &str, method: &str| {
+        let mut b = Request::builder().method(method).uri(format!("http://x.test{path}"));
+        for (k, v) in headers {
+            b = b.header(k, v);
+        }
+        let Plan::Forward(f) = plan(&e, b.body(()).unwrap(), &Viewer::default()) else { panic!() };
+        let Step::Send { request, .. } = f.step else { panic!() };
+        let mut names: Vec<String> = request
+            .headers()
+            .keys()
+            .map(|k| k.as_str().to_owned())
+            .filter(|k| !matches!(k.as_str(), "host" | "via" | "x-forwarded-proto" | "x-forwarded-host"))
+            .collect();
+        names.sort();
+        names
+    };
+    // GET on a cached route: credentials and the key's headers only.
+    assert_eq!(send("/api/x", "GET"), ["cookie", "x-tenant"]);
+    // Other methods and uncached routes: the documented default.
+    assert_eq!(send("/api/x", "POST"), ["accept", "cookie", "user-agent", "x-tenant"]);
+    assert_eq!(send("/app/x", "GET"), ["accept", "cookie", "user-agent"]);
+    // A route's own list.
+    assert_eq!(send("/custom/x", "GET"), ["accept", "x-app-version"]);
+    let e = Config::from_toml(&TRUST_CFG.replace("\"x-app-version\"", "\"x-forwarded-scheme\"")).unwrap_err().to_string();
+    assert!(e.contains("routes[3].forward_headers[1]") && e.contains("set by the edge alone"), "{e}");
+}
+
+/// Planning (what every cache hit does) takes no retry-budget token and
+/// records no request: only `begin` does, when the request goes upstream.
+#[test]
+fn hits_cost_routing_nothing() {
+    let e = trust_edge();
+    let mut state = EdgeState::new(e.config());
+    let req = e.canonicalize(&Request::get("http://x.test/app/x").body(()).unwrap()).unwrap();
+    for _ in 0..100 {
+        let Plan::Forward(f) = e.plan(&req, &Viewer::default(), 1_000) else { panic!() };
+        assert!(matches!(f.step, Step::GiveUp { .. }), "no origin chosen before begin");
+    }
+    // One real request: a 503 may not be retried (0.2 × 1 request < 1
+    // token). Had the 100 plans counted, 20 retries would be allowed.
+    let req = e.canonicalize(&Request::get("http://x.test/api/x").body(()).unwrap()).unwrap();
+    let Plan::Forward(mut f) = e.plan(&req, &Viewer::default(), 1_000) else { panic!() };
+    e.begin(&mut f, &mut state, 1_000, 1);
+    assert!(matches!(f.step, Step::Send { .. }));
+    e.report(&mut f, Outcome::Status(503), false, 5, &mut state, 1_005);
+    assert!(!matches!(f.step, Step::Send { .. }), "retry without budget: {:?}", f.step);
+    assert_eq!(f.route_log().unwrap().attempts.len(), 1);
+}
+
+#[test]
+fn patterns_must_be_canonical() {
+    for bad in ["/%70rivate/*", "/a%2fb", "/a//b/*", "/a/../b", "/a%7e"] {
+        let e = Config::from_toml(&format!(
+            "[buckets.b]\nendpoint = \"http://127.0.0.1:1\"\nbucket = \"bbb\"\nregion = \"r\"\n[[routes]]\npath = \"{bad}\"\nbucket = \"b\"\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("not in canonical form"), "{bad}: {e}");
+    }
 }

@@ -53,11 +53,86 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Remove the viewer-supplied headers the edge owns or refuses to forward.
-pub fn strip_viewer_spoofable(headers: &mut HeaderMap) {
-    for name in VIEWER_SPOOFABLE {
-        headers.remove(name);
+/// Viewer request headers web origins get by default on requests the
+/// cache does not share (other methods, uncached routes): what typical
+/// applications read. Configure per route with `forward_headers`.
+pub const DEFAULT_FORWARD: [&str; 23] = [
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "access-control-request-headers",
+    "access-control-request-method",
+    "authorization",
+    "cache-control",
+    "content-encoding",
+    "content-language",
+    "content-length",
+    "content-type",
+    "cookie",
+    "if-match",
+    "if-modified-since",
+    "if-none-match",
+    "if-range",
+    "if-unmodified-since",
+    "origin",
+    "pragma",
+    "range",
+    "referer",
+    "user-agent",
+    "x-requested-with",
+];
+
+/// Viewer request headers web origins get by default on GET/HEAD requests
+/// of cached routes: only those the cache itself accounts for (credentials
+/// make a response unshareable unless keyed; conditionals and ranges are
+/// the cache's own business; content coding is negotiated per variant).
+/// Anything else could change a shared response without changing its key;
+/// a route that needs more lists it in `forward_headers` and keys or
+/// varies on it.
+pub const DEFAULT_FORWARD_CACHED: [&str; 11] = [
+    "accept-encoding",
+    "authorization",
+    "cache-control",
+    "cookie",
+    "if-match",
+    "if-modified-since",
+    "if-none-match",
+    "if-range",
+    "if-unmodified-since",
+    "pragma",
+    "range",
+];
+
+/// Whether a header is set by the edge alone (or never forwarded), so no
+/// config may list it in `forward_headers`: hop-by-hop fields, `Host`,
+/// forwarding and client-address headers, URL and method overrides,
+/// platform viewer headers and the edge's own `x-offload-*` fields.
+pub fn is_edge_owned(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    HOP_BY_HOP.contains(&n.as_str())
+        || VIEWER_SPOOFABLE.contains(&n.as_str())
+        || n == "host"
+        || n == "via"
+        || n == "true-client-ip"
+        || n == "x-client-ip"
+        || n == "x-cluster-client-ip"
+        || n == "fastly-client-ip"
+        || n.starts_with("x-forwarded-")
+        || n.starts_with("x-offload-")
+        || n.starts_with("cf-")
+        || n.starts_with("cloudfront-")
+}
+
+/// The viewer's headers an origin gets: exactly those named in `allow`
+/// (lower-case names), all their lines. Everything else stays at the edge.
+pub fn forward_request_headers(viewer: &HeaderMap, allow: &[HeaderName]) -> HeaderMap {
+    let mut out = HeaderMap::with_capacity(allow.len());
+    for name in allow {
+        for v in viewer.get_all(name) {
+            out.append(name.clone(), v.clone());
+        }
     }
+    out
 }
 
 /// Append `value` to a comma-separated list header (e.g. `Via`).
@@ -92,14 +167,26 @@ mod tests {
     }
 
     #[test]
-    fn spoofable_headers_are_removed() {
+    fn only_allowed_headers_are_forwarded() {
         let mut h = HeaderMap::new();
         for n in VIEWER_SPOOFABLE {
             h.insert(n, HeaderValue::from_static("evil"));
+            assert!(is_edge_owned(n), "{n}");
         }
-        h.insert("cookie", HeaderValue::from_static("a=1"));
-        strip_viewer_spoofable(&mut h);
-        assert_eq!(h.len(), 1);
+        h.insert("x-forwarded-scheme", HeaderValue::from_static("http"));
+        h.insert("x-original-host", HeaderValue::from_static("evil.example"));
+        h.append("cookie", HeaderValue::from_static("a=1"));
+        h.append("cookie", HeaderValue::from_static("b=2"));
+        h.insert("accept", HeaderValue::from_static("*/*"));
+        let allow: Vec<HeaderName> = DEFAULT_FORWARD.iter().map(|n| HeaderName::from_static(n)).collect();
+        let out = forward_request_headers(&h, &allow);
+        assert_eq!(out.len(), 3);
+        assert_eq!(out.get_all("cookie").iter().count(), 2);
+        assert!(out.contains_key("accept"));
+        for n in DEFAULT_FORWARD.iter().chain(DEFAULT_FORWARD_CACHED.iter()) {
+            assert!(!is_edge_owned(n), "{n}");
+        }
+        assert!(is_edge_owned("X-Forwarded-Scheme") && is_edge_owned("CF-Connecting-IP") && is_edge_owned("host"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Proxying rules: what the edge forwards to an origin and what it returns.
 
+pub mod canonical;
 pub mod headers;
 
 use std::net::IpAddr;

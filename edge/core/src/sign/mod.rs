@@ -21,6 +21,7 @@
 //! `Debug` output or in error messages.
 
 mod encode;
+pub(crate) use encode::uri_encode_path;
 pub mod link;
 pub mod origin;
 pub mod presign;

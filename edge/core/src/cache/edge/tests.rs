@@ -1,4 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::type_complexity)]
+use crate::proxy::canonical::CanonicalRequest;
 use super::*;
 use crate::{Edge, EdgeState, Plan, Step, Viewer};
 #[cfg(target_arch = "wasm32")]
@@ -85,15 +86,19 @@ impl Harness {
     }
 
     fn plan(&mut self, r: &Request<()>, now_ms: u64) -> Box<Forward> {
-        match self.edge.plan(r, &Viewer::default(), &mut self.state, now_ms, 1) {
-            Plan::Forward(f) => f,
+        let r = self.edge.canonicalize(r).unwrap();
+        match self.edge.plan(&r, &Viewer::default(), now_ms) {
+            Plan::Forward(mut f) => {
+                self.edge.begin(&mut f, &mut self.state, now_ms, 1);
+                f
+            }
             Plan::Respond(r) => panic!("edge answered {}", r.status()),
         }
     }
 
     fn lookup(&mut self, r: &Request<()>, now_ms: u64) -> (Box<Forward>, CacheDecision) {
         let fwd = self.plan(r, now_ms);
-        let d = self.cache.lookup(self.edge.config(), &fwd, r, now_ms);
+        let d = self.cache.lookup(self.edge.config(), &fwd, now_ms);
         (fwd, d)
     }
 
@@ -414,7 +419,7 @@ fn unsafe_methods_invalidate_their_target() {
         let post = req(method, URL, &[]);
         let fwd = h.plan(&post, T0 + 1000);
         let config = h.edge.config().clone();
-        let targets = h.cache.invalidate_after(&config, &fwd, &post, status, &HeaderMap::new(), T0 + 1000);
+        let targets = h.cache.invalidate_after(&config, &fwd, status, &HeaderMap::new(), T0 + 1000);
         assert_eq!(targets.len(), usize::from(invalidated), "{method} {status}");
         let (_, d) = h.lookup(&get(URL), T0 + 2000);
         match d {
@@ -434,7 +439,7 @@ fn purge(h: &mut Harness, auth: Option<&str>, body: &str, now_ms: u64) -> (u16, 
     if let Some(b) = &bearer {
         hs.push(("authorization", b.as_str()));
     }
-    let r = req("POST", "http://edge.test/_offload/purge", &hs);
+    let r = CanonicalRequest::new(&req("POST", "http://edge.test/_offload/purge", &hs)).unwrap();
     assert!(h.cache.is_purge(&r));
     let config = h.edge.config().clone();
     let out = h.cache.purge(&config, &r, body.as_bytes(), now_ms);
@@ -462,7 +467,7 @@ fn purge_endpoint_auth_and_validation() {
         assert_eq!(s, status, "{auth:?} {body}: {v}");
         assert_eq!(v["field"].as_str(), field, "{body}: {v}");
     }
-    let get_purge = req("GET", "http://edge.test/_offload/purge", &[("authorization", &format!("bearer {TOKEN}"))]);
+    let get_purge = CanonicalRequest::new(&req("GET", "http://edge.test/_offload/purge", &[("authorization", &format!("bearer {TOKEN}"))])).unwrap();
     let config = h.edge.config().clone();
     assert_eq!(h.cache.purge(&config, &get_purge, b"", T0).response.status(), 405);
 }

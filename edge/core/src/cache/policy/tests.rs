@@ -451,3 +451,27 @@ fn hostile_headers_never_panic() {
         let _ = crate::cache::key::Variance::new(&["cache-control".into()], &h);
     }
 }
+
+/// A request with unkeyed `Cookie` or `Authorization` gets no implicit
+/// freshness: a personal page without cache headers is never shared.
+#[test]
+fn credentials_get_no_implicit_freshness() {
+    let dflt = CacheRules { default_ttl: Some(60), heuristic: Some(10), store_authorized: true, ..CacheRules::default() };
+    let keyed = CacheRules { keyed_cookie: true, keyed_authorization: true, ..dflt.clone() };
+    let opted = CacheRules { implicit_ttl_with_credentials: true, ..dflt.clone() };
+    let lm = date(-1000);
+    for (req, resp, rules, want) in [
+        (vec![("cookie", "session=alice")], vec![], &dflt, Some(NoCacheReason::Credentials)),
+        (vec![("cookie", "session=alice")], vec![("last-modified", lm.as_str())], &dflt, Some(NoCacheReason::Credentials)),
+        (vec![("authorization", "Bearer a")], vec![], &dflt, Some(NoCacheReason::Credentials)),
+        (vec![("cookie", "session=alice")], vec![("cache-control", "max-age=30")], &dflt, None),
+        (vec![("cookie", "session=alice")], vec![], &keyed, None),
+        (vec![("authorization", "Bearer a")], vec![], &keyed, None),
+        (vec![("cookie", "session=alice")], vec![], &opted, None),
+        (vec![], vec![], &dflt, None),
+    ] {
+        let p = policy_with(&req, 200, &resp, rules);
+        assert_eq!(p.no_cache_reason(), want, "{req:?} {resp:?}");
+    }
+    assert_eq!(NoCacheReason::Credentials.as_str(), "credentials");
+}
