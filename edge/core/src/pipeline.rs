@@ -553,7 +553,7 @@ fn viewer_host(req: &Request<()>) -> Result<Option<String>, RequestError> {
 
 mod endpoints;
 
-pub use endpoints::{presign_scope, PRESIGN_MAX_BODY};
+pub use endpoints::PRESIGN_MAX_BODY;
 
 #[cfg(test)]
 mod tests;
