@@ -708,8 +708,9 @@ fn unescape(s: &str) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
-fn parse_number(s: &str, max: u64) -> Option<u64> {
-    if s.is_empty() || s.len() > 20 || !s.bytes().all(|b| b.is_ascii_digit()) {
+/// 1..=`max_digits` decimal digits, at most `max`.
+fn parse_number(s: &str, max_digits: usize, max: u64) -> Option<u64> {
+    if s.is_empty() || s.len() > max_digits || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     s.parse::<u64>().ok().filter(|n| *n <= max)
@@ -838,7 +839,7 @@ fn parse_common(fields: &[&str]) -> Result<Common, LinkError> {
         return Err(malformed("wrong number of fields"));
     };
     Ok(Common {
-        expires_at: parse_number(exp, MAX_EXPIRES_AT).ok_or(malformed("expires_at"))?,
+        expires_at: parse_number(exp, 15, MAX_EXPIRES_AT).ok_or(malformed("expires_at"))?,
         client_ip: parse_ip(ip).ok_or(malformed("client address"))?,
         methods: Methods::parse_token_field(methods).ok_or(malformed("methods"))?,
     })
@@ -1041,7 +1042,7 @@ fn parse_grant(fields: &[&str]) -> Result<GrantClaims, LinkError> {
     };
     let max_content_length = match field(9)? {
         "" => None,
-        n => Some(parse_number(n, u64::MAX).ok_or(malformed("max_content_length"))?),
+        n => Some(parse_number(n, 20, u64::MAX).ok_or(malformed("max_content_length"))?),
     };
     let content_types = match field(10)? {
         "" => Vec::new(),
@@ -1055,7 +1056,7 @@ fn parse_grant(fields: &[&str]) -> Result<GrantClaims, LinkError> {
             })
             .collect::<Result<_, _>>()?,
     };
-    let max_expires = parse_number(field(11)?, MAX_GRANT_EXPIRES).ok_or(malformed("max_expires"))?;
+    let max_expires = parse_number(field(11)?, 6, MAX_GRANT_EXPIRES).ok_or(malformed("max_expires"))?;
     let claims = GrantClaims {
         expires_at: common.expires_at,
         client_ip: common.client_ip,
