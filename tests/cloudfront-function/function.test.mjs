@@ -52,9 +52,12 @@ function load() {
 
 const fixture = (name) => JSON.parse(readFileSync(join(here, 'fixtures', `${name}.json`), 'utf8'));
 
-function token(scope, expiresAt, ip = '') {
-  const payload = `v1|${LINK_KEY.id}|${expiresAt}|${ip}|${scope}`;
-  const mac = crypto.createHmac('sha256', LINK_KEY.secret).update(`offload-link\n${payload}`).digest('base64url');
+/** A version 2 download link as offload-core issues it (sign/link.rs), made
+ * here independently: audience `link`, domain-separated MAC. */
+function token(scope, expiresAt, ip = '', methods = 'GET,HEAD') {
+  const escaped = scope.replace(/%/g, '%25').replace(/\|/g, '%7C');
+  const payload = `v2|link|${LINK_KEY.id}|${expiresAt}|${ip}|${methods}|${escaped}`;
+  const mac = crypto.createHmac('sha256', LINK_KEY.secret).update(`offload-link-v2\n${payload}`).digest('base64url');
   return `${Buffer.from(payload).toString('base64url')}.${mac}`;
 }
 
@@ -116,11 +119,15 @@ test('signed links: refused without a valid token, passed (token kept) with one'
     [token('/private/', NOW + 60, '198.51.100.7'), 'signed link refused: bound to another client address'],
     [token('/private/', NOW + 60).slice(0, -2) + 'AA', 'signed link refused: bad signature'],
     ['not-a-token', 'signed link refused: malformed token'],
-    [token('/private/', NOW + 60).replace(/^[^.]+/, Buffer.from('v1|other|9999999999||/private/').toString('base64url')), 'signed link refused: unknown key id'],
+    [token('/private/', NOW + 60).replace(/^[^.]+/, Buffer.from('v2|link|other|9999999999||GET|/private/').toString('base64url')), 'signed link refused: unknown key id'],
+    [token('/private/', NOW + 60, '', 'POST'), 'signed link refused: method not allowed'],
+    [token('/private/', NOW + 60, '', 'GET,HEAD'), 'signed link refused: method not allowed', 'DELETE'],
+    [token('/private/', NOW + 60).replace(/^[^.]+/, Buffer.from(`v1|${LINK_KEY.id}|9999999999||/private/`).toString('base64url')), 'signed link refused: token version v1 is no longer accepted; reissue'],
   ];
-  for (const [t, message] of cases) {
+  for (const [t, message, method] of cases) {
     const e = fixture('private-no-token');
     e.request.querystring.token = { value: t };
+    if (method) e.request.method = method;
     const out = handler(e);
     assert.equal(out.statusCode, 403, message);
     assert.equal(JSON.parse(out.body).error, message);
@@ -128,6 +135,31 @@ test('signed links: refused without a valid token, passed (token kept) with one'
   const bound = fixture('private-no-token');
   bound.request.querystring.token = { value: token('/private/report.txt', NOW + 60, '203.0.113.178') };
   assert.equal(handler(bound).statusCode, undefined);
+});
+
+test('link tokens: the function and offload-core\'s verify_link agree on every token of the table', () => {
+  // Written by `cargo xtask package cloudfront-function` from the Rust
+  // verifier (xtask/src/sign.rs, link_agreement_table): each token, its
+  // request and verify_link's verdict.
+  const file = join(root, '.offload/cloudfront-function/tokens.json');
+  assert.ok(existsSync(file), `${file} missing: run \`cargo xtask package cloudfront-function\``);
+  const table = JSON.parse(readFileSync(file, 'utf8'));
+  assert.ok(table.length >= 30, `${table.length} cases`);
+  const { handler } = load();
+  const verdicts = new Set();
+  for (const c of table) {
+    assert.equal(c.now * 1000, NOW_MS, 'the table is made for the sandbox clock');
+    const event = fixture('private-no-token');
+    event.viewer.ip = c.ip || '192.0.2.1';
+    event.request.method = c.method;
+    event.request.uri = c.path;
+    event.request.querystring = { token: { value: c.token } };
+    const out = handler(event);
+    const got = out.statusCode === undefined ? 'ok' : JSON.parse(out.body).error.replace(/^signed link refused: /, '');
+    assert.equal(got, c.rust, `${c.name}: function says ${got}, Rust says ${c.rust}`);
+    verdicts.add(got);
+  }
+  assert.ok(verdicts.size >= 10, [...verdicts].join(', '));
 });
 
 test('the same query decisions as the Lambda@Edge viewer-request handler', async () => {

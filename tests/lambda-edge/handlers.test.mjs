@@ -68,11 +68,27 @@ function samEvents() {
 
 const own = (name) => JSON.parse(readFileSync(join(here, 'fixtures/own', `${name}.json`), 'utf8'));
 
-/** A signed-link token as offload-core issues it (sign/link.rs). */
-function linkToken(scope, expiresAt, ip = '') {
-  const payload = `v1|${LINK_KEY.id}|${expiresAt}|${ip}|${scope}`;
-  const mac = createHmac('sha256', LINK_KEY.secret).update(`offload-link\n${payload}`).digest();
+/** A token field escaped as offload-core does (sign/link.rs): `%`, `|`,
+ * space, control and non-ASCII bytes as %XX. */
+function esc(s) {
+  return [...Buffer.from(s, 'utf8')].map((b) => (b === 0x25 || b === 0x7c || b <= 0x20 || b >= 0x7f
+    ? `%${b.toString(16).toUpperCase().padStart(2, '0')}` : String.fromCharCode(b))).join('');
+}
+
+/** A version 2 token of `audience`, MAC'd under its own prefix. */
+function sealToken(audience, payload) {
+  const mac = createHmac('sha256', LINK_KEY.secret).update(`offload-${audience}-v2\n${payload}`).digest();
   return `${b64url(payload)}.${b64url(mac)}`;
+}
+
+/** A download link as offload-core issues it (sign/link.rs). */
+function linkToken(scope, expiresAt, ip = '', methods = 'GET,HEAD') {
+  return sealToken('link', `v2|link|${LINK_KEY.id}|${expiresAt}|${ip}|${methods}|${esc(scope)}`);
+}
+
+/** A presign grant as offload-core issues it (sign/link.rs). */
+function grantToken({ bucket = 'uploads', prefix = 'user-42/', methods = 'GET,HEAD,PUT', maxLength = '1000', types = 'image/*', maxExpires = 300, expiresAt = NOW + 60 } = {}) {
+  return sealToken('presign', `v2|presign|${LINK_KEY.id}|${expiresAt}||${methods}|${esc(bucket)}|prefix|${esc(prefix)}|${maxLength}|${types}|${maxExpires}`);
 }
 
 /** The origin-auth header as offload-core signs it (route/auth.rs). */
@@ -233,7 +249,14 @@ test('viewer-request: signed-link routes need a valid token, which origin-reques
 
   const expired = own('viewer-request-private');
   expired.Records[0].cf.request.querystring = `token=${linkToken('/private/report.txt', NOW)}`;
-  assert.equal(JSON.parse(run('viewer-request', expired).body).error, 'signed link refused: link: expired at 1700000000');
+  assert.equal(JSON.parse(run('viewer-request', expired).body).error, 'signed link refused: token: expired at 1700000000');
+  const grant = own('viewer-request-private');
+  grant.Records[0].cf.request.querystring = `token=${grantToken({ prefix: '' })}`;
+  assert.equal(JSON.parse(run('viewer-request', grant).body).error, 'signed link refused: token: wrong audience: this is a presign token, link expected');
+  const post = own('viewer-request-private');
+  post.Records[0].cf.request.method = 'POST';
+  post.Records[0].cf.request.querystring = `token=${token}`;
+  assert.equal(JSON.parse(run('viewer-request', post).body).error, 'signed link refused: token: method POST is not allowed (allowed: GET,HEAD)');
   const tampered = own('viewer-request-private');
   tampered.Records[0].cf.request.querystring = `token=${linkToken('/private/', NOW + 60).slice(0, -2)}xx`;
   assert.equal(run('viewer-request', tampered).status, '403');
@@ -242,25 +265,39 @@ test('viewer-request: signed-link routes need a valid token, which origin-reques
 test('viewer-request: the presign endpoint answers with a URL the AWS SDK would make', async () => {
   const event = own('viewer-request-presign');
   const req = event.Records[0].cf.request;
-  req.headers.authorization = h('Authorization', `Bearer ${linkToken('/_presign/uploads/user-42/', NOW + 60)}`);
-  const body = JSON.stringify({ bucket: 'uploads', key: 'user-42/photo 1.jpg', method: 'PUT', expires: 300 });
+  req.headers.authorization = h('Authorization', `Bearer ${grantToken()}`);
+  const body = JSON.stringify({ bucket: 'uploads', key: 'user-42/photo 1.jpg', method: 'PUT', expires: 300, content_length: 1000, content_type: 'image/jpeg' });
   req.body.data = Buffer.from(body).toString('base64');
   const out = run('viewer-request', event);
   assert.equal(out.status, '200', out.body);
   assert.deepEqual(out.headers, { 'content-type': h('Content-Type', 'application/json'), 'cache-control': h('Cache-Control', 'no-store') });
 
+  // The SDK signs Content-Length and Content-Type as headers when told to:
+  // the bucket then refuses an upload of another size or type.
   const { S3Client, PutObjectCommand } = require('@aws-sdk/client-s3');
   const { getSignedUrl } = require('@aws-sdk/s3-request-presigner');
   const client = new S3Client({ region: 'us-east-1', endpoint: 'http://127.0.0.1:18703', forcePathStyle: true, credentials: BUCKET_CREDS, requestChecksumCalculation: 'WHEN_REQUIRED' });
-  const url = await getSignedUrl(client, new PutObjectCommand({ Bucket: 'uploads', Key: 'user-42/photo 1.jpg' }), { expiresIn: 300, signingDate: new Date(NOW_MS) });
-  assert.deepEqual(JSON.parse(out.body), { url, method: 'PUT', expires_at: NOW + 300, headers: {} });
+  const url = await getSignedUrl(client, new PutObjectCommand({ Bucket: 'uploads', Key: 'user-42/photo 1.jpg', ContentLength: 1000, ContentType: 'image/jpeg' }),
+    { expiresIn: 300, signingDate: new Date(NOW_MS), signableHeaders: new Set(['content-length', 'content-type']) });
+  assert.match(url, /X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost/);
+  assert.deepEqual(JSON.parse(out.body), { url, method: 'PUT', expires_at: NOW + 300, headers: { 'content-length': '1000', 'content-type': 'image/jpeg' } });
 
-  const wrongScope = own('viewer-request-presign');
-  wrongScope.Records[0].cf.request.headers.authorization = h('Authorization', `Bearer ${linkToken('/_presign/uploads/user-43/', NOW + 60)}`);
-  wrongScope.Records[0].cf.request.body.data = Buffer.from(body).toString('base64');
-  const refused = run('viewer-request', wrongScope);
-  assert.equal(refused.status, '403');
-  assert.equal(JSON.parse(refused.body).field, 'authorization');
+  const refusals = [
+    [grantToken({ prefix: 'user-43/' }), body, 'key'],
+    [grantToken({ maxLength: '999' }), body, 'content_length'],
+    [grantToken({ types: 'text/plain' }), body, 'content_type'],
+    [grantToken({ methods: 'GET,HEAD', maxLength: '', types: '' }), body, 'method'],
+    [grantToken({ maxExpires: 299 }), body, 'expires'],
+    [linkToken('/_presign/uploads/user-42/', NOW + 60), body, 'authorization'],
+  ];
+  for (const [grant, b, field] of refusals) {
+    const refused = own('viewer-request-presign');
+    refused.Records[0].cf.request.headers.authorization = h('Authorization', `Bearer ${grant}`);
+    refused.Records[0].cf.request.body.data = Buffer.from(b).toString('base64');
+    const r = run('viewer-request', refused);
+    assert.equal(r.status, '403', `${field}: ${r.body}`);
+    assert.equal(JSON.parse(r.body).field, field, r.body);
+  }
 
   const truncated = own('viewer-request-presign');
   truncated.Records[0].cf.request.body.inputTruncated = true;

@@ -84,8 +84,10 @@ const b64url = (b) => Buffer.from(b).toString('base64url');
 
 /** A signed-link token as offload-core issues it (sign/link.rs). */
 function linkToken(scope, expiresAt) {
-  const payload = `v1|${LINK_KEY_ID}|${expiresAt}||${scope}`;
-  const mac = createHmac('sha256', LINK_SECRET).update(`offload-link\n${payload}`).digest();
+  // Version 2, audience `link`, GET and HEAD; the table's scopes need no escapes.
+  assert.ok(!/[%|\s]/.test(scope), scope);
+  const payload = `v2|link|${LINK_KEY_ID}|${expiresAt}||GET,HEAD|${scope}`;
+  const mac = createHmac('sha256', LINK_SECRET).update(`offload-link-v2\n${payload}`).digest();
   return `${b64url(payload)}.${b64url(mac)}`;
 }
 

@@ -326,7 +326,8 @@ function keep(k, n) {
     return false;
 }
 
-// base64url (no padding) to a string of bytes; null if not base64url.
+// Canonical base64url (no padding, no stray bits) to a string of bytes;
+// null otherwise.
 function unb64(s) {
     var out = '', bits = 0, n = 0;
     for (var i = 0; i < s.length; i++) {
@@ -336,30 +337,39 @@ function unb64(s) {
         n += 6;
         if (n >= 8) { n -= 8; out += String.fromCharCode((bits >> n) & 255); }
     }
-    return out;
+    return n > 4 || (bits & ((1 << n) - 1)) ? null : out;
 }
 
-// The signed-link check of offload-core (sign/link.rs): token =
-// b64url(payload) "." b64url(HMAC-SHA256(key, "offload-link\n" payload)), payload =
-// "v1|kid|expires_at|client ip or empty|scope". Non-ASCII payloads are
-// refused (fail closed).
-function verify(token, path, ip, now) {
-    var dot = token.indexOf('.');
-    if (dot < 1 || token.length > 4096) return 'malformed token';
-    var payload = unb64(token.slice(0, dot));
-    if (payload === null || /[^\x20-\x7e]/.test(payload)) return 'malformed token';
+// The link check of offload-core (sign/link.rs, token version 2): token =
+// b64url(payload) "." b64url(HMAC-SHA256(key, "offload-link-v2\n" payload)),
+// payload = "v2|link|kid|expires_at|client ip or empty|methods|scope", the
+// scope with '%' and '|' written %25 and %7C. Same checks in the same order
+// and the same reasons as verify_link (LinkError::reason).
+var M = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+function verify(token, path, method, ip, now) {
+    var dot = token.indexOf('.'), bad = 'malformed token', i;
+    if (dot < 0 || token.length > 4096) return bad;
+    var payload = unb64(token.slice(0, dot)), given = token.slice(dot + 1);
+    if (payload === null || given.length !== 43 || unb64(given) === null || /[^\x20-\x7e]/.test(payload)) return bad;
     var f = payload.split('|');
-    if (f.length !== 5 || f[0] !== 'v1' || !/^[0-9]{1,15}$/.test(f[2])) return 'malformed token';
-    var key = Object.prototype.hasOwnProperty.call(K, f[1]) ? K[f[1]] : null;
+    if (f[0] === 'v1') return 'token version v1 is no longer accepted; reissue';
+    if (f[0] !== 'v2' || (f[1] !== 'link' && f[1] !== 'presign')) return bad;
+    if (f[1] !== 'link') return 'wrong audience';
+    if (f.length !== 7 || !/^[0-9]{1,15}$/.test(f[3]) || (f[4] && !/^[0-9a-f.:]+$/.test(f[4])) || /%(?!25|7C)/.test(f[6])) return bad;
+    var ms = f[5].split(',');
+    for (i = 0; i < ms.length; i++) if (M.indexOf(ms[i]) < 0 || ms.indexOf(ms[i]) !== i) return bad;
+    var scope = f[6].replace(/%(25|7C)/g, function (m, c) { return c === '25' ? '%' : '|'; });
+    if (scope.charAt(0) !== '/' || /[\\ ]|%2f|%5c|[\/?](\.|%2e){1,2}([\/?]|$)/i.test(scope)) return bad;
+    var key = Object.prototype.hasOwnProperty.call(K, f[2]) ? K[f[2]] : null;
     if (key === null) return 'unknown key id';
-    var mac = crypto.createHmac('sha256', key).update('offload-link\n' + payload).digest('base64url');
-    var given = token.slice(dot + 1), diff = mac.length ^ given.length;
-    for (var i = 0; i < mac.length; i++) diff |= mac.charCodeAt(i) ^ given.charCodeAt(i % (given.length || 1));
+    var mac = crypto.createHmac('sha256', key).update('offload-link-v2\n' + payload).digest('base64url');
+    var diff = 0;
+    for (i = 0; i < mac.length; i++) diff |= mac.charCodeAt(i) ^ given.charCodeAt(i);
     if (diff !== 0) return 'bad signature';
-    if (now >= Number(f[2])) return 'expired';
-    var scope = f[4];
+    if (now >= Number(f[3])) return 'expired';
+    if (ms.indexOf(method) < 0) return 'method not allowed';
     if (scope.charAt(scope.length - 1) === '/' ? path.indexOf(scope) !== 0 : path !== scope) return 'outside the token scope';
-    if (f[3] && f[3] !== ip) return 'bound to another client address';
+    if (f[4] && f[4] !== ip) return 'bound to another client address';
     return null;
 }
 
@@ -382,7 +392,7 @@ function handler(event) {
     if (!r) return req;
     if (r.l) {
         if (!q.token) return refuse('this path needs a signed link');
-        var err = verify(q.token.value, req.uri, event.viewer.ip, Math.floor(Date.now() / 1000));
+        var err = verify(q.token.value, req.uri, req.method, event.viewer.ip, Math.floor(Date.now() / 1000));
         if (err) return refuse('signed link refused: ' + err);
     }
     if (r.k && (req.method === 'GET' || req.method === 'HEAD')) {
@@ -407,6 +417,7 @@ pub fn package_cloudfront_function(root: &Path) -> Result<PathBuf, String> {
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let path = dir.join("offload.js");
     std::fs::write(&path, &code).map_err(|e| format!("{}: {e}", path.display()))?;
+    crate::sign::write_link_agreement_table(&config, &dir)?;
     eprintln!("cloudfront-function: {} bytes (quota {CF_FUNCTION_MAX}) ({})", code.len(), path.display());
     let rendered = render_template(root, &code)?;
     eprintln!("cloudfront-function: inlined into {}", rendered.display());

@@ -5,7 +5,7 @@
 //! - `build-worker` build the Workers edge with worker-build (no downloads)
 //! - `dev`          setup, then run the local stack until Ctrl-C
 //! - `test`         setup, then every test: native, Node, Chromium, workerd
-//! - `sign`         issue a signed link or a presign app token
+//! - `sign`         issue a signed download link or a presign grant
 
 use std::path::Path;
 use std::process::{Command, ExitCode};

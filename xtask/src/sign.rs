@@ -1,29 +1,62 @@
-//! `cargo xtask sign ...`: issue signed links and presign app tokens with
-//! the `[links]` keys of a config file (local stacks) or a key from the
-//! environment (`OFFLOAD_LINK_KEY_ID` + `OFFLOAD_LINK_KEY`).
+//! `cargo xtask sign ...`: issue download links and presign grants (token
+//! version 2, see `offload_core::sign::link`) with the `[links]` keys of a
+//! config file (local stacks) or a key from the environment
+//! (`OFFLOAD_LINK_KEY_ID` + `OFFLOAD_LINK_KEY`).
 //!
 //! ```text
-//! cargo xtask sign link --path /private/report.txt [--expires 3600] [--ip 203.0.113.9] [--config offload.toml]
-//! cargo xtask sign app-token --bucket uploads --prefix user-42/ [--expires 600] [--config offload.toml]
+//! cargo xtask sign link --path /private/report.txt [--methods GET,HEAD] [--expires 3600] [--ip 203.0.113.9] [--config offload.toml]
+//! cargo xtask sign app-token --bucket uploads (--prefix user-42/ | --key user-42/a.jpg)
+//!     [--methods PUT] [--max-size BYTES] [--types image/*,text/plain] [--max-expires 900]
+//!     [--expires 3600] [--ip A] [--config offload.toml]
 //! ```
 
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use offload_core::pipeline::presign_scope;
-use offload_core::sign::link::{issue, issue_url};
-use offload_core::sign::{Claims, LinkKey, Scope};
+use offload_core::sign::link::{issue_grant, issue_link_url};
+use offload_core::sign::{ContentTypePattern, GrantClaims, KeyScope, LinkClaims, LinkKey, Methods, Scope};
 use offload_core::Config;
 
-fn flag(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+const USAGE: &str = "usage: cargo xtask sign link --path P [--methods GET,HEAD] [--expires S] [--ip A] [--config F]\n       \
+cargo xtask sign app-token --bucket B (--prefix P | --key K) [--methods PUT] [--max-size BYTES] [--types T,T] [--max-expires S] [--expires S] [--ip A] [--config F]";
+
+/// The flags each command takes (each with a value).
+const LINK_FLAGS: &[&str] = &["--path", "--methods", "--expires", "--ip", "--config"];
+const GRANT_FLAGS: &[&str] =
+    &["--bucket", "--prefix", "--key", "--methods", "--max-size", "--types", "--max-expires", "--expires", "--ip", "--config"];
+
+/// `--name value` pairs; unknown, repeated or value-less flags are errors.
+fn flags<'a>(args: &'a [String], known: &[&str]) -> Result<Vec<(&'a str, &'a str)>, String> {
+    let mut out: Vec<(&str, &str)> = Vec::new();
+    let mut it = args.iter();
+    while let Some(name) = it.next() {
+        if !known.contains(&name.as_str()) {
+            return Err(format!("unknown flag {name:?} (expected one of {})\n{USAGE}", known.join(", ")));
+        }
+        let value = it.next().ok_or_else(|| format!("{name} needs a value"))?;
+        if out.iter().any(|(n, _)| n == name) {
+            return Err(format!("{name} is given twice"));
+        }
+        out.push((name, value));
+    }
+    Ok(out)
 }
 
-fn key(args: &[String]) -> Result<LinkKey, String> {
+fn get<'a>(flags: &[(&str, &'a str)], name: &str) -> Option<&'a str> {
+    flags.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+}
+
+fn number(flags: &[(&str, &str)], name: &str, what: &str) -> Result<Option<u64>, String> {
+    get(flags, name)
+        .map(|s| s.parse::<u64>().map_err(|_| format!("{name}: not a number of {what}: {s:?}")))
+        .transpose()
+}
+
+fn key(config: Option<&str>) -> Result<LinkKey, String> {
     if let (Ok(id), Ok(secret)) = (std::env::var("OFFLOAD_LINK_KEY_ID"), std::env::var("OFFLOAD_LINK_KEY")) {
         return LinkKey::new(id, secret.into_bytes()).map_err(|e| format!("OFFLOAD_LINK_KEY: {e}"));
     }
-    let path = flag(args, "--config").unwrap_or_else(|| offload_e2e::root().join("offload.toml").display().to_string());
+    let path = config.map_or_else(|| offload_e2e::root().join("offload.toml").display().to_string(), str::to_owned);
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
     let config = Config::from_toml(&text).map_err(|e| format!("{path}: {e}"))?;
     config
@@ -33,32 +66,295 @@ fn key(args: &[String]) -> Result<LinkKey, String> {
         .ok_or_else(|| format!("{path}: no [links] keys (or set OFFLOAD_LINK_KEY_ID and OFFLOAD_LINK_KEY)"))
 }
 
-pub fn run(args: &[String]) -> Result<(), String> {
+/// The lifetime, client address and methods every token takes.
+fn common(f: &[(&str, &str)], default_methods: Methods) -> Result<(u64, Option<IpAddr>, Methods), String> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| e.to_string())?.as_secs();
-    let expires: u64 = match flag(args, "--expires") {
-        Some(s) => s.parse().map_err(|_| format!("--expires: not a number of seconds: {s:?}"))?,
-        None => 3600,
+    let expires = number(f, "--expires", "seconds")?.unwrap_or(3600);
+    let client_ip = get(f, "--ip")
+        .map(|s| s.parse::<IpAddr>().map_err(|_| format!("--ip: not an IP address: {s:?}")))
+        .transpose()?;
+    let methods = match get(f, "--methods") {
+        Some(s) => Methods::parse_list(s).map_err(|e| format!("--methods {s:?}: {e}"))?,
+        None => default_methods,
     };
-    let client_ip: Option<IpAddr> = match flag(args, "--ip") {
-        Some(s) => Some(s.parse().map_err(|_| format!("--ip: not an IP address: {s:?}"))?),
-        None => None,
+    Ok((now.saturating_add(expires), client_ip, methods))
+}
+
+/// `sign link`: a signed URL path (`/path?token=...`).
+pub fn link(args: &[String]) -> Result<String, String> {
+    let f = flags(args, LINK_FLAGS)?;
+    let path = get(&f, "--path").ok_or("sign link: --path is required")?;
+    let (expires_at, client_ip, methods) = common(&f, Methods::READ)?;
+    let scope_path = path.split_once('?').map_or(path, |(p, _)| p);
+    let scope = Scope::parse(scope_path).map_err(|e| format!("--path {path:?}: {e}"))?;
+    let claims = LinkClaims { expires_at, scope, client_ip, methods };
+    issue_link_url(&key(get(&f, "--config"))?, &claims, path).map_err(|e| format!("sign link: {e}"))
+}
+
+/// `sign app-token`: a presign grant for the presign endpoint.
+pub fn app_token(args: &[String]) -> Result<String, String> {
+    let f = flags(args, GRANT_FLAGS)?;
+    let bucket = get(&f, "--bucket").ok_or("sign app-token: --bucket is required")?;
+    let keys = match (get(&f, "--prefix"), get(&f, "--key")) {
+        (Some(p), None) => KeyScope::Prefix(p.to_owned()),
+        (None, Some(k)) => KeyScope::Exact(k.to_owned()),
+        _ => return Err("sign app-token: give exactly one of --prefix P (every key starting with P) or --key K".into()),
     };
-    let key = key(args)?;
-    match args.first().map(String::as_str) {
-        Some("link") => {
-            let path = flag(args, "--path").ok_or("sign link: --path is required")?;
-            let scope = Scope::parse(&path).map_err(|e| format!("--path {path:?}: {e}"))?;
-            let claims = Claims { expires_at: now + expires, scope, client_ip };
-            println!("{}", issue_url(&key, &claims, &path).map_err(|e| e.to_string())?);
-        }
-        Some("app-token") => {
-            let bucket = flag(args, "--bucket").ok_or("sign app-token: --bucket is required")?;
-            let prefix = flag(args, "--prefix").ok_or("sign app-token: --prefix is required (a key or a prefix ending in '/')")?;
-            let scope = Scope::parse(&presign_scope(&bucket, &prefix)).map_err(|e| format!("--prefix {prefix:?}: {e}"))?;
-            let claims = Claims { expires_at: now + expires, scope, client_ip };
-            println!("{}", issue(&key, &claims).map_err(|e| e.to_string())?);
-        }
-        _ => return Err("usage: cargo xtask sign <link --path P | app-token --bucket B --prefix K> [--expires S] [--ip A] [--config F]".into()),
+    let (expires_at, client_ip, methods) = common(&f, Methods::PUT)?;
+    if !methods.is_subset_of(Methods::PRESIGNABLE) {
+        return Err(format!("--methods {methods}: a presign grant allows only GET, HEAD and PUT"));
     }
+    let put = methods.allows("PUT");
+    let max_content_length = number(&f, "--max-size", "bytes")?;
+    let content_types = match get(&f, "--types") {
+        Some(list) => list
+            .split(',')
+            .map(|t| ContentTypePattern::parse(t).map_err(|e| format!("--types {t:?}: {e}")))
+            .collect::<Result<Vec<_>, _>>()?,
+        None => Vec::new(),
+    };
+    if put && max_content_length.is_none() {
+        return Err("sign app-token: --max-size BYTES is required when --methods allows PUT".into());
+    }
+    if put && content_types.is_empty() {
+        return Err("sign app-token: --types is required when --methods allows PUT (e.g. image/*,application/pdf; */* for any)".into());
+    }
+    if !put && (max_content_length.is_some() || !content_types.is_empty()) {
+        return Err("sign app-token: --max-size and --types only apply when --methods allows PUT".into());
+    }
+    let claims = GrantClaims {
+        expires_at,
+        client_ip,
+        methods,
+        bucket: bucket.to_owned(),
+        keys,
+        max_content_length,
+        content_types,
+        max_expires: number(&f, "--max-expires", "seconds")?.unwrap_or(900),
+    };
+    issue_grant(&key(get(&f, "--config"))?, &claims).map_err(|e| format!("sign app-token: {e}"))
+}
+
+/// The table of link tokens the CloudFront Function must judge exactly as
+/// `verify_link` does (`tests/cloudfront-function/` runs it): each case's
+/// token, request and the Rust verdict (`"ok"` or `LinkError::reason`).
+/// Tokens are made with `key` (offload.toml's current `[links]` key, which
+/// the generated function holds) at a fixed `now`, under the signed-link
+/// route prefix `base` (e.g. `/private/`).
+pub fn link_agreement_table(key: &LinkKey, base: &str) -> Result<serde_json::Value, String> {
+    use offload_core::sign::link::{issue_link, seal_raw, verify_link};
+    use offload_core::sign::Audience;
+    const NOW: u64 = 1_700_000_000;
+    let e = |e: offload_core::sign::LinkError| e.to_string();
+    let scope = |s: &str| Scope::parse(s).map_err(e);
+    let link = |s: &str, exp: u64, methods: Methods, ip: Option<&str>| -> Result<String, String> {
+        let client_ip = ip.map(|i| i.parse::<IpAddr>().map_err(|x| x.to_string())).transpose()?;
+        issue_link(key, &LinkClaims { expires_at: exp, scope: scope(s)?, client_ip, methods }).map_err(e)
+    };
+    let raw = |aud: Audience, payload: &str| seal_raw(key, aud, payload).map_err(e);
+    let kid = key.id();
+    let file = format!("{base}report.txt");
+    let good = link(base, NOW + 60, Methods::READ, None)?;
+    let (good_payload, good_mac) = good.split_once('.').ok_or("token without '.'")?;
+    let flip = |c: char| if c == 'A' { 'B' } else { 'A' };
+    let tampered_mac = {
+        let mut m: Vec<char> = good_mac.chars().collect();
+        m[0] = flip(m[0]);
+        format!("{good_payload}.{}", m.into_iter().collect::<String>())
+    };
+    let stray_bits = {
+        let last = good_mac.chars().last().unwrap_or('A');
+        format!("{good_payload}.{}{}", &good_mac[..good_mac.len() - 1], if last == 'B' { 'C' } else { 'B' })
+    };
+    let b64 = |s: &str| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s)
+    };
+    let later = format!("{}.{good_mac}", b64(&format!("v2|link|{kid}|{}||GET,HEAD|{base}", NOW + 99_999)));
+    let other_key = LinkKey::new("not-a-key", vec![7; 32]).map_err(e)?;
+    let unknown = issue_link(&other_key, &LinkClaims::new(scope(base)?, NOW + 60)).map_err(e)?;
+    let grant = issue_grant(
+        key,
+        &GrantClaims {
+            expires_at: NOW + 60,
+            client_ip: None,
+            methods: Methods::GET,
+            bucket: "uploads".into(),
+            keys: KeyScope::Prefix(String::new()),
+            max_content_length: None,
+            content_types: vec![],
+            max_expires: 60,
+        },
+    )
+    .map_err(e)?;
+    let pipe_scope = format!("{base}a|b%7C/");
+    let mut cases: Vec<(&str, String, String, &str, &str)> = vec![
+        ("prefix link, GET", good.clone(), file.clone(), "GET", ""),
+        ("prefix link, HEAD", good.clone(), file.clone(), "HEAD", ""),
+        ("prefix link, POST", good.clone(), file.clone(), "POST", ""),
+        ("prefix link, DELETE", good.clone(), file.clone(), "DELETE", ""),
+        ("POST link, POST", link(&file, NOW + 60, Methods::POST, None)?, file.clone(), "POST", ""),
+        ("POST link, GET", link(&file, NOW + 60, Methods::POST, None)?, file.clone(), "GET", ""),
+        ("expires now", link(base, NOW, Methods::READ, None)?, file.clone(), "GET", ""),
+        ("expires in a second", link(base, NOW + 1, Methods::READ, None)?, file.clone(), "GET", ""),
+        ("exact link, its path", link(&file, NOW + 60, Methods::READ, None)?, file.clone(), "GET", ""),
+        ("exact link, another path", link(&file, NOW + 60, Methods::READ, None)?, format!("{base}other.txt"), "GET", ""),
+        ("bound link, its address", link(base, NOW + 60, Methods::READ, Some("203.0.113.9"))?, file.clone(), "GET", "203.0.113.9"),
+        ("bound link, another address", link(base, NOW + 60, Methods::READ, Some("203.0.113.9"))?, file.clone(), "GET", "198.51.100.7"),
+        ("escaped scope", link(&pipe_scope, NOW + 60, Methods::READ, None)?, format!("{pipe_scope}x"), "GET", ""),
+        ("escaped scope, unescaped path", link(&pipe_scope, NOW + 60, Methods::READ, None)?, format!("{base}a|b|/x"), "GET", ""),
+        ("presign grant as a link", grant, file.clone(), "GET", ""),
+        ("v1 token", raw(Audience::Link, &format!("v1|{kid}|{}||{base}", NOW + 60))?, file.clone(), "GET", ""),
+        ("link payload, presign MAC", raw(Audience::Presign, &format!("v2|link|{kid}|{}||GET,HEAD|{base}", NOW + 60))?, file.clone(), "GET", ""),
+        ("tampered MAC", tampered_mac, file.clone(), "GET", ""),
+        ("tampered expiry", later, file.clone(), "GET", ""),
+        ("unknown key id", unknown, file.clone(), "GET", ""),
+        ("stray base64 bits", stray_bits, file.clone(), "GET", ""),
+        ("garbage", "not-a-token".into(), file.clone(), "GET", ""),
+        ("too long", format!("{good}{}", "A".repeat(4096)), file.clone(), "GET", ""),
+        ("unknown version", raw(Audience::Link, &format!("v3|link|{kid}|{}||GET|{base}", NOW + 60))?, file.clone(), "GET", ""),
+        ("unknown audience", raw(Audience::Link, &format!("v2|links|{kid}|{}||GET|{base}", NOW + 60))?, file.clone(), "GET", ""),
+        ("lower-case method", raw(Audience::Link, &format!("v2|link|{kid}|{}||get|{base}", NOW + 60))?, file.clone(), "GET", ""),
+        ("repeated method", raw(Audience::Link, &format!("v2|link|{kid}|{}||GET,GET|{base}", NOW + 60))?, file.clone(), "GET", ""),
+        ("no methods", raw(Audience::Link, &format!("v2|link|{kid}|{}|||{base}", NOW + 60))?, file.clone(), "GET", ""),
+        ("16-digit expiry", raw(Audience::Link, &format!("v2|link|{kid}|0001700000000060||GET|{base}"))?, file.clone(), "GET", ""),
+        ("non-canonical escape", raw(Audience::Link, &format!("v2|link|{kid}|{}||GET|{base}%41", NOW + 60))?, format!("{base}A"), "GET", ""),
+        ("extra field", raw(Audience::Link, &format!("v2|link|{kid}|{}||GET|{base}|x", NOW + 60))?, file.clone(), "GET", ""),
+        ("dot segment scope", raw(Audience::Link, &format!("v2|link|{kid}|{}||GET|{base}../", NOW + 60))?, file.clone(), "GET", ""),
+        ("relative scope", raw(Audience::Link, &format!("v2|link|{kid}|{}||GET|private/", NOW + 60))?, file.clone(), "GET", ""),
+    ];
+    let mut out = Vec::with_capacity(cases.len());
+    for (name, token, path, method, ip) in cases.drain(..) {
+        let client = if ip.is_empty() { None } else { ip.parse::<IpAddr>().ok() };
+        let verdict = match verify_link(key, &path, method, client, &token, NOW) {
+            Ok(_) => "ok",
+            Err(err) => err.reason(),
+        };
+        out.push(serde_json::json!({
+            "name": name, "token": token, "path": path, "method": method, "ip": ip, "now": NOW, "rust": verdict,
+        }));
+    }
+    Ok(serde_json::Value::Array(out))
+}
+
+/// Writes [`link_agreement_table`] to `dir/tokens.json` for the config's
+/// current `[links]` key and its first signed-link prefix route (nothing
+/// when the config has neither).
+pub fn write_link_agreement_table(config: &Config, dir: &std::path::Path) -> Result<(), String> {
+    let base = config.routes().iter().filter(|r| r.signed_links()).find_map(|r| match r.pattern() {
+        offload_core::config::PathPattern::Prefix(p) => Some(p.clone()),
+        offload_core::config::PathPattern::Exact(_) => None,
+    });
+    let (Some(key), Some(base)) = (config.links().and_then(|l| l.current()), base) else {
+        return Ok(());
+    };
+    let table = link_agreement_table(key, &base)?;
+    let path = dir.join("tokens.json");
+    std::fs::write(&path, format!("{table:#}\n")).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let rest = args.get(1..).unwrap_or(&[]);
+    let out = match args.first().map(String::as_str) {
+        Some("link") => link(rest)?,
+        Some("app-token") => app_token(rest)?,
+        _ => return Err(USAGE.into()),
+    };
+    println!("{out}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use offload_core::sign::link::{token_from_query, verify_grant, verify_link};
+    use offload_core::sign::{GrantRequest, PresignMethod};
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn flags_are_checked() {
+        let cases = [
+            ("--path", "--path needs a value"),
+            ("--path /a --bogus 1", "unknown flag \"--bogus\""),
+            ("--path /a --path /b", "--path is given twice"),
+            ("--path /a --methods GET,FETCH", "--methods \"GET,FETCH\""),
+            ("--path /a --expires soon", "--expires: not a number of seconds"),
+            ("--path /a --ip nope", "--ip: not an IP address"),
+            ("--path a", "--path \"a\""),
+            ("--methods GET", "--path is required"),
+        ];
+        for (a, want) in cases {
+            let e = link(&args(a)).unwrap_err();
+            assert!(e.contains(want), "{a}: {e}");
+        }
+        let cases = [
+            ("--prefix u/", "--bucket is required"),
+            ("--bucket up", "exactly one of --prefix"),
+            ("--bucket up --prefix u/ --key u/a", "exactly one of --prefix"),
+            ("--bucket up --prefix u/ --types */*", "--max-size BYTES is required"),
+            ("--bucket up --prefix u/ --max-size 10", "--types is required"),
+            ("--bucket up --prefix u/ --max-size 10 --types image", "--types \"image\""),
+            ("--bucket up --prefix u/ --max-size ten --types */*", "--max-size: not a number of bytes"),
+            ("--bucket up --prefix u/ --methods GET --max-size 10", "only apply when --methods allows PUT"),
+            ("--bucket up --prefix u/ --methods GET,POST", "--methods GET,POST: a presign grant allows only GET, HEAD and PUT"),
+            ("--bucket up --prefix u/ --methods GET --max-expires 0", "max_expires"),
+        ];
+        for (a, want) in cases {
+            let e = app_token(&args(a)).unwrap_err();
+            assert!(e.contains(want), "{a}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_agreement_table_covers_every_link_verdict() {
+        let key = LinkKey::new("k1", vec![1; 32]).unwrap();
+        let table = link_agreement_table(&key, "/private/").unwrap();
+        let verdicts: std::collections::BTreeSet<&str> =
+            table.as_array().unwrap().iter().map(|c| c["rust"].as_str().unwrap()).collect();
+        let want = [
+            "ok", "malformed token", "token version v1 is no longer accepted; reissue", "wrong audience",
+            "unknown key id", "bad signature", "expired", "method not allowed", "outside the token scope",
+            "bound to another client address",
+        ];
+        assert_eq!(verdicts, want.into_iter().collect());
+        let case = |name: &str| table.as_array().unwrap().iter().find(|c| c["name"] == name).unwrap()["rust"].clone();
+        assert_eq!(case("presign grant as a link"), "wrong audience");
+        assert_eq!(case("link payload, presign MAC"), "bad signature");
+        assert_eq!(case("escaped scope"), "ok");
+        assert_eq!(case("escaped scope, unescaped path"), "outside the token scope");
+    }
+
+    #[test]
+    fn issued_tokens_verify_with_their_claims() {
+        let config = offload_e2e::local_config().unwrap();
+        let keys = config.links().unwrap();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        // Issued with the repository's offload.toml [links] key.
+        let url = link(&args("--path /private/report.txt?a=1 --methods GET --expires 60")).unwrap();
+        let (path, query) = url.split_once('?').unwrap();
+        let token = token_from_query(query).unwrap();
+        let claims = verify_link(keys, path, "GET", None, token, now).unwrap();
+        assert_eq!(claims.methods, Methods::GET);
+        assert!(claims.expires_at >= now + 59 && claims.expires_at <= now + 61);
+        assert!(verify_link(keys, path, "HEAD", None, token, now).is_err());
+
+        let grant = app_token(&args("--bucket uploads --prefix user-42/ --max-size 1000 --types image/*,text/plain")).unwrap();
+        let put = GrantRequest {
+            bucket: "uploads",
+            key: "user-42/a.png",
+            method: PresignMethod::Put,
+            content_length: Some(1000),
+            content_type: Some("image/png"),
+            expires: 900,
+        };
+        let claims = verify_grant(keys, &put, None, &grant, now).unwrap();
+        assert_eq!((claims.methods, claims.max_content_length, claims.max_expires), (Methods::PUT, Some(1000), 900));
+        let get = GrantRequest { method: PresignMethod::Get, content_length: None, content_type: None, ..put };
+        assert!(verify_grant(keys, &get, None, &grant, now).is_err(), "a PUT grant is not a GET grant");
+        assert!(verify_link(keys, "/private/report.txt", "GET", None, &grant, now).is_err());
+    }
 }

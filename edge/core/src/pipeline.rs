@@ -595,7 +595,7 @@ fn fwd_path_of(path_and_query: &str) -> String {
 
 mod endpoints;
 
-pub use endpoints::{presign_scope, PRESIGN_MAX_BODY};
+pub use endpoints::PRESIGN_MAX_BODY;
 
 #[cfg(test)]
 mod tests;

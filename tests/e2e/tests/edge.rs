@@ -224,13 +224,13 @@ fn now_secs() -> u64 {
 }
 
 fn signed_links_open_private_files(s: &Stack) -> Result<(), String> {
-    use offload_core::sign::{link::issue_url, Claims, Scope};
+    use offload_core::sign::{link::issue_link_url, LinkClaims, Scope};
     let url = format!("{}/private/report.txt", s.edge);
     let r = get(&url)?;
     ensure!(r.status == 403, "no token: {}", r.status);
     let key = link_key()?;
-    let claims = Claims { expires_at: now_secs() + 60, scope: Scope::parse("/private/report.txt").map_err(|e| e.to_string())?, client_ip: None };
-    let link = issue_url(&key, &claims, "/private/report.txt").map_err(|e| e.to_string())?;
+    let claims = LinkClaims::new(Scope::parse("/private/report.txt").map_err(|e| e.to_string())?, now_secs() + 60);
+    let link = issue_link_url(&key, &claims, "/private/report.txt").map_err(|e| e.to_string())?;
     let r = get(&format!("{}{link}", s.edge))?;
     ensure!(r.status == 200 && r.text().contains("signed link"), "valid link: {} {}", r.status, r.text());
     let mut tampered = link.clone();
@@ -239,29 +239,70 @@ fn signed_links_open_private_files(s: &Stack) -> Result<(), String> {
     ensure!(get(&format!("{}{tampered}", s.edge))?.status == 403, "tampered link accepted");
     let other = link.replace("/private/report.txt?", "/private/other.txt?");
     ensure!(get(&format!("{}{other}", s.edge))?.status == 403, "link used out of scope");
-    let expired = Claims { expires_at: now_secs().saturating_sub(1), ..claims };
-    let old = issue_url(&key, &expired, "/private/report.txt").map_err(|e| e.to_string())?;
+    // A GET,HEAD link opens neither POST nor DELETE.
+    let post = request("POST", &format!("{}{link}", s.edge), &[], Some(b"x"))?;
+    ensure!(post.status == 403 && post.text().contains("method POST is not allowed"), "POST with a GET link: {} {}", post.status, post.text());
+    let expired = LinkClaims { expires_at: now_secs().saturating_sub(1), ..claims };
+    let old = issue_link_url(&key, &expired, "/private/report.txt").map_err(|e| e.to_string())?;
     let r = get(&format!("{}{old}", s.edge))?;
     ensure!(r.status == 403 && r.text().contains("expired"), "expired link: {} {}", r.status, r.text());
     Ok(())
 }
 
 fn presigned_uploads_go_straight_to_the_bucket(s: &Stack) -> Result<(), String> {
-    use offload_core::pipeline::presign_scope;
-    use offload_core::sign::{link::issue, Claims, Scope};
+    use offload_core::sign::link::{issue_grant, issue_link};
+    use offload_core::sign::{ContentTypePattern, GrantClaims, KeyScope, LinkClaims, Methods, Scope};
     let key = link_key()?;
-    let scope = Scope::parse(&presign_scope("uploads", "user-42/")).map_err(|e| e.to_string())?;
-    let app_token = issue(&key, &Claims { expires_at: now_secs() + 60, scope, client_ip: None }).map_err(|e| e.to_string())?;
+    let claims = GrantClaims {
+        expires_at: now_secs() + 60,
+        client_ip: None,
+        methods: Methods::PRESIGNABLE,
+        bucket: "uploads".into(),
+        keys: KeyScope::Prefix("user-42/".into()),
+        max_content_length: Some(64),
+        content_types: vec![ContentTypePattern::parse("text/*").map_err(|e| e.to_string())?],
+        max_expires: 120,
+    };
+    let app_token = issue_grant(&key, &claims).map_err(|e| e.to_string())?;
     let auth = format!("Bearer {app_token}");
     let presign = |body: &str| request("POST", &format!("{}/_offload/presign", s.edge), &[("authorization", &auth), ("content-type", "application/json")], Some(body.as_bytes()));
     let origin_before: u64 = s.origins.iter().map(|(r, _, _)| total_count(s, r).unwrap_or(0)).sum();
 
     let object = "user-42/hello world+ü~.txt";
-    let put = presign(&format!(r#"{{"bucket":"uploads","key":"{object}","method":"PUT","expires":120}}"#))?;
+    let content = b"uploaded via a presigned URL";
+    let put = presign(&format!(
+        r#"{{"bucket":"uploads","key":"{object}","method":"PUT","expires":120,"content_length":{},"content_type":"text/plain"}}"#,
+        content.len()
+    ))?;
     ensure!(put.status == 200, "presign PUT: {} {}", put.status, put.text());
-    let put_url = put.json()?["url"].as_str().ok_or("no url")?.to_owned();
-    let up = request("PUT", &put_url, &[], Some(b"uploaded via a presigned URL"))?;
+    let put_json = put.json()?;
+    let put_url = put_json["url"].as_str().ok_or("no url")?.to_owned();
+    ensure!(
+        put_json["headers"] == serde_json::json!({"content-length": content.len().to_string(), "content-type": "text/plain"}),
+        "headers to send: {put_json}"
+    );
+    // The signed Content-Length and Content-Type are enforced by the bucket.
+    let longer = request("PUT", &put_url, &[("content-type", "text/plain")], Some(b"uploaded via a presigned URL, and more"))?;
+    ensure!(longer.status == 403, "PUT of another length than signed: {} {}", longer.status, longer.text());
+    let other_type = request("PUT", &put_url, &[("content-type", "text/html")], Some(content))?;
+    ensure!(other_type.status == 403, "PUT of another type than signed: {} {}", other_type.status, other_type.text());
+    let up = request("PUT", &put_url, &[("content-type", "text/plain")], Some(content))?;
     ensure!(up.status == 200, "PUT to the bucket: {} {}", up.status, up.text());
+
+    // Beyond the grant's limits, or with a download link: refused at the edge.
+    let r = presign(&format!(r#"{{"bucket":"uploads","key":"{object}","method":"PUT","expires":120,"content_length":65,"content_type":"text/plain"}}"#))?;
+    ensure!(r.status == 403 && r.json()?["field"] == "content_length", "PUT larger than the grant: {} {}", r.status, r.text());
+    let r = presign(&format!(r#"{{"bucket":"uploads","key":"{object}","method":"PUT","expires":120,"content_length":1,"content_type":"image/png"}}"#))?;
+    ensure!(r.status == 403 && r.json()?["field"] == "content_type", "type outside the grant: {} {}", r.status, r.text());
+    let link = issue_link(&key, &LinkClaims::new(Scope::parse("/_presign/uploads/user-42/").map_err(|e| e.to_string())?, now_secs() + 60))
+        .map_err(|e| e.to_string())?;
+    let r = request(
+        "POST",
+        &format!("{}/_offload/presign", s.edge),
+        &[("authorization", &format!("Bearer {link}"))],
+        Some(br#"{"bucket":"uploads","key":"user-42/x","method":"PUT","expires":60,"content_length":1,"content_type":"text/plain"}"#),
+    )?;
+    ensure!(r.status == 403 && r.text().contains("wrong audience"), "a download link minted an upload: {} {}", r.status, r.text());
 
     let get_resp = presign(&format!(r#"{{"bucket":"uploads","key":"{object}","method":"GET","expires":120}}"#))?;
     let get_url = get_resp.json()?["url"].as_str().ok_or("no url")?.to_owned();
@@ -279,11 +320,11 @@ fn presigned_uploads_go_straight_to_the_bucket(s: &Stack) -> Result<(), String> 
     ensure!(get(&short_url)?.status == 403, "expired presigned URL accepted");
 
     // Outside the token's prefix, or without a token: refused at the edge.
-    let r = presign(r#"{"bucket":"uploads","key":"user-43/x","method":"PUT","expires":60}"#)?;
-    ensure!(r.status == 403, "other user's prefix: {}", r.status);
+    let r = presign(r#"{"bucket":"uploads","key":"user-43/x","method":"PUT","expires":60,"content_length":1,"content_type":"text/plain"}"#)?;
+    ensure!(r.status == 403 && r.json()?["field"] == "key", "other user's prefix: {} {}", r.status, r.text());
     let r = request("POST", &format!("{}/_offload/presign", s.edge), &[], Some(b"{}"))?;
     ensure!(r.status == 401, "no token: {}", r.status);
-    let r = presign(r#"{"bucket":"uploads","key":"user-42/x","method":"PUT","expires":999999}"#)?;
+    let r = presign(r#"{"bucket":"uploads","key":"user-42/x","method":"GET","expires":999999}"#)?;
     ensure!(r.status == 400 && r.json()?["field"] == "expires", "too long expiry: {} {}", r.status, r.text());
     let origin_after: u64 = s.origins.iter().map(|(r, _, _)| total_count(s, r).unwrap_or(0)).sum();
     ensure!(origin_after == origin_before, "the web tier saw {} requests", origin_after - origin_before);
@@ -617,15 +658,15 @@ fn concurrent_misses_make_one_origin_request(s: &Stack) -> Result<(), String> {
 /// and `{{link-tampered:SCOPE}}` placeholders replaced by tokens made with
 /// offload.toml's current link key.
 fn shared_table_target(target: &str) -> Result<String, String> {
-    use offload_core::sign::{link::issue, Claims, Scope};
+    use offload_core::sign::{link::issue_link, LinkClaims, Scope};
     let mut out = target.to_owned();
     while let Some(start) = out.find("{{") {
         let end = out.get(start..).and_then(|t| t.find("}}")).ok_or("unclosed placeholder")? + start;
         let inner = out.get(start + 2..end).unwrap_or("").to_owned();
         let (kind, scope) = inner.split_once(':').ok_or_else(|| format!("placeholder {inner:?}"))?;
         let expires_at = if kind == "link-expired" { now_secs() - 60 } else { now_secs() + 300 };
-        let claims = Claims { expires_at, scope: Scope::parse(scope).map_err(|e| e.to_string())?, client_ip: None };
-        let mut token = issue(&link_key()?, &claims).map_err(|e| e.to_string())?;
+        let claims = LinkClaims::new(Scope::parse(scope).map_err(|e| e.to_string())?, expires_at);
+        let mut token = issue_link(&link_key()?, &claims).map_err(|e| e.to_string())?;
         match kind {
             "link" | "link-expired" => {}
             // Change the MAC's first character (all of its bits count).

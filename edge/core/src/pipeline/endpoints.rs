@@ -2,11 +2,13 @@
 //! the signed-link gate in front of `signed_links` routes.
 //!
 //! The presign endpoint (`POST /_offload/presign`) mints S3 presigned URLs
-//! for the application, authorized by a token the application issued with
-//! a `[links]` key: a signed-link token whose scope is
-//! `/_presign/<bucket alias>/<key or key prefix>` (see
-//! [`presign_scope`]). So only the app decides who may upload where, and
-//! the web tier never sees the bytes or the request.
+//! for the application, authorized by a *presign grant* the application
+//! issued with a `[links]` key (audience `presign`, see
+//! [`crate::sign::link`]): a bucket, a key or key prefix, the methods, and
+//! for uploads a maximum size and the allowed content types. So only the
+//! app decides who may upload what where, and the web tier never sees the
+//! bytes or the request. A download link (audience `link`) is never a
+//! grant, whatever its scope.
 
 use http::header::{self, HeaderValue};
 use http::{Method, Response, StatusCode};
@@ -15,20 +17,13 @@ use serde::Deserialize;
 use super::Edge;
 use crate::proxy::canonical::CanonicalRequest;
 use crate::proxy::Viewer;
-use crate::sign::link::{token_from_query, verify, TOKEN_PARAM};
+use crate::sign::link::{key_is_plain, token_from_query, verify_grant, verify_link, TOKEN_PARAM};
 use crate::sign::{
-    presign, AddressingStyle, PresignMethod, PresignRequest, ResponseOverrides, S3Bucket,
+    presign, AddressingStyle, GrantRequest, PresignMethod, PresignRequest, ResponseOverrides, S3Bucket,
 };
 
 /// Largest presign request body the endpoint reads.
 pub const PRESIGN_MAX_BODY: usize = 16 * 1024;
-
-/// The scope path an application token must cover to presign `key` in
-/// bucket `alias`: `/_presign/<alias>/<key>`. Issue a token with scope
-/// `/_presign/uploads/user-42/` to allow every key under `user-42/`.
-pub fn presign_scope(alias: &str, key: &str) -> String {
-    format!("/_presign/{alias}/{key}")
-}
 
 /// The JSON body of a presign request.
 #[derive(Debug, Deserialize)]
@@ -112,8 +107,12 @@ impl Edge {
         if !settings.buckets.iter().any(|b| b == &parsed.bucket) {
             return error(StatusCode::BAD_REQUEST, "bucket", "not a bucket this endpoint presigns for");
         }
-        if parsed.key.is_empty() || parsed.key.len() > 1024 {
-            return error(StatusCode::BAD_REQUEST, "key", "must be 1..=1024 bytes");
+        if !key_is_plain(&parsed.key) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "key",
+                "must be 1..=1024 bytes without control characters or '.'/'..' segments",
+            );
         }
         if parsed.expires == 0 || parsed.expires > settings.max_expires {
             return error(
@@ -122,13 +121,26 @@ impl Edge {
                 &format!("must be 1..={} seconds", settings.max_expires),
             );
         }
-        // The key goes into the scope check percent-encoded, so that `..`,
-        // `%2f` or a `?` in a key cannot escape the token's prefix.
-        let encoded_key: String =
-            percent_encoding::utf8_percent_encode(&parsed.key, KEY_SCOPE_ENCODE).collect();
-        let scope_path = presign_scope(&parsed.bucket, &encoded_key);
-        if let Err(e) = verify(keys, &scope_path, viewer.ip, token, now_secs) {
-            return error(StatusCode::FORBIDDEN, "authorization", &format!("app token refused: {e}"));
+        if method == PresignMethod::Put {
+            // Both are signed into the URL, so the bucket refuses an upload
+            // of another size or type than the grant allowed.
+            if parsed.content_length.is_none() {
+                return error(StatusCode::BAD_REQUEST, "content_length", "a PUT needs content_length (bytes)");
+            }
+            if parsed.content_type.is_none() {
+                return error(StatusCode::BAD_REQUEST, "content_type", "a PUT needs content_type");
+            }
+        }
+        let grant = GrantRequest {
+            bucket: &parsed.bucket,
+            key: &parsed.key,
+            method,
+            content_length: parsed.content_length,
+            content_type: parsed.content_type.as_deref(),
+            expires: parsed.expires,
+        };
+        if let Err(e) = verify_grant(keys, &grant, viewer.ip, token, now_secs) {
+            return error(StatusCode::FORBIDDEN, e.field(), &format!("presign grant refused: {e}"));
         }
         let Some(bucket) = self.config().bucket(&parsed.bucket) else {
             return error(StatusCode::BAD_REQUEST, "bucket", "unknown bucket");
@@ -174,7 +186,7 @@ impl Edge {
                     }),
                 )
             }
-            Err(e) => error(StatusCode::BAD_REQUEST, if e.is_expiry() { "expires" } else { "key" }, &e.to_string()),
+            Err(e) => error(StatusCode::BAD_REQUEST, e.field(), &e.to_string()),
         }
     }
 
@@ -198,21 +210,12 @@ impl Edge {
         let Some(token) = token_from_query(query) else {
             return Err(Box::new(error(StatusCode::FORBIDDEN, "token", "this path needs a signed link")));
         };
-        if let Err(e) = verify(keys, path, viewer.ip, token, now_secs) {
+        if let Err(e) = verify_link(keys, path, req.method().as_str(), viewer.ip, token, now_secs) {
             return Err(Box::new(error(StatusCode::FORBIDDEN, "token", &format!("signed link refused: {e}"))));
         }
         Ok(Some(req.without_query_param(TOKEN_PARAM)))
     }
 }
-
-/// Percent-encode everything but unreserved characters and `/`, so that
-/// a key's scope check is exact and `..`/`?`/`%` cannot be smuggled in.
-const KEY_SCOPE_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~')
-    .remove(b'/');
 
 #[cfg(test)]
 mod tests {
@@ -222,8 +225,8 @@ mod tests {
 
     use super::*;
     use http::Request;
-    use crate::sign::link::issue;
-    use crate::sign::{Claims, LinkKey, Scope};
+    use crate::sign::link::{issue_grant, issue_link};
+    use crate::sign::{Audience, ContentTypePattern, GrantClaims, KeyScope, LinkClaims, LinkKey, Methods, Scope};
     use crate::{Config, EdgeState, Plan, Step};
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef-link";
@@ -269,8 +272,31 @@ path = "/*"
         LinkKey::new("k1", SECRET.as_bytes().to_vec()).unwrap()
     }
 
+    /// A `GET,HEAD` download link.
     fn token(scope: &str, expires_at: u64) -> String {
-        issue(&key(), &Claims { expires_at, scope: Scope::parse(scope).unwrap(), client_ip: None }).unwrap()
+        issue_link(&key(), &LinkClaims::new(Scope::parse(scope).unwrap(), expires_at)).unwrap()
+    }
+
+    /// A grant for bucket `up`, keys under `user-42/`: GET/HEAD/PUT, at
+    /// most 1000 bytes of `image/*` or `text/plain`, URLs of at most 300 s.
+    fn grant_claims() -> GrantClaims {
+        GrantClaims {
+            expires_at: NOW + 60,
+            client_ip: None,
+            methods: Methods::PRESIGNABLE,
+            bucket: "up".into(),
+            keys: KeyScope::Prefix("user-42/".into()),
+            max_content_length: Some(1000),
+            content_types: vec![
+                ContentTypePattern::parse("image/*").unwrap(),
+                ContentTypePattern::parse("text/plain").unwrap(),
+            ],
+            max_expires: 300,
+        }
+    }
+
+    fn grant(claims: &GrantClaims) -> String {
+        issue_grant(&key(), claims).unwrap()
     }
 
     fn call(edge: &Edge, auth: Option<&str>, body: &str) -> (u16, serde_json::Value) {
@@ -283,17 +309,20 @@ path = "/*"
         (resp.status().as_u16(), serde_json::from_slice(resp.body()).unwrap())
     }
 
+    const PUT_OK: &str = r#"{"bucket":"up","key":"user-42/photo 1.jpg","method":"PUT","expires":300,"content_length":1000,"content_type":"image/jpeg"}"#;
+
     #[test]
-    fn presign_put_within_the_app_token_scope() {
+    fn presign_put_within_the_grant_signs_length_and_type() {
         let e = edge();
         assert_eq!(e.presign_path(), Some("/_offload/presign"));
-        let t = token("/_presign/up/user-42/", NOW + 60);
-        let (status, json) =
-            call(&e, Some(&t), r#"{"bucket":"up","key":"user-42/photo 1.jpg","method":"PUT","expires":300}"#);
+        let (status, json) = call(&e, Some(&grant(&grant_claims())), PUT_OK);
         assert_eq!(status, 200, "{json}");
         let url = json["url"].as_str().unwrap();
         assert!(url.starts_with("http://127.0.0.1:18703/uploads/user-42/photo%201.jpg?"), "{url}");
         assert!(url.contains("X-Amz-Expires=300") && url.contains("X-Amz-Signature="), "{url}");
+        // Length and type are signed headers: the bucket enforces them.
+        assert!(url.contains("X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost"), "{url}");
+        assert_eq!(json["headers"], serde_json::json!({"content-length": "1000", "content-type": "image/jpeg"}));
         assert_eq!(json["method"], "PUT");
         assert_eq!(json["expires_at"], NOW + 300);
         assert!(!json.to_string().contains("wJalrXUtnFEMI"), "secret leaked");
@@ -302,56 +331,126 @@ path = "/*"
     #[test]
     fn presign_refusals_name_the_field() {
         let e = edge();
-        let t = token("/_presign/up/user-42/", NOW + 60);
-        let cases: &[(Option<&str>, &str, u16, &str)] = &[
-            (None, r#"{"bucket":"up","key":"user-42/a","method":"GET","expires":60}"#, 401, "authorization"),
-            (Some(&t), r#"{"bucket":"up","key":"user-43/a","method":"GET","expires":60}"#, 403, "authorization"),
-            (Some(&t), r#"{"bucket":"up","key":"user-42/../user-43/a","method":"GET","expires":60}"#, 403, "authorization"),
-            (Some(&t), r#"{"bucket":"up","key":"user-42/a","method":"DELETE","expires":60}"#, 400, "method"),
-            (Some(&t), r#"{"bucket":"up","key":"user-42/a","method":"GET","expires":601}"#, 400, "expires"),
-            (Some(&t), r#"{"bucket":"nope","key":"user-42/a","method":"GET","expires":60}"#, 400, "bucket"),
-            (Some(&t), r#"{"bucket":"up","key":"user-42/a","method":"GET"}"#, 400, "body"),
-            (Some(&t), r#"{"bucket":"up","key":"user-42/a","method":"GET","expires":60,"acl":"public"}"#, 400, "body"),
-            (Some(&t), "not json", 400, "body"),
-            (Some("garbage"), r#"{"bucket":"up","key":"user-42/a","method":"GET","expires":60}"#, 403, "authorization"),
+        let t = grant(&grant_claims());
+        let get_only = grant(&GrantClaims {
+            methods: Methods::GET.union(Methods::HEAD),
+            max_content_length: None,
+            content_types: vec![],
+            ..grant_claims()
+        });
+        let exact = grant(&GrantClaims { keys: KeyScope::Exact("user-42/a".into()), ..grant_claims() });
+        let short = grant(&GrantClaims { max_expires: 30, ..grant_claims() });
+        let bound = grant(&GrantClaims { client_ip: Some("192.0.2.1".parse().unwrap()), ..grant_claims() });
+        let expired = grant(&GrantClaims { expires_at: NOW, ..grant_claims() });
+        let link = token("/_presign/up/user-42/", NOW + 60);
+        let mut tampered = t.clone();
+        tampered.pop();
+        tampered.push(if t.ends_with('A') { 'B' } else { 'A' });
+        let get = r#"{"bucket":"up","key":"user-42/a","method":"GET","expires":60}"#;
+        let put = |len: u64, ct: &str| {
+            format!(r#"{{"bucket":"up","key":"user-42/a","method":"PUT","expires":60,"content_length":{len},"content_type":"{ct}"}}"#)
+        };
+        let cases: Vec<(Option<&str>, String, u16, &str, &str)> = vec![
+            (None, get.into(), 401, "authorization", "missing"),
+            (Some(&t), get.replace("user-42/a", "user-43/a"), 403, "key", "outside the grant's key scope"),
+            (Some(&t), get.replace("user-42/a", "user-42/../user-43/a"), 400, "key", "segments"),
+            (Some(&t), get.replace("user-42/a", "user-42/./a"), 400, "key", "segments"),
+            (Some(&t), get.replace("GET", "DELETE"), 400, "method", "GET, HEAD or PUT"),
+            (Some(&t), get.replace(":60", ":601"), 400, "expires", "1..=600"),
+            (Some(&t), get.replace(":60", ":301"), 403, "expires", "longer than the grant's 300 s"),
+            (Some(&short), get.replace(":60", ":31"), 403, "expires", "30 s"),
+            (Some(&t), get.replace("\"up\"", "\"nope\""), 400, "bucket", "not a bucket"),
+            (Some(&t), r#"{"bucket":"up","key":"user-42/a","method":"GET"}"#.into(), 400, "body", "expires"),
+            (Some(&t), get.replace("60}", "60,\"acl\":\"public\"}"), 400, "body", "acl"),
+            (Some(&t), "not json".into(), 400, "body", "invalid"),
+            (Some("garbage"), get.into(), 403, "authorization", "malformed"),
+            (Some(&tampered), get.into(), 403, "authorization", "bad signature"),
+            (Some(&expired), get.into(), 403, "authorization", "expired"),
+            (Some(&bound), get.into(), 403, "authorization", "client address"),
+            // A download link is never a grant, even scoped like one.
+            (Some(&link), get.into(), 403, "authorization", "wrong audience: this is a link token, presign expected"),
+            (Some(&link), put(10, "image/png"), 403, "authorization", "wrong audience"),
+            // GET-only grants cannot upload.
+            (Some(&get_only), put(10, "image/png"), 403, "method", "method PUT is not allowed (allowed: GET,HEAD)"),
+            (Some(&t), put(1001, "image/png"), 403, "content_length", "1001 is larger than the grant's 1000"),
+            (Some(&t), put(10, "text/html"), 403, "content_type", "\"text/html\" is not allowed (allowed: image/*,text/plain)"),
+            (Some(&t), put(10, "imagex/png"), 403, "content_type", "not allowed"),
+            (Some(&exact), put(10, "image/png").replace("user-42/a", "user-42/ab"), 403, "key", "outside"),
+            (Some(&t), get.replace("GET", "PUT"), 400, "content_length", "needs content_length"),
+            (Some(&t), get.replace("GET", "PUT").replace("60}", "60,\"content_length\":1}"), 400, "content_type", "needs content_type"),
+            (Some(&t), get.replace("60}", "60,\"content_type\":\"image/png\"}"), 400, "content_type", "cannot be used with GET"),
         ];
-        for (auth, body, status, field) in cases {
+        for (auth, body, status, field, message) in &cases {
             let (got, json) = call(&e, *auth, body);
             assert_eq!((got, json["field"].as_str().unwrap()), (*status, *field), "{body}: {json}");
+            assert!(json["error"].as_str().unwrap().contains(message), "{body}: {json}");
+            assert!(!json.to_string().contains(SECRET), "secret leaked: {json}");
         }
-        let expired = token("/_presign/up/user-42/", NOW);
-        let (got, json) = call(&e, Some(&expired), r#"{"bucket":"up","key":"user-42/a","method":"GET","expires":60}"#);
-        assert_eq!(got, 403);
-        assert!(json["error"].as_str().unwrap().contains("expired"), "{json}");
+        // Within every limit: accepted, for each method the grant allows.
+        for body in [put(1000, "image/png"), put(0, "Text/Plain; charset=utf-8"), get.into(), get.replace("GET", "HEAD")] {
+            let (got, json) = call(&e, Some(&t), &body);
+            assert_eq!(got, 200, "{body}: {json}");
+        }
+        assert_eq!(call(&e, Some(&exact), &put(10, "image/png")).0, 200);
+        assert_eq!(call(&e, Some(&get_only), get).0, 200);
     }
 
     #[test]
     fn signed_link_routes_need_a_valid_token_which_is_not_forwarded() {
         let e = edge();
         let mut state = EdgeState::new(e.config());
-        let plan = |uri: &str, state: &mut EdgeState| {
-            e.plan_upstream(&Request::get(uri).body(()).unwrap(), &Viewer::default(), state, NOW * 1000, 0)
+        let plan_m = |method: &str, uri: &str, state: &mut EdgeState| {
+            let req = Request::builder().method(method).uri(uri).body(()).unwrap();
+            e.plan_upstream(&req, &Viewer::default(), state, NOW * 1000, 0)
         };
-        let Plan::Respond(r) = plan("http://x.test/private/report.pdf", &mut state) else { panic!() };
-        assert_eq!(r.status(), 403);
+        let plan = |uri: &str, state: &mut EdgeState| plan_m("GET", uri, state);
+        let refused = |p: Plan| match p {
+            Plan::Respond(r) => {
+                assert_eq!(r.status(), 403);
+                let json: serde_json::Value = serde_json::from_slice(r.body()).unwrap();
+                json["error"].as_str().unwrap().to_owned()
+            }
+            _ => panic!("not refused"),
+        };
+        assert!(refused(plan("http://x.test/private/report.pdf", &mut state)).contains("needs a signed link"));
         let good = token("/private/report.pdf", NOW + 60);
         let Plan::Forward(f) = plan(&format!("http://x.test/private/report.pdf?a=1&token={good}"), &mut state) else {
             panic!("valid token refused")
         };
         let Step::Send { request, .. } = &f.step else { panic!() };
         assert_eq!(request.uri(), "http://127.0.0.1:9/private/report.pdf?a=1");
-        let other = token("/private/other.pdf", NOW + 60);
-        let Plan::Respond(r) = plan(&format!("http://x.test/private/report.pdf?token={other}"), &mut state) else {
-            panic!()
+        let Plan::Forward(_) = plan_m("HEAD", &format!("http://x.test/private/report.pdf?token={good}"), &mut state) else {
+            panic!("HEAD refused")
         };
-        assert_eq!(r.status(), 403);
+        // A GET,HEAD link does not open other methods.
+        for m in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"] {
+            let msg = refused(plan_m(m, &format!("http://x.test/private/report.pdf?token={good}"), &mut state));
+            assert!(msg.contains(&format!("method {m} is not allowed (allowed: GET,HEAD)")), "{m}: {msg}");
+        }
+        // A link that allows POST does.
+        let post = issue_link(
+            &key(),
+            &LinkClaims { methods: Methods::POST, ..LinkClaims::new(Scope::parse("/private/form").unwrap(), NOW + 60) },
+        )
+        .unwrap();
+        let Plan::Forward(_) = plan_m("POST", &format!("http://x.test/private/form?token={post}"), &mut state) else {
+            panic!("POST link refused")
+        };
+        assert!(refused(plan(&format!("http://x.test/private/form?token={post}"), &mut state)).contains("method GET"));
+        let other = token("/private/other.pdf", NOW + 60);
+        assert!(refused(plan(&format!("http://x.test/private/report.pdf?token={other}"), &mut state)).contains("outside"));
         let mut tampered = good.clone();
         tampered.pop();
         tampered.push(if good.ends_with('A') { 'B' } else { 'A' });
-        let Plan::Respond(r) = plan(&format!("http://x.test/private/report.pdf?token={tampered}"), &mut state) else {
-            panic!()
-        };
-        assert_eq!(r.status(), 403);
+        assert!(refused(plan(&format!("http://x.test/private/report.pdf?token={tampered}"), &mut state)).contains("bad signature"));
+        // A presign grant is never a link, whatever it covers.
+        let g = grant(&GrantClaims { keys: KeyScope::Prefix(String::new()), ..grant_claims() });
+        let msg = refused(plan(&format!("http://x.test/private/report.pdf?token={g}"), &mut state));
+        assert!(msg.contains("wrong audience: this is a presign token, link expected"), "{msg}");
+        // Version 1 tokens are refused with a reason.
+        let v1 = crate::sign::link::seal_raw(&key(), Audience::Link, "v1|k1|9999999999||/private/").unwrap();
+        let msg = refused(plan(&format!("http://x.test/private/report.pdf?token={v1}"), &mut state));
+        assert!(msg.contains("token version v1 is no longer accepted; reissue"), "{msg}");
         // Other routes ignore tokens entirely.
         let Plan::Forward(_) = plan("http://x.test/public/a", &mut state) else { panic!() };
     }

@@ -14,8 +14,9 @@
 //!   layout of the AWS SDK for JavaScript v3 presigner or of the S3 docs.
 //! - [`origin`]: header auth for edge → private bucket requests (what
 //!   CloudFront origin access control does).
-//! - [`link`]: HMAC-SHA256 signed links verified at the edge, with key
-//!   rotation.
+//! - [`link`]: HMAC-SHA256 tokens verified at the edge, with key rotation:
+//!   download links (audience `link`) and presign grants (audience
+//!   `presign`, with upload limits).
 //!
 //! Secrets (secret access keys, session tokens, link keys) never appear in
 //! `Debug` output or in error messages.
@@ -28,7 +29,10 @@ pub mod presign;
 mod sha256;
 pub mod sigv4;
 
-pub use link::{Claims, LinkError, LinkKey, LinkKeySet, Scope};
+pub use link::{
+    Audience, ContentTypePattern, GrantClaims, GrantRequest, KeyScope, LinkClaims, LinkError,
+    LinkKey, LinkKeySet, Methods, Scope,
+};
 pub use origin::{sign_origin_request, OriginPayload, OriginRequest, OriginSigned};
 pub use presign::{
     presign, AddressingStyle, Checksum, PresignError, PresignMethod, PresignRequest, PresignedUrl,

@@ -82,6 +82,20 @@ impl PresignError {
     pub fn is_expiry(&self) -> bool {
         matches!(self.kind, PresignErrorKind::Expires { .. })
     }
+    /// The request field the error is about: `expires`, `key`, `bucket`,
+    /// `endpoint`, a header field (`content_type`, `content_length`,
+    /// `checksum`, a `response-*` override) or `request`.
+    pub fn field(&self) -> &'static str {
+        match &self.kind {
+            PresignErrorKind::Expires { .. } => "expires",
+            PresignErrorKind::Endpoint { .. } => "endpoint",
+            PresignErrorKind::Bucket { .. } => "bucket",
+            PresignErrorKind::Key { .. } => "key",
+            PresignErrorKind::NotForMethod { what, .. } | PresignErrorKind::HeaderValue { what } => what,
+            PresignErrorKind::Checksum { .. } => "checksum",
+            PresignErrorKind::Signing(_) => "request",
+        }
+    }
 }
 
 impl fmt::Display for PresignError {
