@@ -297,7 +297,15 @@ pub fn generate_cloudfront_function(config: &Config, link_keys: &[(String, Vec<u
     let _ = writeln!(js, "var H = {{}}, HS = {{{}}};", hints_js.join(","));
     js.push_str("Object.keys(HS).forEach(function (r) { HS[r].split(' ').forEach(function (c) { H[c] = r; }); });\n");
     let _ = writeln!(js, "var TRUST_GEO = {trust};");
-    js.push_str(CF_FUNCTION_BODY);
+    // The canonical-request byte classes of offload-core (one table).
+    let _ = writeln!(js, "var C = {};", js_str(&offload_core::proxy::canonical::byte_class_table()));
+    let _ = writeln!(js, "var MAXT = {};", offload_core::proxy::canonical::MAX_TARGET_BYTES);
+    // The quota is 10 KB: the fixed part goes without indentation and
+    // comment lines (the source above stays readable).
+    for line in CF_FUNCTION_BODY.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("//")) {
+        js.push_str(line);
+        js.push('\n');
+    }
     js
 }
 
@@ -382,8 +390,107 @@ function refuse(message) {
     };
 }
 
+// The canonical request of offload-core (proxy/canonical.rs), from its
+// byte-class table C: the same refusals with the same messages.
+var HX = '0123456789ABCDEF';
+function esc(b) { return '%' + HX.charAt(b >> 4) + HX.charAt(b & 15); }
+function utf8ok(a) {
+    for (var i = 0; i < a.length;) {
+        var b = a[i], n = b < 128 ? 0 : b >= 0xC2 && b <= 0xDF ? 1 : b >= 0xE0 && b <= 0xEF ? 2 : b >= 0xF0 && b <= 0xF4 ? 3 : -1;
+        if (n < 0) return false;
+        var lo = b === 0xE0 ? 0xA0 : b === 0xF0 ? 0x90 : 0x80, hi = b === 0xED ? 0x9F : b === 0xF4 ? 0x8F : 0xBF;
+        for (var j = 1; j <= n; j++) {
+            var c = a[i + j];
+            if (c === undefined || c < lo || c > hi) return false;
+            lo = 0x80; hi = 0xBF;
+        }
+        i += n + 1;
+    }
+    return true;
+}
+function bytesOf(s) {
+    var a = [];
+    for (var i = 0; i < s.length; i++) {
+        var c = s.charCodeAt(i);
+        if (c < 0x80) a.push(c);
+        else if (c < 0x800) a.push(0xC0 | c >> 6, 0x80 | c & 63);
+        else a.push(0xE0 | c >> 12, 0x80 | c >> 6 & 63, 0x80 | c & 63);
+    }
+    return a;
+}
+// The canonical form of a path (isPath) or query string, or {e: message}.
+function canon(s, isPath) {
+    var part = isPath ? 'path' : 'query', out = '', seg = [], start = 0, a = bytesOf(s);
+    function no(what, at) { return { e: 'request target: ' + part + ': ' + what + ' at byte ' + at + ' is not allowed' }; }
+    function segment(at, last) {
+        if (seg.length === 1 && seg[0] === 46 || seg.length === 2 && seg[0] === 46 && seg[1] === 46) return no("dot segment ('.' or '..')", at);
+        if (!seg.length && !last) return no("empty segment ('//')", at);
+        if (!utf8ok(seg)) return { e: 'request target: path: segment at byte ' + at + ' decodes to invalid UTF-8' };
+        return null;
+    }
+    if (a.length > MAXT) return { e: 'request target: ' + part + ': longer than ' + MAXT + ' bytes' };
+    if (isPath && a[0] !== 47) return { e: "request target: path: must start with '/'" };
+    for (var i = 0; i < a.length; i++) {
+        var b = a[i], k = C.charAt(b), r;
+        if (isPath && b === 47) {
+            if (i > 0 && (r = segment(start, false))) return r;
+            seg = []; start = i + 1; out += '/'; continue;
+        }
+        if (k === '%') {
+            var hh = String.fromCharCode(a[i + 1] || 0, a[i + 2] || 0);
+            if (!/^[0-9A-Fa-f]{2}$/.test(hh)) return { e: 'request target: ' + part + ': malformed percent-encoding at byte ' + i };
+            var x = parseInt(hh, 16), kd = C.charAt(x);
+            if (kd === 'u') out += String.fromCharCode(x);
+            else if (isPath && x === 47) return no("encoded '/' (%2F)", i);
+            else if (isPath && kd === 'b') return no("encoded '\\' (%5C)", i);
+            else if (x === 0) return no('NUL byte', i);
+            else if (isPath && kd === 'c') return no('encoded control byte ' + esc(x), i);
+            else out += esc(x);
+            seg.push(x); i += 2; continue;
+        }
+        if (k === 'c') return no(b === 0 ? 'NUL byte' : 'control byte 0x' + HX.charAt(b >> 4) + HX.charAt(b & 15), i);
+        if (k === 'b' && isPath) return no("'\\'", i);
+        out += k === 'u' || k === 'r' ? String.fromCharCode(b) : esc(b);
+        seg.push(b);
+    }
+    if (isPath && (r = segment(start, true))) return r;
+    return out;
+}
+
+function bad(message) {
+    return {
+        statusCode: 400,
+        statusDescription: 'Bad Request',
+        headers: { 'content-type': { value: 'application/json' }, 'cache-control': { value: 'no-store' } },
+        body: JSON.stringify({ error: 'bad request: ' + message, status: 400 })
+    };
+}
+
+// [error message or null, the query object with every name and value canonical].
+function canonQuery(q) {
+    var out = {}, names = Object.keys(q);
+    for (var i = 0; i < names.length; i++) {
+        var n = canon(names[i], false);
+        if (typeof n !== 'string') return [n.e, null];
+        var e = q[names[i]], vals = e.multiValue ? e.multiValue : [e], mv = [];
+        for (var j = 0; j < vals.length; j++) {
+            var v = canon(vals[j].value, false);
+            if (typeof v !== 'string') return [v.e, null];
+            mv.push({ value: v });
+        }
+        out[n] = mv.length > 1 ? { value: mv[0].value, multiValue: mv } : { value: mv[0].value };
+    }
+    return [null, out];
+}
+
 function handler(event) {
-    var req = event.request, h = req.headers, q = req.querystring;
+    var req = event.request, h = req.headers;
+    var cu = canon(req.uri, true);
+    if (typeof cu !== 'string') return bad(cu.e);
+    req.uri = cu;
+    var cq = canonQuery(req.querystring);
+    if (cq[0] !== null) return bad(cq[0]);
+    var q = req.querystring = cq[1];
     if (!TRUST_GEO) delete h['x-offload-geo'];
     var country = h['cloudfront-viewer-country'];
     if (country && H[country.value]) h['x-offload-region-hint'] = { value: H[country.value] };

@@ -85,7 +85,10 @@ pub fn link(args: &[String]) -> Result<String, String> {
     let f = flags(args, LINK_FLAGS)?;
     let path = get(&f, "--path").ok_or("sign link: --path is required")?;
     let (expires_at, client_ip, methods) = common(&f, Methods::READ)?;
+    // The edge compares a link's scope with the canonical request path, so
+    // the scope is issued in canonical form (`/%70rivate` → `/private`).
     let scope_path = path.split_once('?').map_or(path, |(p, _)| p);
+    let scope_path = &offload_core::proxy::canonical::canonical_path(scope_path).map_err(|e| format!("--path {path:?}: {e}"))?;
     let scope = Scope::parse(scope_path).map_err(|e| format!("--path {path:?}: {e}"))?;
     let claims = LinkClaims { expires_at, scope, client_ip, methods };
     issue_link_url(&key(get(&f, "--config"))?, &claims, path).map_err(|e| format!("sign link: {e}"))
@@ -187,7 +190,7 @@ pub fn link_agreement_table(key: &LinkKey, base: &str) -> Result<serde_json::Val
         },
     )
     .map_err(e)?;
-    let pipe_scope = format!("{base}a|b%7C/");
+    let pipe_scope = format!("{base}a%7Cb%7C/");
     let mut cases: Vec<(&str, String, String, &str, &str)> = vec![
         ("prefix link, GET", good.clone(), file.clone(), "GET", ""),
         ("prefix link, HEAD", good.clone(), file.clone(), "HEAD", ""),
@@ -202,7 +205,8 @@ pub fn link_agreement_table(key: &LinkKey, base: &str) -> Result<serde_json::Val
         ("bound link, its address", link(base, NOW + 60, Methods::READ, Some("203.0.113.9"))?, file.clone(), "GET", "203.0.113.9"),
         ("bound link, another address", link(base, NOW + 60, Methods::READ, Some("203.0.113.9"))?, file.clone(), "GET", "198.51.100.7"),
         ("escaped scope", link(&pipe_scope, NOW + 60, Methods::READ, None)?, format!("{pipe_scope}x"), "GET", ""),
-        ("escaped scope, unescaped path", link(&pipe_scope, NOW + 60, Methods::READ, None)?, format!("{base}a|b|/x"), "GET", ""),
+        ("escaped scope, raw spelling of the path", link(&pipe_scope, NOW + 60, Methods::READ, None)?, format!("{base}a|b|/x"), "GET", ""),
+        ("escaped scope, another path", link(&pipe_scope, NOW + 60, Methods::READ, None)?, format!("{base}a|c|/x"), "GET", ""),
         ("presign grant as a link", grant, file.clone(), "GET", ""),
         ("v1 token", raw(Audience::Link, &format!("v1|{kid}|{}||{base}", NOW + 60))?, file.clone(), "GET", ""),
         ("link payload, presign MAC", raw(Audience::Presign, &format!("v2|link|{kid}|{}||GET,HEAD|{base}", NOW + 60))?, file.clone(), "GET", ""),
@@ -226,7 +230,9 @@ pub fn link_agreement_table(key: &LinkKey, base: &str) -> Result<serde_json::Val
     let mut out = Vec::with_capacity(cases.len());
     for (name, token, path, method, ip) in cases.drain(..) {
         let client = if ip.is_empty() { None } else { ip.parse::<IpAddr>().ok() };
-        let verdict = match verify_link(key, &path, method, client, &token, NOW) {
+        // Both edges compare with the canonical path (proxy::canonical).
+        let canonical = offload_core::proxy::canonical::canonical_path(&path).map_err(|e| format!("{name}: {e}"))?;
+        let verdict = match verify_link(key, &canonical, method, client, &token, NOW) {
             Ok(_) => "ok",
             Err(err) => err.reason(),
         };
@@ -325,7 +331,8 @@ mod tests {
         assert_eq!(case("presign grant as a link"), "wrong audience");
         assert_eq!(case("link payload, presign MAC"), "bad signature");
         assert_eq!(case("escaped scope"), "ok");
-        assert_eq!(case("escaped scope, unescaped path"), "outside the token scope");
+        assert_eq!(case("escaped scope, raw spelling of the path"), "ok");
+        assert_eq!(case("escaped scope, another path"), "outside the token scope");
     }
 
     #[test]

@@ -170,28 +170,30 @@ impl fmt::Display for CanonicalError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use ErrorKind as K;
         write!(f, "request target: {}: ", self.part)?;
+        let at = self.at.unwrap_or(0);
+        // Forbidden content: "<what> at byte N is not allowed".
+        let forbidden = |f: &mut fmt::Formatter<'_>, what: &dyn fmt::Display| {
+            write!(f, "{what} at byte {at} is not allowed")
+        };
         match &self.kind {
-            K::NotOriginForm => f.write_str("must start with '/'")?,
-            K::TooLong => write!(f, "longer than {MAX_TARGET_BYTES} bytes")?,
-            K::EncodedSlash => f.write_str("encoded '/' (%2F)")?,
-            K::EncodedBackslash => f.write_str("encoded '\\' (%5C)")?,
-            K::Backslash => f.write_str("'\\'")?,
-            K::Control(0) | K::EncodedControl(0) => f.write_str("NUL byte")?,
-            K::Control(b) => write!(f, "control byte 0x{b:02X}")?,
-            K::EncodedControl(b) => write!(f, "encoded control byte %{b:02X}")?,
-            K::BadEscape => f.write_str("malformed percent-encoding")?,
-            K::DotSegment => f.write_str("dot segment ('.' or '..')")?,
-            K::EmptySegment => f.write_str("empty segment ('//')")?,
-            K::NotUtf8 => f.write_str("decodes to invalid UTF-8")?,
-            K::MissingHost => return f.write_str("missing (no Host header)"),
-            K::SeveralHosts => return f.write_str("more than one Host header"),
-            K::BadHost(why) => return f.write_str(why),
-            K::BadScheme => return f.write_str("scheme must be http or https"),
-            K::MethodCase => return f.write_str("must be upper-case (methods are case-sensitive)"),
-        }
-        match self.at {
-            Some(at) => write!(f, " at byte {at} is not allowed"),
-            None => f.write_str(" is not allowed"),
+            K::NotOriginForm => f.write_str("must start with '/'"),
+            K::TooLong => write!(f, "longer than {MAX_TARGET_BYTES} bytes"),
+            K::EncodedSlash => forbidden(f, &"encoded '/' (%2F)"),
+            K::EncodedBackslash => forbidden(f, &"encoded '\\' (%5C)"),
+            K::Backslash => forbidden(f, &"'\\'"),
+            K::Control(0) | K::EncodedControl(0) => forbidden(f, &"NUL byte"),
+            K::Control(b) => forbidden(f, &format_args!("control byte 0x{b:02X}")),
+            K::EncodedControl(b) => forbidden(f, &format_args!("encoded control byte %{b:02X}")),
+            K::BadEscape => write!(f, "malformed percent-encoding at byte {at}"),
+            K::DotSegment => forbidden(f, &"dot segment ('.' or '..')"),
+            K::EmptySegment => forbidden(f, &"empty segment ('//')"),
+            K::NotUtf8 if self.at.is_some() => write!(f, "segment at byte {at} decodes to invalid UTF-8"),
+            K::NotUtf8 => f.write_str("decodes to invalid UTF-8"),
+            K::MissingHost => f.write_str("missing (no Host header)"),
+            K::SeveralHosts => f.write_str("more than one Host header"),
+            K::BadHost(why) => f.write_str(why),
+            K::BadScheme => f.write_str("scheme must be http or https"),
+            K::MethodCase => f.write_str("must be upper-case (methods are case-sensitive)"),
         }
     }
 }
