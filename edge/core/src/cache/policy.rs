@@ -75,11 +75,12 @@ pub struct CacheRules {
     /// is often personal, and without explicit freshness from the origin
     /// it would be served to the next viewer.
     pub implicit_ttl_with_credentials: bool,
-    /// Set by config validation: the route's cache key includes the
-    /// `Cookie` header (then cookies cannot leak across viewers).
+    /// Set by config validation: a `Cookie` cannot personalize this
+    /// route's shared responses (the cache key includes it, or it never
+    /// reaches the upstream: buckets, `forward_headers` without it).
     #[serde(skip)]
     pub keyed_cookie: bool,
-    /// Set by config validation: the cache key includes `Authorization`.
+    /// The same for `Authorization`.
     #[serde(skip)]
     pub keyed_authorization: bool,
 }

@@ -721,7 +721,7 @@ impl TryFrom<RawConfig> for Config {
                     ConfigErrorKind::BadValue("only a prefix pattern (ending in '*') can be stripped"),
                 ));
             }
-            let cache = match (r.cache, r.cache_key) {
+            let mut cache = match (r.cache, r.cache_key) {
                 (None, None) => None,
                 (None, Some(_)) => {
                     return Err(ConfigError::new(
@@ -749,6 +749,16 @@ impl TryFrom<RawConfig> for Config {
                 // Buckets are cached too: no restriction. (Kept explicit.)
             }
             let (forward, forward_cached) = forward_lists(i, r.forward_headers.as_deref(), cache.as_ref())?;
+            if let Some(rc) = cache.as_mut() {
+                // A credential the upstream never sees cannot personalize
+                // its answer: buckets get no cookies or Authorization, and
+                // a route may leave them out of `forward_headers`.
+                let reaches = |h: &http::HeaderName| {
+                    matches!(target, Target::Pool(_)) && forward_cached.iter().any(|n| n == h)
+                };
+                rc.rules.keyed_cookie |= !reaches(&http::header::COOKIE);
+                rc.rules.keyed_authorization |= !reaches(&http::header::AUTHORIZATION);
+            }
             routes.push(Route {
                 pattern,
                 target,

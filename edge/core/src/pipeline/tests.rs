@@ -481,3 +481,16 @@ fn patterns_must_be_canonical() {
         assert!(e.contains("not in canonical form"), "{bad}: {e}");
     }
 }
+
+/// Credentials that never reach the upstream cannot personalize its
+/// answer, so they do not turn implicit freshness off there.
+#[test]
+fn credentials_matter_only_where_they_reach_the_upstream() {
+    let cfg = Config::from_toml(TRUST_CFG).unwrap();
+    let rules = |path: &str| cfg.route_for(path).unwrap().cache().map(|c| (c.rules.keyed_cookie, c.rules.keyed_authorization));
+    assert_eq!(rules("/api/x"), Some((false, false)), "forwarded, not keyed");
+    assert_eq!(rules("/custom/x"), Some((true, true)), "not in forward_headers");
+    let bucket = Config::from_toml(&TRUST_CFG.replace("path = \"/*\"\nbucket = \"www\"", "path = \"/*\"\nbucket = \"www\"\ncache = { default_ttl = 60 }")).unwrap();
+    let c = bucket.route_for("/index.html").unwrap().cache().unwrap();
+    assert!(c.rules.keyed_cookie && c.rules.keyed_authorization, "buckets never get credentials");
+}
