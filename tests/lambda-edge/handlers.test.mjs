@@ -173,7 +173,7 @@ test('origin-response: SAM events get the route\'s cache policy; disallowed head
   assert.deepEqual(run('origin-response', noRequest), noRequest.Records[0].cf.response);
 });
 
-test('origin-request: a German viewer goes to eu-west-1, with origin auth, geo headers kept', () => {
+test('origin-request: a German viewer goes to eu-west-1, with origin auth, only allowlisted headers', () => {
   const event = own('origin-request-api');
   const req = event.Records[0].cf.request;
   const out = run('origin-request', event);
@@ -182,15 +182,14 @@ test('origin-request: a German viewer goes to eu-west-1, with origin auth, geo h
     // `/api/*` is cached: the query its key sees (utm_* dropped).
     querystring: 'id=7',
     origin: { custom: { ...req.origin.custom, domainName: '127.0.0.1', port: 18702, protocol: 'http', path: '' } },
+    // GET on a cached route: the viewer headers the cache accounts for,
+    // nothing unkeyed (User-Agent and the CloudFront-Viewer-* geo headers
+    // stay at the edge unless the route forwards and keys them).
     headers: {
-      'user-agent': req.headers['user-agent'],
       via: req.headers.via,
       host: h('Host', '127.0.0.1:18702'),
       'accept-encoding': req.headers['accept-encoding'],
       'cache-control': req.headers['cache-control'],
-      'cloudfront-viewer-country': req.headers['cloudfront-viewer-country'],
-      'cloudfront-viewer-latitude': req.headers['cloudfront-viewer-latitude'],
-      'cloudfront-viewer-longitude': req.headers['cloudfront-viewer-longitude'],
       // The viewer's host: the host header is the origin's, so the distribution's.
       'x-forwarded-host': h('X-Forwarded-Host', 'd111111abcdef8.cloudfront.net'),
       'x-offload-auth': h('X-Offload-Auth', originAuth('GET', '/api/time?id=7', '127.0.0.1:18702')),

@@ -105,8 +105,10 @@ pub const DEFAULT_FORWARD_CACHED: [&str; 11] = [
 
 /// Whether a header is set by the edge alone (or never forwarded), so no
 /// config may list it in `forward_headers`: hop-by-hop fields, `Host`,
-/// forwarding and client-address headers, URL and method overrides,
-/// platform viewer headers and the edge's own `x-offload-*` fields.
+/// forwarding and client-address headers, URL and method overrides and
+/// the edge's own `x-offload-*` fields. (The platform's viewer headers,
+/// such as `CloudFront-Viewer-Country` or `CF-IPCountry`, may be listed:
+/// the platform sets them, viewers cannot.)
 pub fn is_edge_owned(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     HOP_BY_HOP.contains(&n.as_str())
@@ -119,8 +121,10 @@ pub fn is_edge_owned(name: &str) -> bool {
         || n == "fastly-client-ip"
         || n.starts_with("x-forwarded-")
         || n.starts_with("x-offload-")
-        || n.starts_with("cf-")
-        || n.starts_with("cloudfront-")
+        || n == "cf-connecting-ip"
+        || n == "cf-connecting-ipv6"
+        || n == "cf-worker"
+        || n == "cloudfront-forwarded-proto"
 }
 
 /// The viewer's headers an origin gets: exactly those named in `allow`
@@ -187,6 +191,7 @@ mod tests {
             assert!(!is_edge_owned(n), "{n}");
         }
         assert!(is_edge_owned("X-Forwarded-Scheme") && is_edge_owned("CF-Connecting-IP") && is_edge_owned("host"));
+        assert!(!is_edge_owned("cloudfront-viewer-country") && !is_edge_owned("cf-ipcountry"));
     }
 
     #[test]
