@@ -22,10 +22,12 @@ def fields(*parts):
     return b"\0".join(p if isinstance(p, bytes) else p.encode() for p in parts)
 
 
-def token(exp, scope, ip="", kid=LINK_KEY_ID, secret=LINK_SECRET):
-    payload = f"v1|{kid}|{exp}|{ip}|{scope}".encode()
+def token(exp, scope, ip="", kid=LINK_KEY_ID, secret=LINK_SECRET, methods="GET,HEAD"):
+    """A v2 link token (sign/link.rs): MAC over "offload-link-v2\n" + payload."""
+    payload = f"v2|link|{kid}|{exp}|{ip}|{methods}|{scope}".encode()
     b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-    return f"{b64(payload)}.{b64(hmac.new(secret, payload, hashlib.sha256).digest())}"
+    mac = hmac.new(secret, b"offload-link-v2\n" + payload, hashlib.sha256).digest()
+    return f"{b64(payload)}.{b64(mac)}"
 
 
 # config: every committed config, as TOML and as JSON.
@@ -76,23 +78,28 @@ links = [
     fields(b"\x00", token(exp, "/private/report.txt", "203.0.113.9"), "/private/report.txt", "203.0.113.9", now),
     fields(b"\x00", token(exp, "/private/", "2001:db8::1"), "/private/x/y", "2001:db8::1", now),
     fields(b"\x00", token(exp, "/a", kid="old", secret=b"an-older-fuzz-key-0123456789abcdefghij"), "/a", "", now),
+    fields(b"\x00", token(exp, "/up/", methods="GET,HEAD,PUT,DELETE"), "/up/x", "", now, "DELETE"),
+    fields(b"\x00", "djF8ZnV6ei0xfDF8fC8.AAAA", "/", "", now),
     fields(b"\x00", token(10, "/media/"), "/media/a.mp4", "", now),
     fields(b"\x00", "djF8ZnV6ei0xfDF8fC8.AAAA", "/", "", now),
 ]
 links += [fields(bytes([m]), bytes([0, p, 0x41]), "/private/report.txt", "198.51.100.7", now) for m, p in [(1, 3), (3, 40), (5, 70), (7, 90)]]
 write("link_token", links)
 
-# presign_endpoint: raw Authorization (mode 0) or a minted token for a scope (mode 1).
-body = lambda **kw: json.dumps({"bucket": "uploads", "key": "user-42/photo.jpg", "method": "PUT", "expires": 600, **kw})
+# presign_endpoint: raw Authorization (mode 0) or a grant the target mints
+# (mode 1; bits 2-3 pick GET,HEAD / PUT / both, bit 4 an exact key).
+body = lambda **kw: json.dumps({"bucket": "uploads", "key": "user-42/photo.jpg", "method": "PUT", "expires": 600,
+                                "content_length": 1000, "content_type": "image/jpeg", **kw})
 presign = [
-    fields(b"\x01", "/_presign/uploads/user-42/", body(content_type="image/jpeg", content_length=1000)),
-    fields(b"\x01", "/_presign/uploads/user-42/photo.jpg", body(method="GET", response_content_disposition="attachment")),
-    fields(b"\x01", "/_presign/uploads/", body(key="../etc/passwd")),
-    fields(b"\x01", "/_presign/uploads/user-42/", body(key="user-42/a b/%2e%2e/ü.txt", method="head")),
+    fields(b"\x05", "user-42/", body()),
+    fields(b"\x01", "user-42/", body(method="GET", response_content_disposition="attachment")),
+    fields(b"\x0d", "", body(key="../etc/passwd")),
+    fields(b"\x15", "user-42/photo.jpg", body(method="put", content_type="image/png; q=1")),
+    fields(b"\x05", "user-42/", body(content_length=99999999, content_type="text/html")),
     fields(b"\x00", "Bearer " + token(exp, "/_presign/uploads/user-42/"), body()),
     fields(b"\x00", "Bearer nope", body(bucket="other")),
     fields(b"\x02", "", "{}", "GET"),
-    fields(b"\x01", "/_presign/uploads/k", body(key="k", expires=99999)),
+    fields(b"\x09", "k", body(key="k", expires=99999)),
 ]
 write("presign_endpoint", presign)
 

@@ -7,16 +7,18 @@
 //! idempotent); the forwarded query is what the key sees; the canonical
 //! string is length-prefixed and decodes back to its parts (so two keys
 //! are equal exactly when their parts are); GET and HEAD share a key,
-//! other methods have none.
-//!
-//! TODO(canonical request): when `proxy::canonical` lands on main, add its
-//! idempotence and "key of the request = key of what goes upstream" here.
+//! other methods have none. The canonical request
+//! (`proxy::canonical::CanonicalRequest::new`) is a fixed point (the
+//! canonical form of its own request is itself), its parts are fixed
+//! points of `canonical_path`/`canonical_query`, and the key built from it
+//! is the key built from the raw target.
 #![no_main]
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::Method;
 use libfuzzer_sys::fuzz_target;
 use offload_core::cache::key::{KeyRules, PrimaryKey, UrlKey};
+use offload_core::proxy::canonical::{canonical_path, canonical_query, CanonicalRequest};
 use offload_fuzz::Fields;
 
 /// Splits a length-prefixed string (`<len>:<bytes>` ...) into its parts.
@@ -34,6 +36,27 @@ fn decode_lp(mut s: &str) -> Vec<&str> {
         s = &s[colon + 1 + len..];
     }
     out
+}
+
+fn canonical_request(rules: &KeyRules, scheme: &str, host: &str, target: &str, headers: &HeaderMap) {
+    let Ok(mut req) = http::Request::get(target).body(()) else { return };
+    *req.headers_mut() = headers.clone();
+    let Ok(host_value) = HeaderValue::from_str(host) else { return };
+    req.headers_mut().insert(http::header::HOST, host_value);
+    let Ok(c) = CanonicalRequest::new(&req) else { return };
+    assert!(c.path().starts_with('/'));
+    assert_eq!(canonical_path(c.path()).as_deref(), Ok(c.path()), "canonical_path is not idempotent");
+    if let Some(q) = c.query() {
+        assert_eq!(canonical_query(q), Ok(Some(q.to_owned())), "canonical_query is not idempotent");
+    }
+    let again = CanonicalRequest::new(c.request()).expect("a canonical request is canonical");
+    assert_eq!((again.scheme(), again.host(), again.path(), again.query()), (c.scheme(), c.host(), c.path(), c.query()));
+    // The key of the canonical request is the key of the raw target.
+    let from_canonical = UrlKey::for_request(rules, c.scheme(), c.request().uri(), c.headers()).expect("canonical request has a key");
+    if scheme.is_empty() || scheme.eq_ignore_ascii_case("https") {
+        let raw = UrlKey::new(rules, "https", host, target).expect("a routable target has a key");
+        assert_eq!(raw, from_canonical, "raw and canonical keys differ");
+    }
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -59,6 +82,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
+    canonical_request(&rules, &scheme, &host, &target, &headers);
     let Ok(key) = UrlKey::new(&rules, &scheme, &host, &target) else { return };
     let pq = key.path_and_query();
     // (UrlKey takes a request target's path; a relative one stays relative.)

@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use offload_core::{Config, Edge, EdgeState, Plan, Viewer};
+use offload_core::{Config, Edge, Plan, Viewer};
 use offload_fuzz::SECRETS;
 
 fuzz_target!(|data: &[u8]| {
@@ -42,10 +42,10 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(config) = from_toml.or(from_json) {
         let edge = Edge::new(config);
-        let mut state = EdgeState::new(edge.config());
         for target in ["/", "/a/b?c=d", "/_offload/presign"] {
             let Ok(req) = http::Request::get(format!("https://example.com{target}")).body(()) else { continue };
-            match edge.plan(&req, &Viewer::default(), &mut state, 1_700_000_000_000, 7) {
+            let Ok(req) = edge.canonicalize(&req) else { continue };
+            match edge.plan(&req, &Viewer::default(), 1_700_000_000_000) {
                 Plan::Forward(f) => assert!(f.path_and_query().starts_with('/')),
                 Plan::Respond(r) => assert!(r.status().as_u16() >= 200),
             }

@@ -80,7 +80,7 @@ fuzz_target!(|data: &[u8]| {
 
     let mut lambda = Lambda::new(CONFIG).expect("the fuzz config loads");
     let now = 1_700_000_000_000;
-    check_output(Trigger::ViewerRequest, &lambda.viewer_request(&event, now, 7), req_v);
+    check_output(Trigger::ViewerRequest, &lambda.viewer_request(&event, now), req_v);
     check_output(Trigger::OriginRequest, &lambda.origin_request(&event, now, 7), req_v);
     check_output(Trigger::OriginResponse, &lambda.origin_response(&event, now), cf.get("response"));
 });
