@@ -6,6 +6,7 @@
 //! - `dev`          setup, then run the local stack until Ctrl-C
 //! - `test`         setup, then every test: native, Node, Chromium, workerd
 //! - `sign`         issue a signed download link or a presign grant
+//! - `fuzz`         run the cargo-fuzz targets (`--time S` each, default 60)
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -19,6 +20,7 @@ mod bench;
 mod conformance;
 mod setup;
 mod deploy;
+mod fuzz;
 mod sign;
 
 fn main() -> ExitCode {
@@ -32,8 +34,9 @@ fn main() -> ExitCode {
         Some("bench") => bench::main(&args[1..]),
         Some("package") => deploy::package(&root(), &args[1..]),
         Some("sign") => sign::run(&args[1..]),
+        Some("fuzz") => fuzz::main(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <setup|build-worker|dev|test|sign|package|conformance|bench cache|bench sign>");
+            eprintln!("usage: cargo xtask <setup|build-worker|dev|test|sign|package|fuzz [--time S] [TARGET...]|conformance|bench cache|bench sign>");
             return ExitCode::from(2);
         }
     };
@@ -145,6 +148,10 @@ fn test() -> Result<(), String> {
             move || build_worker(&root)
         })),
         ("end to end: edge in workerd + origins + bucket", Box::new(move || run(&mut e2e))),
+        ("fuzz: every cargo-fuzz target, a few seconds each", Box::new({
+            let root = root.clone();
+            move || fuzz::short_run(&root)
+        })),
     ];
     steps.extend(deploy::steps(&root));
     let mut results = Vec::new();

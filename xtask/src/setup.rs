@@ -1,8 +1,9 @@
 //! Install what a fresh machine lacks, at pinned versions, through the
 //! project's own files: the wasm32 target, wasm-bindgen-cli matching the
 //! `wasm-bindgen` pin, worker-build, the npm packages from package-lock.json
-//! (wrangler, miniflare/workerd, binaryen's wasm-opt, esbuild), and
-//! Chromium + ChromeDriver from Debian when running as root.
+//! (wrangler, miniflare/workerd, binaryen's wasm-opt, esbuild),
+//! Chromium + ChromeDriver from Debian when running as root, and the
+//! fuzzing nightly (`fuzz/rust-toolchain.toml`) with cargo-fuzz.
 
 use std::path::Path;
 use std::process::Command;
@@ -51,6 +52,7 @@ pub fn ensure(root: &Path) -> Result<(), String> {
         eprintln!("setup: npm ci (wrangler, miniflare/workerd, binaryen, esbuild from package-lock.json)");
         exec(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(root))?;
     }
+    crate::fuzz::ensure(root)?;
     let root_user = output("id", &["-u"]).is_some_and(|u| u.trim() == "0");
     // cfn-lint runs from a venv under .offload/ (deploy/requirements.txt).
     if output("python3", &["-m", "venv", "--help"]).is_none() && root_user {

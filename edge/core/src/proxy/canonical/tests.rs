@@ -120,6 +120,15 @@ fn hosts() {
     for raw in ["", "a@b", "exa mple.com", "example.com:0", "example.com:99999", "example.com:x", "[::1", "ex%41.com", "é.com"] {
         assert!(canonical_host("https", raw).is_err(), "{raw}");
     }
+    // Regression (fuzz targets cache_key, purge): empty labels are refused,
+    // so a canonical host is a fixed point (`a..` was `a.`, then `a`).
+    for raw in ["example..", "example..:79", "..", ".", ".example.com", "a..b", "a.b..:8080"] {
+        assert!(canonical_host("https", raw).is_err(), "{raw}");
+    }
+    for raw in ["Example.COM.", "a.b:8080", "a.b.:8080", "[::1]:80", "x_y.z"] {
+        let once = canonical_host("http", raw).unwrap();
+        assert_eq!(canonical_host("http", &once).unwrap(), once, "{raw}");
+    }
 }
 
 #[test]
