@@ -591,10 +591,19 @@ impl EdgeCache {
                     }
                     _ => (Revalidation::default(), false, false),
                 };
+                if forced && collapsed {
+                    // A viewer forcing a trip (`no-cache`, `max-age=0`)
+                    // waited for the leader of this key, which has just
+                    // fetched or revalidated it: that trip happened after
+                    // this request arrived, so it answers the viewer too
+                    // (forced revalidations coalesce like misses).
+                    self.release(held, Outcome::Stored, now_ms);
+                    let (age, ttl) = (entry.policy().age(now), entry.policy().time_to_live(now));
+                    let status = CachePhase::Hit.cache_status(&self.name).with_ttl(ttl).with_collapsed(true);
+                    return CacheDecision::Respond(self.entry_response(&request, &entry, status, age, CachePhase::Hit));
+                }
                 let phase = lookup.phase();
-                // A viewer forcing a trip (`no-cache`, `max-age=0`) goes
-                // itself rather than waiting on someone else's.
-                self.fetch(request, Some(entry), revalidation, serve_on_error, phase, may_begin && !forced, held, collapsed, now_ms)
+                self.fetch(request, Some(entry), revalidation, serve_on_error, phase, may_begin, held, collapsed, now_ms)
             }
         }
     }
@@ -701,6 +710,12 @@ impl EdgeCache {
         let x = Exchange::new(&method, &request_headers, status, &headers, request_time, now);
         let rules = fetch.request.rules.rules.clone();
         let mut fetch = fetch;
+        // A HEAD never deletes or replaces the GET entry it shares a key
+        // with (its answer has no body to store), and a viewer that forced
+        // the trip (`no-cache`, `max-age=0`) cannot evict or replace a
+        // shared entry with an error or a response that may not be stored.
+        let head = method == Method::HEAD;
+        let forced = fetch.phase == CachePhase::RequestForced;
         if let Some(stored) = fetch.stored.clone() {
             match after_revalidation(stored.policy(), stored.headers(), &x, &rules) {
                 Revalidated::NotModified { headers: merged, policy } if status == 304 => {
@@ -721,7 +736,9 @@ impl EdgeCache {
                     // The 304 selects no stored response (RFC 9111 §4.3.4),
                     // and a 304 must not reach a viewer that did not ask
                     // for one: drop ours and ask again without validators.
-                    self.store.remove(&fetch.request.key, &fetch.request.headers);
+                    if !head {
+                        self.store.remove(&fetch.request.key, &fetch.request.headers);
+                    }
                     fetch.stored = None;
                     fetch.revalidation = Revalidation::default();
                     fetch.serve_on_error = false;
@@ -731,7 +748,9 @@ impl EdgeCache {
                     // The 304 selects no stored response: drop ours and
                     // pass the origin's answer on (the viewer's own
                     // condition asked for a 304).
-                    self.store.remove(&fetch.request.key, &fetch.request.headers);
+                    if !head {
+                        self.store.remove(&fetch.request.key, &fetch.request.headers);
+                    }
                     self.release(fetch.permit.take(), Outcome::NotStored, now_ms);
                     let cs = fetch.phase.cache_status(&self.name).with_detail("validator-mismatch");
                     return AfterResponse::Deliver(Delivery::pass(cs));
@@ -748,10 +767,17 @@ impl EdgeCache {
                 }
                 Revalidated::ServeStale { .. } => {}
                 Revalidated::Replace { remove_stored } => {
-                    if remove_stored {
+                    if remove_stored && !head && !forced {
                         self.store.remove(&fetch.request.key, &fetch.request.headers);
                     }
                 }
+            }
+            if forced && status >= 400 {
+                // The stored response stays as it is; the viewer that
+                // asked gets the origin's error, which is not stored.
+                self.release(fetch.permit.take(), Outcome::NotStored, now_ms);
+                let cs = fetch.phase.cache_status(&self.name).with_fwd_status(status).with_detail("error-not-stored");
+                return AfterResponse::Deliver(Delivery::pass(cs));
             }
         }
         let cs = fetch.phase.cache_status(&self.name).with_collapsed(fetch.collapsed);

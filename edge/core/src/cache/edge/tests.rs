@@ -646,3 +646,139 @@ fn a_304_for_another_representation_is_refetched_for_an_unconditional_viewer() {
     let (_, f) = h.fetch(&req("GET", URL, &[("if-none-match", "\"v2\"")]), T0 + 5000);
     assert!(matches!(h.cache.on_response(f, 304, &nm, T0 + 5000, T0 + 5000), AfterResponse::Deliver(_)));
 }
+
+// ----- viewers cannot evict or replace shared entries ---------------------
+
+/// Request headers with which a viewer forces a trip to the origin.
+const FORCING: [&[(&str, &str)]; 4] = [
+    &[("cache-control", "no-cache")],
+    &[("cache-control", "max-age=0")],
+    &[("pragma", "no-cache")],
+    &[("cache-control", "min-fresh=3600")],
+];
+
+#[test]
+fn a_forced_revalidation_never_replaces_or_evicts_a_stored_2xx_with_an_error() {
+    let errors: [(u16, &[(&str, &str)]); 5] = [
+        (503, &[("cache-control", "public, max-age=60")]),
+        (500, &[]),
+        (404, &[("cache-control", "public, max-age=60")]),
+        (404, &[]), // heuristically storable
+        (410, &[("cache-control", "no-store")]),
+    ];
+    for forcing in FORCING {
+        for (status, hs) in errors {
+            let mut h = Harness::new();
+            h.run(&get(URL), 200, ITEM, "good", T0);
+            let (fwd, f) = h.fetch(&req("GET", URL, forcing), T0 + 10_000);
+            assert_eq!(f.phase(), CachePhase::RequestForced, "{forcing:?}");
+            let r = h.answer(fwd, f, status, hs, "bad", T0 + 10_000);
+            // The viewer that asked gets the origin's answer...
+            assert_eq!((r.status, r.body.as_slice()), (status, &b"bad"[..]), "{forcing:?} {status}");
+            assert!(!r.cache_status().split("; ").any(|p| p == "stored"), "{forcing:?} {status}: {}", r.cache_status());
+            // ...and everyone else still gets the stored 200.
+            let next = h.run(&get(URL), 500, &[], "never", T0 + 11_000);
+            assert_eq!((next.status, next.body.as_slice()), (200, &b"good"[..]), "{forcing:?} {status}");
+            assert!(next.cache_status().starts_with("E; hit"), "{forcing:?} {status}: {}", next.cache_status());
+        }
+    }
+}
+
+#[test]
+fn a_forced_revalidation_never_evicts_with_a_response_that_may_not_be_stored() {
+    for hs in [
+        &[("cache-control", "private, max-age=60")][..],
+        &[("cache-control", "no-store")],
+        &[("cache-control", "max-age=60"), ("set-cookie", "s=1")],
+    ] {
+        let mut h = Harness::new();
+        h.run(&get(URL), 200, ITEM, "shared", T0);
+        let (fwd, f) = h.fetch(&req("GET", URL, &[("cache-control", "no-cache")]), T0 + 1000);
+        let r = h.answer(fwd, f, 200, hs, "personal", T0 + 1000);
+        assert_eq!(r.body, b"personal", "{hs:?}");
+        let next = h.run(&get(URL), 500, &[], "never", T0 + 2000);
+        assert_eq!(next.body, b"shared", "{hs:?}: {}", next.cache_status());
+    }
+    // A storable success does replace it: the viewer asked for the latest.
+    let mut h = Harness::new();
+    h.run(&get(URL), 200, ITEM, "old", T0);
+    let (fwd, f) = h.fetch(&req("GET", URL, &[("cache-control", "no-cache")]), T0 + 1000);
+    let r = h.answer(fwd, f, 200, ITEM, "new", T0 + 1000);
+    assert!(r.cache_status().ends_with("stored"), "{}", r.cache_status());
+    assert_eq!(h.run(&get(URL), 500, &[], "never", T0 + 2000).body, b"new");
+}
+
+#[test]
+fn forced_revalidations_of_one_key_coalesce_into_one_origin_request() {
+    for forcing in FORCING {
+        let mut h = Harness::new();
+        h.run(&get(URL), 200, ITEM, "old", T0);
+        let (fwd, leader) = h.fetch(&req("GET", URL, forcing), T0 + 1000);
+        let mut waiting = Vec::new();
+        for i in 0..4 {
+            match h.lookup(&req("GET", URL, forcing), T0 + 1001 + i).1 {
+                CacheDecision::Wait(w) => waiting.push(w),
+                other => panic!("{forcing:?}: a forced revalidation bypassed coalescing: {other:?}"),
+            }
+        }
+        // Viewers that force nothing are answered from the entry meanwhile.
+        let (_, plain) = h.lookup(&get(URL), T0 + 1005);
+        let CacheDecision::Respond(plain) = plain else { panic!("{plain:?}") };
+        assert_eq!(plain.body.as_ref(), b"old");
+        assert!(h.cache.poll(&waiting[0], T0 + 1010).is_none());
+        h.answer(fwd, leader, 200, ITEM, "new", T0 + 1020);
+        for w in &waiting {
+            let Some(CacheDecision::Respond(c)) = h.cache.poll(w, T0 + 1030) else { panic!("{forcing:?}: waiter went upstream") };
+            let s = Served::from(c);
+            assert_eq!(s.body, b"new", "{forcing:?}");
+            assert!(s.cache_status().ends_with("collapsed"), "{forcing:?}: {}", s.cache_status());
+        }
+    }
+    // A leader whose revalidation got a 304 answers its waiters as well.
+    let mut h = Harness::new();
+    h.run(&get(URL), 200, ITEM, "old", T0);
+    let no_cache = [("cache-control", "no-cache")];
+    let (fwd, leader) = h.fetch(&req("GET", URL, &no_cache), T0 + 1000);
+    let CacheDecision::Wait(w) = h.lookup(&req("GET", URL, &no_cache), T0 + 1001).1 else { panic!() };
+    h.answer(fwd, leader, 304, ITEM, "", T0 + 1010);
+    let Some(CacheDecision::Respond(c)) = h.cache.poll(&w, T0 + 1020) else { panic!("waiter went upstream") };
+    assert_eq!(c.body.as_ref(), b"old");
+}
+
+#[test]
+fn head_never_deletes_or_replaces_the_get_entry() {
+    let stale: &[(&str, &str)] = &[("cache-control", "max-age=1"), ("etag", "\"v1\"")];
+    let answers: [(u16, &[(&str, &str)]); 5] = [
+        (404, &[("cache-control", "max-age=60")]),
+        (200, &[("cache-control", "max-age=60"), ("etag", "\"v2\"")]),
+        (200, &[("cache-control", "no-store")]),
+        (503, &[]),
+        (304, &[("etag", "\"v9\"")]), // selects no stored response
+    ];
+    for forcing in [&[][..], &[("cache-control", "no-cache")][..]] {
+        for (status, hs) in answers {
+            let mut h = Harness::new();
+            h.run(&get(URL), 200, stale, "body", T0);
+            // The entry is stale: HEAD goes upstream (as a revalidation).
+            let (_, f) = h.fetch(&req("HEAD", URL, forcing), T0 + 5000);
+            assert!(f.is_revalidation());
+            match h.cache.on_response(f, status, &headers(hs), T0 + 5000, T0 + 5000) {
+                AfterResponse::Store(_) => panic!("a HEAD response was stored ({status})"),
+                AfterResponse::Refetch(f) => h.cache.abandon(f, T0 + 5000),
+                _ => {}
+            }
+            // The GET entry is still there: a revalidation with its validator.
+            let (fwd, f) = h.fetch(&get(URL), T0 + 6000);
+            assert!(f.is_revalidation(), "HEAD {status} {forcing:?} deleted the GET entry");
+            let r = h.answer(fwd, f, 304, &[("cache-control", "max-age=60"), ("etag", "\"v1\"")], "", T0 + 6000);
+            assert_eq!((r.status, r.body.as_slice()), (200, &b"body"[..]), "HEAD {status} {forcing:?}");
+        }
+    }
+    // A HEAD miss stores nothing: the next GET is a miss.
+    let mut h = Harness::new();
+    let (fwd, f) = h.fetch(&req("HEAD", URL, &[]), T0);
+    h.answer(fwd, f, 200, ITEM, "", T0);
+    let (_, f) = h.fetch(&get(URL), T0 + 1);
+    assert!(!f.is_revalidation());
+    assert_eq!(f.phase(), CachePhase::Miss);
+}
