@@ -595,7 +595,7 @@ fn fwd_path_of(path_and_query: &str) -> String {
 
 mod endpoints;
 
-pub use endpoints::PRESIGN_MAX_BODY;
+pub use endpoints::{presign_too_large, PRESIGN_MAX_BODY};
 
 #[cfg(test)]
 mod tests;

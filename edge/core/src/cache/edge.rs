@@ -75,6 +75,9 @@ pub const INTERNAL_RESPONSE_FIELDS: [&str; 4] = ["surrogate-key", "cache-tag", "
 
 /// Most URL + tag entries in one purge request.
 pub const MAX_PURGE_ITEMS: usize = 1000;
+/// Largest purge request body (1000 items of about 250 bytes); the adapter
+/// stops reading at one byte more and the endpoint answers 413.
+pub const PURGE_MAX_BODY: usize = 256 * 1024;
 /// Purge/invalidation markers remembered for L2 entries.
 const MAX_MARKERS: usize = 4096;
 /// Sweep expired entries and stale locks every this many lookups.
@@ -806,6 +809,28 @@ impl EdgeCache {
         Delivery::pass(fetch.phase.cache_status(&self.name).with_collapsed(fetch.collapsed).with_detail(detail))
     }
 
+    /// The viewer's [`Delivery`] for a storable response whose body is
+    /// streamed to the viewer while a copy (at most
+    /// [`PendingStore::max_bytes`]) is collected for the cache: the headers
+    /// go out before the body is known, so `Cache-Status` says `stored`
+    /// (the cache is storing it). When the body then turns out larger or
+    /// fails, call [`EdgeCache::not_stored`] (the copy is dropped; the
+    /// adapter logs it); when it completes, [`EdgeCache::store`].
+    pub fn streaming_delivery(&self, pending: &PendingStore, now_ms: u64) -> Delivery {
+        let now = ts(now_ms);
+        let PendingStore { fetch, policy, status, headers, .. } = pending;
+        let stored_headers = stored_headers(headers, fetch.request.bucket);
+        let cache_status = fetch
+            .phase
+            .cache_status(&self.name)
+            .with_collapsed(fetch.collapsed)
+            .with_ttl(policy.time_to_live(now))
+            .with_stored(true);
+        let not_modified = has_conditionals(&fetch.request.headers)
+            && evaluate(&fetch.request.method, &fetch.request.headers, *status, &stored_headers) == Conditional::NotModified;
+        Delivery { cache_status, age: Some(policy.age(now)), buffered: true, not_modified, date: headers.get(header::DATE).cloned() }
+    }
+
     /// Store a buffered response. The viewer gets `body` with the returned
     /// [`Delivery`] (whose `Cache-Status` says whether it was stored).
     pub fn store(&mut self, pending: PendingStore, body: Arc<[u8]>, now_ms: u64) -> StoreResult {
@@ -925,15 +950,11 @@ impl EdgeCache {
     pub fn purge(&mut self, config: &Config, req: &CanonicalRequest, body: &[u8], now_ms: u64) -> PurgeResult {
         let req = req.request();
         let none = |response| PurgeResult { response, l2_delete: Vec::new() };
-        if !self.authorized(req) {
-            let mut r = self.json(401, serde_json::json!({ "error": "purge: missing or wrong bearer token", "status": 401 }));
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"offload-purge\""));
-            return none(r);
+        if let Some(refused) = self.purge_precheck(req) {
+            return none(refused);
         }
-        if req.method() != Method::POST {
-            let mut r = self.json(405, serde_json::json!({ "error": format!("purge: method {} not allowed", req.method()), "status": 405 }));
-            r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
-            return none(r);
+        if body.len() > PURGE_MAX_BODY {
+            return none(self.purge_too_large());
         }
         let parsed = match parse_purge(config, req, body) {
             Ok(p) => p,
@@ -963,6 +984,34 @@ impl EdgeCache {
             "tags": parsed.tags,
         });
         PurgeResult { response: self.json(200, body), l2_delete: if parsed.soft { Vec::new() } else { l2_delete } }
+    }
+
+    /// What the purge endpoint answers from the request head alone,
+    /// before a byte of body is read: 401 without the right bearer token,
+    /// 405 for another method than `POST`, 413 for a declared
+    /// `Content-Length` over [`PURGE_MAX_BODY`]. `None`: read the body
+    /// (at most `PURGE_MAX_BODY + 1` bytes) and call [`EdgeCache::purge`].
+    pub fn purge_precheck(&self, req: &Request<()>) -> Option<Response<Vec<u8>>> {
+        if !self.authorized(req) {
+            let mut r = self.json(401, serde_json::json!({ "error": "purge: missing or wrong bearer token", "status": 401 }));
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"offload-purge\""));
+            return Some(r);
+        }
+        if req.method() != Method::POST {
+            let mut r = self.json(405, serde_json::json!({ "error": format!("purge: method {} not allowed", req.method()), "status": 405 }));
+            r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return Some(r);
+        }
+        if crate::proxy::body::declared_length(req.headers()).is_some_and(|n| n > PURGE_MAX_BODY as u64) {
+            return Some(self.purge_too_large());
+        }
+        None
+    }
+
+    /// The 413 for a purge body past [`PURGE_MAX_BODY`].
+    pub fn purge_too_large(&self) -> Response<Vec<u8>> {
+        let msg = format!("purge: body: more than {PURGE_MAX_BODY} bytes");
+        self.json(413, serde_json::json!({ "error": msg, "field": "body", "status": 413 }))
     }
 
     fn authorized(&self, req: &Request<()>) -> bool {

@@ -477,6 +477,15 @@ impl CachePolicy {
     pub fn last_modified(&self) -> Option<&str> {
         self.last_modified.as_deref()
     }
+    /// Heap bytes the policy holds (its strings and their `String`
+    /// headers), for the store's memory accounting.
+    pub fn heap_bytes(&self) -> usize {
+        let string = |s: &String| s.len() + std::mem::size_of::<String>();
+        self.vary.iter().map(string).sum::<usize>()
+            + self.strip_headers.iter().map(string).sum::<usize>()
+            + self.etag.as_ref().map_or(0, string)
+            + self.last_modified.as_ref().map_or(0, string)
+    }
     /// May a stale response be served now while it is revalidated in the
     /// background?
     pub fn can_serve_stale_while_revalidate(&self, now: Timestamp) -> bool {

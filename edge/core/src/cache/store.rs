@@ -15,7 +15,15 @@
 //! evicted. Entries read once ("one-hit wonders") go first, popular ones
 //! survive scans. It is the classic approximation of LRU and the base of
 //! SIEVE/S3-FIFO; chosen for simplicity and O(1) amortized work in safe
-//! Rust. Total size counts body, headers, keys and a fixed per-entry cost.
+//! Rust.
+//!
+//! **Accounting.** An entry costs what it holds in memory: its body, each
+//! header field (name, value and the `HeaderMap` slot), every copy of its
+//! key strings (the slot and the indexes hold the primary key three times
+//! and the URL twice), its variance, its tags (entry and tag index), the
+//! strings of its policy, and a fixed [`ENTRY_OVERHEAD`] for the slot and
+//! index nodes. [`Store::bytes`] is the sum, and never exceeds
+//! [`StoreConfig::max_bytes`] after an insert or update.
 //! Entries past [`CachePolicy::retain_for`] are dropped on lookup and by
 //! [`Store::sweep`].
 //!
@@ -47,14 +55,31 @@ pub struct StoreConfig {
     pub max_variants: usize,
 }
 
+/// The defaults fit a Workers isolate (128 MB for the JS heap, the Wasm
+/// linear memory, which never shrinks, and everything in flight): the L1
+/// holds at most 32 MiB, and each storable response being fetched holds a
+/// cache copy of at most 4 MiB (bodies stream to the viewer; the copy is
+/// dropped past the limit), so even 8 concurrent cache fills stay under
+/// 64 MiB together with the store, leaving the rest for the Wasm code,
+/// the JS heap and the stream buffers. 4 MiB covers HTML, JSON, scripts
+/// and most images; larger objects stream through uncached (the platform
+/// cache, L2, is the place for them).
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { max_bytes: 64 << 20, max_entry_bytes: 8 << 20, max_variants: 16 }
+        Self { max_bytes: 32 << 20, max_entry_bytes: 4 << 20, max_variants: 16 }
     }
 }
 
-/// Fixed bookkeeping cost counted per entry.
-const ENTRY_OVERHEAD: usize = 256;
+/// Fixed bookkeeping cost counted per entry: the [`Slot`] itself (with its
+/// `Entry` and `CachePolicy`) plus the `BTreeMap`/`VecDeque` nodes that
+/// index it (slot id, key list, URL set, queue). A test checks that it
+/// covers `size_of::<Slot>()` with room for the index nodes.
+const ENTRY_OVERHEAD: usize = 512;
+/// Per header field: the `HeaderMap` bucket (name repr, `Bytes` value,
+/// hash, links) and its index slot.
+const FIELD_OVERHEAD: usize = 80;
+/// Per tag: the `String` in the entry and the tag index's key and id set.
+const TAG_OVERHEAD: usize = 64;
 /// Most tags kept per response, and their longest length.
 pub const MAX_TAGS: usize = 64;
 pub const MAX_TAG_LEN: usize = 256;
@@ -225,13 +250,7 @@ impl Store {
         tags.sort();
         tags.dedup();
         tags.truncate(MAX_TAGS);
-        let size = ENTRY_OVERHEAD
-            + new.body.len()
-            + header_bytes(&headers)
-            + key.as_str().len()
-            + key.url().as_str().len()
-            + variance.as_str().len()
-            + tags.iter().map(String::len).sum::<usize>();
+        let size = entry_size(key.as_str(), key.url().as_str(), &variance, &headers, &new.policy, &tags, new.body.len());
         let max = self.config.max_entry_bytes.min(self.config.max_bytes);
         if size > max {
             return Err(InsertError::TooLarge { size, max });
@@ -286,12 +305,11 @@ impl Store {
             return true;
         }
         let Some(slot) = self.slots.get_mut(&id) else { return false };
-        let old = header_bytes(&slot.entry.headers);
         slot.entry.headers = policy.storable_headers(&headers);
-        let new = header_bytes(&slot.entry.headers);
         slot.entry.policy = policy;
-        slot.size = slot.size.saturating_sub(old).saturating_add(new);
-        self.bytes = self.bytes.saturating_sub(old).saturating_add(new);
+        let old = slot.size;
+        slot.size = slot.cost();
+        self.bytes = self.bytes.saturating_sub(old).saturating_add(slot.size);
         self.evict();
         true
     }
@@ -422,8 +440,36 @@ impl Store {
     }
 }
 
+impl Slot {
+    /// What this slot costs (see the module docs, "Accounting").
+    fn cost(&self) -> usize {
+        let e = &self.entry;
+        entry_size(&self.primary, &self.url, &self.variance, &e.headers, &e.policy, &e.tags, e.body.len())
+    }
+}
+
+/// The bytes an entry holds in memory (see the module docs, "Accounting").
+fn entry_size(
+    primary: &str,
+    url: &str,
+    variance: &Variance,
+    headers: &HeaderMap,
+    policy: &CachePolicy,
+    tags: &[String],
+    body_len: usize,
+) -> usize {
+    ENTRY_OVERHEAD
+        .saturating_add(body_len)
+        .saturating_add(header_bytes(headers))
+        .saturating_add(primary.len().saturating_mul(3))
+        .saturating_add(url.len().saturating_mul(2))
+        .saturating_add(variance.as_str().len())
+        .saturating_add(tags.iter().map(|t| t.len().saturating_mul(2) + TAG_OVERHEAD).sum::<usize>())
+        .saturating_add(policy.heap_bytes())
+}
+
 fn header_bytes(h: &HeaderMap) -> usize {
-    h.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum()
+    h.iter().map(|(n, v)| n.as_str().len() + v.len() + FIELD_OVERHEAD).sum()
 }
 
 /// Purge tags from an origin response: `Surrogate-Key` (space-separated)

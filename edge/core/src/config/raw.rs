@@ -103,9 +103,9 @@ pub struct RawBucket {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCacheSettings {
-    /// Bytes the in-isolate (L1) store may hold (default 64 MiB).
+    /// Bytes the in-isolate (L1) store may hold (default 32 MiB).
     pub max_bytes: Option<usize>,
-    /// Largest single response stored (default 8 MiB).
+    /// Largest single response stored (default 4 MiB).
     pub max_entry_bytes: Option<usize>,
     /// How long a coalesced request waits for the leader (default 5000 ms).
     pub lock_timeout_ms: Option<u64>,

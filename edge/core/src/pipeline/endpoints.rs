@@ -52,6 +52,19 @@ fn error(status: StatusCode, field: &str, message: &str) -> Response<Vec<u8>> {
     json(status, &serde_json::json!({ "error": message, "field": field, "status": status.as_u16() }))
 }
 
+fn bearer(req: &CanonicalRequest) -> Option<&str> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// The 413 for a presign body past [`PRESIGN_MAX_BODY`].
+pub fn presign_too_large() -> Response<Vec<u8>> {
+    error(StatusCode::PAYLOAD_TOO_LARGE, "body", &format!("presign request body: more than {PRESIGN_MAX_BODY} bytes"))
+}
+
 impl Edge {
     /// The presign endpoint's path, if `[presign]` is configured. The
     /// adapter reads at most [`PRESIGN_MAX_BODY`] bytes of body for it and
@@ -65,6 +78,30 @@ impl Edge {
         self.presign_path() == Some(req.path())
     }
 
+    /// What the presign endpoint answers from the request head alone,
+    /// before a byte of body is read (404 unconfigured, 405, 401 without a
+    /// bearer token, 413 for a declared `Content-Length` over
+    /// [`PRESIGN_MAX_BODY`]). `None`: read at most `PRESIGN_MAX_BODY + 1`
+    /// bytes and call [`Edge::presign_endpoint`] (the token's scope names
+    /// the key in the body, so it is verified there).
+    pub fn presign_precheck(&self, req: &CanonicalRequest) -> Option<Response<Vec<u8>>> {
+        if self.config().presign().is_none() || self.config().links().is_none() {
+            return Some(error(StatusCode::NOT_FOUND, "", "presign endpoint is not configured"));
+        }
+        if req.method() != Method::POST {
+            let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "method", "use POST");
+            r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+            return Some(r);
+        }
+        if bearer(req).is_none() {
+            return Some(error(StatusCode::UNAUTHORIZED, "authorization", "missing `Authorization: Bearer <app token>`"));
+        }
+        if crate::proxy::body::declared_length(req.headers()).is_some_and(|n| n > PRESIGN_MAX_BODY as u64) {
+            return Some(presign_too_large());
+        }
+        None
+    }
+
     /// Answer a presign request. Bad input gets a 4xx JSON error naming
     /// the field; nothing here panics or echoes a secret.
     pub fn presign_endpoint(
@@ -74,24 +111,16 @@ impl Edge {
         viewer: &Viewer,
         now_secs: u64,
     ) -> Response<Vec<u8>> {
+        if let Some(refused) = self.presign_precheck(req) {
+            return refused;
+        }
         let (Some(settings), Some(keys)) = (self.config().presign(), self.config().links()) else {
             return error(StatusCode::NOT_FOUND, "", "presign endpoint is not configured");
         };
-        if req.method() != Method::POST {
-            let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "method", "use POST");
-            r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
-            return r;
-        }
         if body.len() > PRESIGN_MAX_BODY {
-            return error(StatusCode::PAYLOAD_TOO_LARGE, "body", "presign request body is too large");
+            return presign_too_large();
         }
-        let token = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        let Some(token) = token else {
+        let Some(token) = bearer(req) else {
             return error(StatusCode::UNAUTHORIZED, "authorization", "missing `Authorization: Bearer <app token>`");
         };
         let parsed: PresignBody = match serde_json::from_slice(body) {

@@ -1,5 +1,6 @@
 //! Proxying rules: what the edge forwards to an origin and what it returns.
 
+pub mod body;
 pub mod canonical;
 pub mod headers;
 

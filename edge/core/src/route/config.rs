@@ -153,7 +153,17 @@ pub struct RawFailover {
     pub max_attempts: Option<u32>,
     #[serde(default)]
     pub allow_unsafe_retry: bool,
+    /// Largest viewer request body kept in memory so a retry can replay
+    /// it (default [`DEFAULT_REPLAY_BODY_MAX_BYTES`]; 0: never kept).
+    pub replay_body_max_bytes: Option<usize>,
 }
+
+/// Default of `[routing.failover] replay_body_max_bytes`: form posts and
+/// API calls fit, uploads stream.
+pub const DEFAULT_REPLAY_BODY_MAX_BYTES: usize = 64 * 1024;
+/// Upper bound of `replay_body_max_bytes` (each request in flight may hold
+/// this much in a 128 MB isolate).
+pub const MAX_REPLAY_BODY_MAX_BYTES: usize = 16 << 20;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -422,6 +432,7 @@ pub struct Routing {
     equal_distance_m: u64,
     retry: RetryPolicy,
     allow_unsafe_retry: bool,
+    replay_body_max_bytes: usize,
     health: HealthSettings,
     budget: BudgetSettings,
     sticky: Option<Sticky>,
@@ -447,6 +458,7 @@ impl Routing {
             equal_distance_m: 50_000,
             retry: RetryPolicy::default(),
             allow_unsafe_retry: routing.failover.allow_unsafe_retry,
+            replay_body_max_bytes: DEFAULT_REPLAY_BODY_MAX_BYTES,
             health: HealthSettings::default(),
             budget: BudgetSettings::default(),
             sticky: None,
@@ -462,6 +474,12 @@ impl Routing {
             out.equal_distance_m = (km * 1000.0).round() as u64;
         }
         out.retry = validate_failover(&routing.failover)?;
+        if let Some(n) = routing.failover.replay_body_max_bytes {
+            if n > MAX_REPLAY_BODY_MAX_BYTES {
+                return Err(range("routing.failover.replay_body_max_bytes", n, "0..=16777216"));
+            }
+            out.replay_body_max_bytes = n;
+        }
         out.health = validate_health(&routing.health)?;
         out.budget = validate_budget(&routing.retry_budget)?;
         out.sticky = routing.sticky.map(validate_sticky).transpose()?;
@@ -525,6 +543,17 @@ impl Routing {
     /// The `allow_unsafe_retry` default for routes that do not set it.
     pub fn allow_unsafe_retry(&self) -> bool {
         self.allow_unsafe_retry
+    }
+    /// The largest viewer request body an adapter keeps so that a retry
+    /// can replay it: `replay_body_max_bytes`, or 0 when the failover
+    /// never makes a second attempt. Larger bodies (declared or observed)
+    /// stream to the origin once and are never replayed.
+    pub fn body_replay_limit(&self) -> usize {
+        if self.retry.max_attempts() > 1 {
+            self.replay_body_max_bytes
+        } else {
+            0
+        }
     }
     pub fn health(&self) -> HealthSettings {
         self.health
@@ -845,6 +874,23 @@ secret = "0123456789abcdef0123"
 
     fn err(text: &str) -> String {
         Routing::from_toml(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn replay_body_limit_defaults_validates_and_needs_a_second_attempt() {
+        assert_eq!(Routing::from_toml(GOOD).unwrap().body_replay_limit(), DEFAULT_REPLAY_BODY_MAX_BYTES);
+        let with = |line: &str| GOOD.replace("max_attempts = 2", line);
+        let r = Routing::from_toml(&with("max_attempts = 2\nreplay_body_max_bytes = 0")).unwrap();
+        assert_eq!(r.body_replay_limit(), 0);
+        let r = Routing::from_toml(&with("max_attempts = 2\nreplay_body_max_bytes = 1048576")).unwrap();
+        assert_eq!(r.body_replay_limit(), 1 << 20);
+        // One attempt only: nothing is ever replayed, so nothing is kept.
+        let r = Routing::from_toml(&with("max_attempts = 1\nreplay_body_max_bytes = 1048576")).unwrap();
+        assert_eq!(r.body_replay_limit(), 0);
+        let e = err(&with("max_attempts = 2\nreplay_body_max_bytes = 16777217"));
+        assert!(e.contains("routing.failover.replay_body_max_bytes") && e.contains("16777217"), "{e}");
+        let e = err(&with("max_attempts = 2\nreplay_body_max_bytes = -1"));
+        assert!(e.contains("replay_body_max_bytes"), "{e}");
     }
 
     #[test]

@@ -782,3 +782,30 @@ fn head_never_deletes_or_replaces_the_get_entry() {
     assert!(!f.is_revalidation());
     assert_eq!(f.phase(), CachePhase::Miss);
 }
+
+#[test]
+fn purge_is_refused_from_its_head_before_any_body_is_read() {
+    let h = Harness::new();
+    let head = |method: &str, hs: &[(&str, &str)]| req(method, "http://edge.test/_offload/purge", hs);
+    let bearer = format!("Bearer {TOKEN}");
+    let status = |r: Option<Response<Vec<u8>>>| r.map(|r| r.status().as_u16());
+    assert_eq!(status(h.cache.purge_precheck(&head("POST", &[]))), Some(401));
+    assert_eq!(status(h.cache.purge_precheck(&head("POST", &[("authorization", "Bearer wrong")]))), Some(401));
+    assert_eq!(status(h.cache.purge_precheck(&head("GET", &[("authorization", &bearer)]))), Some(405));
+    let big = (PURGE_MAX_BODY + 1).to_string();
+    assert_eq!(status(h.cache.purge_precheck(&head("POST", &[("authorization", &bearer), ("content-length", &big)]))), Some(413));
+    assert_eq!(status(h.cache.purge_precheck(&head("POST", &[("authorization", &bearer), ("content-length", "20")]))), None);
+    assert_eq!(status(h.cache.purge_precheck(&head("POST", &[("authorization", &bearer)]))), None);
+}
+
+#[test]
+fn an_oversized_purge_body_is_413() {
+    let mut h = Harness::new();
+    h.run(&get(URL), 200, ITEM, "kept", T0);
+    // What an adapter that stops at the limit + 1 byte hands over.
+    let body = format!("{{\"urls\": [\"{URL}\"], \"x\": \"{}\"", "p".repeat(PURGE_MAX_BODY));
+    let (status, v) = purge(&mut h, Some(TOKEN), &body[..PURGE_MAX_BODY + 1], T0);
+    assert_eq!(status, 413);
+    assert_eq!(v["field"], "body");
+    assert_eq!(h.run(&get(URL), 500, &[], "", T0 + 1).body, b"kept", "nothing was purged");
+}

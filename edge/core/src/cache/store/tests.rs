@@ -303,3 +303,87 @@ impl Found<'_> {
         }
     }
 }
+
+// ----- accounting -----------------------------------------------------------
+
+#[test]
+fn the_per_entry_overhead_covers_the_slot_and_its_index_nodes() {
+    // The slot itself plus one id in the key list, the queue and the
+    // slot map's node share (id + pointer-sized links), with room to spare.
+    let fixed = std::mem::size_of::<Slot>() + 3 * std::mem::size_of::<u64>() + 4 * std::mem::size_of::<usize>();
+    assert!(fixed <= ENTRY_OVERHEAD, "Slot is {} bytes; ENTRY_OVERHEAD {ENTRY_OVERHEAD} is too small", std::mem::size_of::<Slot>());
+}
+
+#[test]
+fn every_byte_an_entry_holds_is_counted() {
+    let mut s = Store::new(StoreConfig::default());
+    let long_path = format!("/a/{}", "p".repeat(3000));
+    let k = key(&long_path);
+    let req = headers(&[("accept-language", &"fr-".repeat(500))]);
+    let resp = [CC, ("vary", "Accept-Language"), ("etag", "\"v1\""), ("surrogate-key", "t1 t2 t3"), ("x-long", &"v".repeat(2000))];
+    let e = entry(&resp, &"b".repeat(10_000));
+    let policy_heap = e.policy.heap_bytes();
+    s.insert(&k, &req, e, t(T0)).unwrap();
+    let Found::Hit(stored) = s.lookup(&k, &req, t(T0)) else { panic!() };
+    let field_bytes: usize = stored.headers().iter().map(|(n, v)| n.as_str().len() + v.len()).sum();
+    let fields = stored.headers().len();
+    let variance = Variance::new(stored.policy().vary(), &req);
+    assert!(variance.as_str().len() >= 1500, "the variance holds the request's value");
+    let tags: usize = stored.tags().iter().map(String::len).sum();
+    let want = ENTRY_OVERHEAD
+        + 10_000
+        + field_bytes
+        + fields * FIELD_OVERHEAD
+        + 3 * k.as_str().len()
+        + 2 * k.url().as_str().len()
+        + variance.as_str().len()
+        + 2 * tags
+        + stored.tags().len() * TAG_OVERHEAD
+        + policy_heap;
+    assert_eq!(s.bytes(), want);
+    // Keys and variance dominate the body here: they are real memory.
+    assert!(s.bytes() > 10_000 + 3 * 3000 + 2 * 3000 + 1500);
+    // Removing gives every byte back.
+    assert!(s.remove(&k, &req));
+    assert_eq!(s.bytes(), 0);
+}
+
+#[test]
+fn a_304_update_recounts_the_entry() {
+    let mut s = Store::new(StoreConfig::default());
+    let none = HeaderMap::new();
+    let k = key("/u");
+    s.insert(&k, &none, entry(&[CC, ("etag", "\"v1\"")], "body"), t(T0)).unwrap();
+    let before = s.bytes();
+    let bigger = headers(&[CC, ("etag", "\"v1\""), ("x-new", &"n".repeat(1000))]);
+    let policy = CachePolicy::new(&Exchange::new(&Method::GET, &none, 200, &bigger, t(T0), t(T0)), &CacheRules::default());
+    assert!(s.update(&k, &none, bigger, policy));
+    assert_eq!(s.bytes(), before + "x-new".len() + 1000 + FIELD_OVERHEAD);
+    assert!(s.remove(&k, &none));
+    assert_eq!(s.bytes(), 0);
+}
+
+#[test]
+fn long_keys_and_variants_cannot_exceed_the_store_bound() {
+    // One-byte bodies under 4 KiB keys and 1 KiB variances: a store that
+    // counted bodies only would hold all 2000 of them.
+    let max = 1 << 20;
+    let mut s = Store::new(StoreConfig { max_bytes: max, max_entry_bytes: max, max_variants: 16 });
+    for i in 0..2000 {
+        let k = key(&format!("/{i}/{}", "k".repeat(4096)));
+        let req = headers(&[("accept-language", &format!("{i}{}", "x".repeat(1024)))]);
+        s.insert(&k, &req, entry(&[CC, ("vary", "accept-language")], "b"), t(T0)).unwrap();
+        assert!(s.bytes() <= max, "{} bytes after insert {i}", s.bytes());
+    }
+    assert!(s.len() < max / (3 * 4096 + 2 * 4096 + 1024), "{} entries held", s.len());
+    let recount: usize = s.slots.values().map(Slot::cost).sum();
+    assert_eq!(recount, s.bytes());
+}
+
+#[test]
+fn defaults_fit_a_128_mb_isolate_with_fills_in_flight() {
+    let d = StoreConfig::default();
+    assert_eq!((d.max_bytes, d.max_entry_bytes), (32 << 20, 4 << 20));
+    // The store plus eight concurrent cache copies stay under half the isolate.
+    assert!(d.max_bytes + 8 * d.max_entry_bytes <= 64 << 20);
+}
