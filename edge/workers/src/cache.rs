@@ -9,8 +9,9 @@
 //!   call is caught, time-limited, and treated as a miss;
 //! - coalescing waits (short `Delay` sleeps between polls);
 //! - `stale-while-revalidate` revalidations in `ctx.wait_until`;
-//! - buffering storable bodies (up to `max_entry_bytes`); everything else
-//!   streams through.
+//! - storable bodies stream to the viewer while a copy of at most
+//!   `max_entry_bytes` is kept for the cache ([`fill_cache`]); everything
+//!   else streams through untouched.
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -18,13 +19,17 @@ use std::time::Duration;
 
 use futures_util::future::{select, Either};
 use js_sys::{Array, Function, Promise, Reflect};
-use offload_core::cache::edge::{Adopted, AfterResponse, CacheDecision, CachedResponse, L2Write, META_HEADER};
+use offload_core::cache::edge::{
+    Adopted, AfterResponse, CacheDecision, CachedResponse, L2Write, PendingStore, META_HEADER,
+};
+use offload_core::proxy::body::{BodyKind, BodyLimit};
 use offload_core::proxy::canonical::CanonicalRequest;
 use offload_core::{Error, Forward, Plan, Viewer};
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{Context, Delay, Headers, Response};
+use worker::{Context, Delay, Headers, Response, ResponseBody};
 
+use crate::body::{self, Upload};
 use crate::{
     final_status, from_worker_headers, now_ms, respond_error, run_steps, to_worker_headers,
     to_worker_response, with_cache, with_isolate, Upstreamed,
@@ -71,7 +76,7 @@ pub(crate) async fn serve(
                 if let Some(s) = status {
                     fwd.cache_status = s;
                 }
-                return crate::forward_plain(fwd, None).await;
+                return crate::forward_plain(fwd, Upload::None).await;
             }
             CacheDecision::Respond(c) => return respond(&c),
             CacheDecision::RespondAndRevalidate(c, fetch) => {
@@ -111,7 +116,8 @@ pub(crate) async fn serve(
 /// into L1 and decided on again. `Err` gives the fetch back.
 async fn try_l2(fetch: Fetch) -> Result<CacheDecision, Fetch> {
     let Some(key) = fetch.l2_key() else { return Err(fetch) };
-    let Some((meta, body)) = l2::get(&key).await else { return Err(fetch) };
+    let max = with_cache(|_, _, c| c.max_entry_bytes()).unwrap_or(0);
+    let Some((meta, body)) = l2::get(&key, max).await else { return Err(fetch) };
     let now = now_ms();
     let mut slot = Some(fetch);
     let adopted = with_cache(|_, _, c| slot.take().map(|f| c.adopt_l2(f, &meta, body, now)));
@@ -149,8 +155,8 @@ async fn fetch_upstream(
     mut fwd: Box<Forward>,
     fetch: Fetch,
 ) -> worker::Result<Response> {
-    match run_steps(&mut fwd, None, Some(&fetch)).await {
-        Upstreamed::Response(mut resp, sent_at) => {
+    match run_steps(&mut fwd, &mut Upload::None, Some(&fetch)).await {
+        Upstreamed::Response(resp, sent_at) => {
             let status = resp.status_code();
             let Some(status_code) = final_status(status) else {
                 let now = now_ms();
@@ -184,38 +190,52 @@ async fn fetch_upstream(
                     Ok(Response::builder().with_status(status).with_headers(to_worker_headers(&headers)).body(body))
                 }
                 AfterResponse::Store(pending) => {
-                    let max = pending.max_bytes();
-                    let bytes = resp.bytes().await;
+                    // The body streams to the viewer as it arrives; a copy
+                    // of at most `max_entry_bytes` is kept for the cache
+                    // and stored once the body is complete (after the
+                    // response, in `wait_until`).
+                    let (_, body) = resp.into_parts();
+                    let stream: Option<JsValue> = match body {
+                        ResponseBody::Stream(s) => Some(s.into()),
+                        ResponseBody::Body(b) => Some(js_sys::Uint8Array::from(b.as_slice()).into()),
+                        ResponseBody::Empty => None,
+                    };
                     let now = now_ms();
-                    let (delivery, body) = match bytes {
-                        Ok(b) if b.len() <= max => {
-                            let body: Arc<[u8]> = Arc::from(b);
-                            let Some(result) = with_cache(|_, _, c| c.store(pending, body.clone(), now)) else {
-                                return not_initialized();
-                            };
-                            if let Some(w) = result.l2 {
-                                match ctx {
-                                    Some(ctx) => ctx.wait_until(l2::put(w)),
-                                    None => l2::put(w).await,
-                                }
-                            }
-                            (result.delivery, body.to_vec())
-                        }
-                        Ok(b) => match with_cache(|_, _, c| c.not_stored(pending, "too-large", now)) {
-                            Some(d) => (d.buffered(), b),
-                            None => return not_initialized(),
-                        },
-                        Err(e) => {
-                            with_cache(|_, _, c| c.not_stored(pending, "body-error", now));
-                            worker::console_warn!("upstream body: {e}");
-                            return respond_error(&Error::Upstream("upstream body failed".into()));
-                        }
+                    let Some(delivery) = with_cache(|_, _, c| c.streaming_delivery(&pending, now)) else {
+                        return not_initialized();
                     };
                     delivery.apply(&mut fwd, &mut headers);
                     with_isolate(|edge, _| edge.finish(&fwd, status_code, &mut headers));
-                    let body =
-                        if delivery.is_not_modified() || head.method() == http::Method::HEAD { Vec::new() } else { body };
-                    Ok(with_body(delivery.status(status), &headers, body))
+                    let out = delivery.status(status);
+                    let to_viewer = ctx.is_some()
+                        && stream.is_some()
+                        && !delivery.is_not_modified()
+                        && head.method() != http::Method::HEAD
+                        && !matches!(out, 204 | 205 | 304);
+                    let Some(ctx) = ctx.filter(|_| to_viewer) else {
+                        // No body for the viewer (or none waiting: a
+                        // background revalidation): fill the cache only.
+                        match ctx {
+                            Some(ctx) => ctx.wait_until(fill_cache(pending, stream, None)),
+                            None => fill_cache(pending, stream, None).await,
+                        }
+                        return Ok(with_body(out, &headers, Vec::new()));
+                    };
+                    let (readable, writer, writable) = match body::identity() {
+                        Ok(t) => t,
+                        Err(e) => {
+                            let now = now_ms();
+                            with_cache(|_, _, c| c.not_stored(pending, "stream", now));
+                            worker::console_error!("identity stream: {}", body::js_reason(&e));
+                            return respond_error(&Error::Upstream("response stream unavailable".into()));
+                        }
+                    };
+                    ctx.wait_until(fill_cache(pending, stream, Some((writer, writable))));
+                    let readable: worker::web_sys::ReadableStream = readable.unchecked_into();
+                    Ok(Response::builder()
+                        .with_status(out)
+                        .with_headers(to_worker_headers(&headers))
+                        .body(ResponseBody::Stream(readable)))
                 }
             }
         }
@@ -231,6 +251,79 @@ async fn fetch_upstream(
             with_cache(|_, _, c| c.abandon(fetch, now));
             respond_error(&e)
         }
+    }
+}
+
+/// Read the upstream body of a storable response: each chunk goes to the
+/// viewer (`viewer`: the writer of its response body, and that body's
+/// writable end) and into the cache copy while the copy fits
+/// `max_entry_bytes`. Past it, the copy is dropped (not stored) and the
+/// rest of the body is piped to the viewer without passing through Wasm.
+/// A complete body is stored (L1 now, L2 after); a failed one is never
+/// stored, and the viewer's body fails too (it never looks complete). A
+/// viewer that goes away does not stop the cache copy.
+async fn fill_cache(pending: PendingStore, stream: Option<JsValue>, viewer: Option<(body::Writer, JsValue)>) {
+    let mut viewer = viewer;
+    let max = pending.max_bytes();
+    let mut copy: Vec<u8> = Vec::new();
+    if let Some(stream) = stream {
+        let reader = match body::Reader::new(&stream) {
+            Ok(r) => r,
+            Err(e) => return body_failed(pending, viewer, &e),
+        };
+        let mut counter = BodyLimit::new(BodyKind::CacheCopy, max);
+        loop {
+            let chunk = match reader.read().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(e) => return body_failed(pending, viewer, &e),
+            };
+            if let Err(e) = counter.take(chunk.length() as usize) {
+                drop(std::mem::take(&mut copy));
+                let now = now_ms();
+                with_cache(|_, _, c| c.not_stored(pending, "too-large", now));
+                worker::console_log!("not stored: {e}");
+                let Some((writer, writable)) = viewer.take() else {
+                    reader.cancel().await;
+                    return;
+                };
+                if writer.write(&chunk).await.is_err() {
+                    reader.cancel().await;
+                    return;
+                }
+                writer.release();
+                reader.release();
+                if let Err(e) = body::pipe(&stream, &writable).await {
+                    worker::console_warn!("upstream body: {}", body::js_reason(&e));
+                }
+                return;
+            }
+            copy.extend_from_slice(&chunk.to_vec());
+            if let Some((writer, _)) = &viewer {
+                if writer.write(&chunk).await.is_err() {
+                    viewer = None;
+                }
+            }
+        }
+    }
+    if let Some((writer, _)) = viewer.take() {
+        if let Err(e) = writer.close().await {
+            worker::console_warn!("viewer body: {}", body::js_reason(&e));
+        }
+    }
+    let now = now_ms();
+    let body: Arc<[u8]> = Arc::from(copy);
+    if let Some(w) = with_cache(|_, _, c| c.store(pending, body, now)).and_then(|r| r.l2) {
+        l2::put(w).await;
+    }
+}
+
+fn body_failed(pending: PendingStore, viewer: Option<(body::Writer, JsValue)>, e: &JsValue) {
+    let now = now_ms();
+    with_cache(|_, _, c| c.not_stored(pending, "body-error", now));
+    worker::console_warn!("upstream body: {}", body::js_reason(e));
+    if let Some((writer, _)) = viewer {
+        writer.abort("upstream body failed");
     }
 }
 
@@ -300,12 +393,13 @@ mod l2 {
     }
 
     /// The entry's metadata and body.
-    pub(super) async fn get(key: &str) -> Option<(String, Vec<u8>)> {
+    /// The entry's metadata and body (at most `max` bytes: a larger one is
+    /// not read past the limit and counts as a miss).
+    pub(super) async fn get(key: &str, max: usize) -> Option<(String, Vec<u8>)> {
         let v = call("match", Array::of1(&JsValue::from_str(key))).await?;
         let resp: web_sys::Response = v.dyn_into().ok()?;
-        let mut resp = Response::from(resp);
         let meta = resp.headers().get(META_HEADER).ok().flatten()?;
-        let body = resp.bytes().await.ok()?;
+        let body = body::read_capped(resp.body().map(Into::into), BodyKind::CacheCopy, max).await.ok()?;
         Some((meta, body))
     }
 

@@ -5,6 +5,7 @@
 //! The cache layer (L1 in the isolate, L2 in the platform cache) is in
 //! [`cache`].
 
+mod body;
 mod cache;
 
 use std::cell::RefCell;
@@ -16,7 +17,10 @@ use offload_core::route::geo::WorkersCf;
 use offload_core::route::Outcome;
 use offload_core::sign::Credentials;
 use offload_core::cache::EdgeCache;
+use offload_core::proxy::body::BodyKind;
 use offload_core::{Config, Edge, EdgeState, Error, Forward, Plan, Step, Viewer};
+
+use crate::body::Upload;
 use worker::{
     event, AbortController, Context, Delay, Env, Fetch, Headers, Method, Request, RequestInit,
     RequestRedirect, Response,
@@ -102,7 +106,7 @@ fn random_u32() -> u32 {
 }
 
 #[event(fetch)]
-async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
+async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
     if let Err(e) = init(&env) {
         worker::console_error!("{e}");
         return to_worker_response(&e.to_response());
@@ -117,15 +121,34 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
         Some(Err(refusal)) => return to_worker_response(&refusal),
         None => return respond_error(&Error::Upstream("edge not initialized".into())),
     };
-    // The cache layer's own endpoint, answered before routing.
+    // The cache layer's own endpoint, answered before routing. Its token
+    // is checked before a byte of body is read; the body is capped.
     if with_cache(|_, _, c| c.is_purge(&head)) == Some(true) {
-        let body = req.bytes().await.unwrap_or_default();
-        return cache::purge(&head, &body).await;
+        if let Some(Some(refused)) = with_cache(|_, _, c| c.purge_precheck(&head)) {
+            return to_worker_response(&refused);
+        }
+        let limit = offload_core::cache::edge::PURGE_MAX_BODY;
+        return match body::read_capped(req.inner().body().map(Into::into), BodyKind::Purge, limit).await {
+            Ok(body) => cache::purge(&head, &body).await,
+            Err(body::ReadError::TooLarge(_)) => match with_cache(|_, _, c| c.purge_too_large()) {
+                Some(r) => to_worker_response(&r),
+                None => respond_error(&Error::Upstream("edge not initialized".into())),
+            },
+            Err(e) => respond_error(&body_error(&e)),
+        };
     }
     let viewer = viewer_of(&req, head.request());
     let presign = with_isolate(|edge, _| edge.is_presign(&head)).unwrap_or(false);
     if presign {
-        let body = read_body_limited(&mut req, offload_core::pipeline::PRESIGN_MAX_BODY).await;
+        if let Some(Some(refused)) = with_isolate(|edge, _| edge.presign_precheck(&head)) {
+            return to_worker_response(&refused);
+        }
+        let limit = offload_core::pipeline::PRESIGN_MAX_BODY;
+        let body = match body::read_capped(req.inner().body().map(Into::into), BodyKind::Presign, limit).await {
+            Ok(b) => b,
+            Err(body::ReadError::TooLarge(_)) => return to_worker_response(&offload_core::pipeline::presign_too_large()),
+            Err(e) => return respond_error(&body_error(&e)),
+        };
         let resp = with_isolate(|edge, _| edge.presign_endpoint(&head, &body, &viewer, now_ms() / 1000));
         return match resp {
             Some(r) => to_worker_response(&r),
@@ -141,9 +164,25 @@ async fn fetch(mut req: Request, env: Env, ctx: Context) -> worker::Result<Respo
     if !fwd.send_body {
         return cache::serve(&ctx, head, viewer, fwd).await;
     }
-    // Buffer the viewer's body once so a retry can replay it.
-    let body = req.bytes().await.unwrap_or_default();
-    forward_plain(fwd, Some(body)).await
+    // The viewer's body streams to the origin; it is kept in memory only
+    // when a retry could replay it and it fits the replay limit.
+    let replay_limit = with_isolate(|edge, _| edge.config().routing().body_replay_limit()).unwrap_or(0);
+    let declared = offload_core::proxy::body::declared_length(head.headers());
+    let upload = match body::upload(req.inner().body().map(Into::into), declared, replay_limit).await {
+        Ok(u) => u,
+        Err(e) => return respond_error(&body_error(&e)),
+    };
+    forward_plain(fwd, upload).await
+}
+
+/// A viewer body that could not be read: a 400 that says so (never an
+/// empty or truncated body sent on).
+fn body_error(e: &body::ReadError) -> Error {
+    worker::console_warn!("viewer body: {e}");
+    Error::Request(offload_core::RequestError::new(
+        offload_core::error::RequestErrorKind::BadRequest,
+        "the request body could not be read",
+    ))
 }
 
 /// How walking the plan's steps ended.
@@ -159,7 +198,7 @@ enum Upstreamed {
 /// Walk the failover steps: send, report, until there is a response to
 /// deliver or the pipeline gives up. `fetch` sets the cache's conditional
 /// headers on each attempt.
-async fn run_steps(fwd: &mut Forward, body: Option<&[u8]>, fetch: Option<&cache::Fetch>) -> Upstreamed {
+async fn run_steps(fwd: &mut Forward, body: &mut Upload, fetch: Option<&cache::Fetch>) -> Upstreamed {
     // The origin is chosen now, when the request really goes upstream: a
     // cache hit never gets here, so it costs no retry budget or probe.
     with_isolate(|edge, state| edge.begin(fwd, state, now_ms(), random_u32()));
@@ -173,12 +212,20 @@ async fn run_steps(fwd: &mut Forward, body: Option<&[u8]>, fetch: Option<&cache:
                 }
                 let started = now_ms();
                 sent_at = started;
-                let outcome = send(&request, body, timeout_ms).await;
+                let js_body = match body {
+                    Upload::None => None,
+                    Upload::Buffered(b) => Some(js_sys::Uint8Array::from(b.as_slice()).into()),
+                    Upload::Stream(s) => match s.take() {
+                        Some(s) => Some(s),
+                        None => return Upstreamed::Failed(Error::Upstream("request body already sent".into())),
+                    },
+                };
+                let outcome = send(&request, js_body, timeout_ms).await;
                 let (report, resp) = match outcome {
                     Ok(resp) => (Outcome::Status(resp.status_code()), Some(resp)),
                     Err(o) => (o, None),
                 };
-                let body_sent = body.is_some() && !matches!(report, Outcome::ConnectError);
+                let body_sent = body.sent(matches!(report, Outcome::ConnectError));
                 let now = now_ms();
                 with_isolate(|edge, state| {
                     edge.report(fwd, report, body_sent, now.saturating_sub(started), state, now)
@@ -204,8 +251,8 @@ async fn run_steps(fwd: &mut Forward, body: Option<&[u8]>, fetch: Option<&cache:
 
 /// Forward without the cache (uncacheable methods and routes); unsafe
 /// methods then invalidate what they targeted (RFC 9111 §4.4).
-async fn forward_plain(mut fwd: Box<Forward>, body: Option<Vec<u8>>) -> worker::Result<Response> {
-    match run_steps(&mut fwd, body.as_deref(), None).await {
+async fn forward_plain(mut fwd: Box<Forward>, mut body: Upload) -> worker::Result<Response> {
+    match run_steps(&mut fwd, &mut body, None).await {
         Upstreamed::Response(resp, _) => {
             if fwd.send_body {
                 let status = resp.status_code();
@@ -222,13 +269,13 @@ async fn forward_plain(mut fwd: Box<Forward>, body: Option<Vec<u8>>) -> worker::
 
 /// One upstream attempt: `Err(Timeout)` after `timeout_ms`,
 /// `Err(ConnectError)` when the platform's fetch fails.
-async fn send(request: &http::Request<()>, body: Option<&[u8]>, timeout_ms: u64) -> Result<Response, Outcome> {
+async fn send(request: &http::Request<()>, body: Option<wasm_bindgen::JsValue>, timeout_ms: u64) -> Result<Response, Outcome> {
     let mut init = RequestInit::new();
     init.with_method(Method::from(request.method().as_str().to_owned()))
         .with_headers(to_worker_headers(request.headers()))
         .with_redirect(RequestRedirect::Manual);
-    if let Some(b) = body {
-        init.with_body(Some(js_sys::Uint8Array::from(b).into()));
+    if body.is_some() {
+        init.with_body(body);
     }
     let upstream =
         Request::new_with_init(&request.uri().to_string(), &init).map_err(|_| Outcome::ConnectError)?;
@@ -359,12 +406,4 @@ fn to_worker_response(resp: &http::Response<Vec<u8>>) -> worker::Result<Response
         .with_status(resp.status().as_u16())
         .with_headers(to_worker_headers(resp.headers()))
         .fixed(resp.body().clone()))
-}
-
-/// The request body, cut at `limit + 1` bytes so the core can refuse an
-/// oversized one with a clear error.
-async fn read_body_limited(req: &mut Request, limit: usize) -> Vec<u8> {
-    let mut body = req.bytes().await.unwrap_or_default();
-    body.truncate(limit.saturating_add(1));
-    body
 }

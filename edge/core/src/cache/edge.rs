@@ -406,6 +406,11 @@ impl EdgeCache {
         }
     }
 
+    /// Largest body the cache keeps (`[cache] max_entry_bytes`).
+    pub fn max_entry_bytes(&self) -> usize {
+        self.max_entry_bytes
+    }
+
     /// The L1 store (for stats and tests).
     pub fn l1(&self) -> &Store {
         &self.store
@@ -948,11 +953,11 @@ impl EdgeCache {
     /// "soft": false}`. URLs are absolute or paths (resolved against the
     /// request's host); each is keyed with its route's key rules.
     pub fn purge(&mut self, config: &Config, req: &CanonicalRequest, body: &[u8], now_ms: u64) -> PurgeResult {
-        let req = req.request();
         let none = |response| PurgeResult { response, l2_delete: Vec::new() };
         if let Some(refused) = self.purge_precheck(req) {
             return none(refused);
         }
+        let req = req.request();
         if body.len() > PURGE_MAX_BODY {
             return none(self.purge_too_large());
         }
@@ -991,7 +996,8 @@ impl EdgeCache {
     /// 405 for another method than `POST`, 413 for a declared
     /// `Content-Length` over [`PURGE_MAX_BODY`]. `None`: read the body
     /// (at most `PURGE_MAX_BODY + 1` bytes) and call [`EdgeCache::purge`].
-    pub fn purge_precheck(&self, req: &Request<()>) -> Option<Response<Vec<u8>>> {
+    pub fn purge_precheck(&self, req: &CanonicalRequest) -> Option<Response<Vec<u8>>> {
+        let req = req.request();
         if !self.authorized(req) {
             let mut r = self.json(401, serde_json::json!({ "error": "purge: missing or wrong bearer token", "status": 401 }));
             r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"offload-purge\""));

@@ -1,0 +1,224 @@
+//! Bodies as platform streams, read with a byte counter
+//! ([`offload_core::proxy::body::BodyLimit`]) and never read whole unless
+//! they fit a limit. JS streams are driven through `Reflect` (no `web_sys`
+//! features needed, and a missing method is an error, not a panic).
+//! Chunks stay JS `Uint8Array`s unless a copy is kept in Wasm memory (the
+//! cache copy, a replayable request body).
+
+use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
+use offload_core::proxy::body::{BodyKind, BodyLimit, BodyTooLarge};
+use wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+
+fn call(obj: &JsValue, method: &str, args: &Array) -> Result<JsValue, JsValue> {
+    let f: Function = Reflect::get(obj, &JsValue::from_str(method))?.dyn_into()?;
+    Reflect::apply(&f, obj, args)
+}
+
+async fn settle(v: JsValue) -> Result<JsValue, JsValue> {
+    JsFuture::from(Promise::resolve(&v)).await
+}
+
+/// A reader locked on a `ReadableStream`.
+pub(crate) struct Reader(JsValue);
+
+impl Reader {
+    pub(crate) fn new(stream: &JsValue) -> Result<Self, JsValue> {
+        call(stream, "getReader", &Array::new()).map(Reader)
+    }
+    /// The next chunk; `None` at the end of the stream.
+    pub(crate) async fn read(&self) -> Result<Option<Uint8Array>, JsValue> {
+        let r = settle(call(&self.0, "read", &Array::new())?).await?;
+        if Reflect::get(&r, &JsValue::from_str("done"))?.as_bool().unwrap_or(false) {
+            return Ok(None);
+        }
+        let v = Reflect::get(&r, &JsValue::from_str("value"))?;
+        if let Some(a) = v.dyn_ref::<Uint8Array>() {
+            return Ok(Some(a.clone()));
+        }
+        if v.is_instance_of::<js_sys::ArrayBuffer>() {
+            return Ok(Some(Uint8Array::new(&v)));
+        }
+        Err(JsValue::from_str("stream chunk is not bytes"))
+    }
+    /// Unlock the stream (reading goes on elsewhere from where it stopped).
+    pub(crate) fn release(self) {
+        let _ = call(&self.0, "releaseLock", &Array::new());
+    }
+    /// Stop reading and discard the rest.
+    pub(crate) async fn cancel(self) {
+        if let Ok(p) = call(&self.0, "cancel", &Array::new()) {
+            let _ = settle(p).await;
+        }
+    }
+}
+
+/// The writing end of an identity stream whose readable end is a body.
+pub(crate) struct Writer(JsValue);
+
+impl Writer {
+    /// Write one chunk; resolves when the reader side has room (so a slow
+    /// reader slows the writer down instead of growing a queue).
+    pub(crate) async fn write(&self, chunk: &Uint8Array) -> Result<(), JsValue> {
+        settle(call(&self.0, "write", &Array::of1(chunk))?).await.map(drop)
+    }
+    pub(crate) async fn close(self) -> Result<(), JsValue> {
+        settle(call(&self.0, "close", &Array::new())?).await.map(drop)
+    }
+    /// Fail the stream: its reader sees an error (a truncated body never
+    /// looks complete).
+    pub(crate) fn abort(self, why: &str) {
+        if let Ok(p) = call(&self.0, "abort", &Array::of1(&JsValue::from_str(why))) {
+            // The abort promise may reject once the reader is gone: wait
+            // for it (a dropped future's callbacks would throw).
+            worker::wasm_bindgen_futures::spawn_local(async move {
+                let _ = settle(p).await;
+            });
+        }
+    }
+    pub(crate) fn release(self) {
+        let _ = call(&self.0, "releaseLock", &Array::new());
+    }
+}
+
+/// A new identity stream: (readable body, writer, writable). workerd's
+/// byte-oriented `IdentityTransformStream` where there is one, else a
+/// standard `TransformStream`.
+pub(crate) fn identity() -> Result<(JsValue, Writer, JsValue), JsValue> {
+    let global = js_sys::global();
+    let ctor = ["IdentityTransformStream", "TransformStream"]
+        .iter()
+        .find_map(|n| Reflect::get(&global, &JsValue::from_str(n)).ok().filter(JsValue::is_function))
+        .ok_or_else(|| JsValue::from_str("no TransformStream"))?;
+    let ctor: &Function = ctor.unchecked_ref();
+    let ts = Reflect::construct(ctor, &Array::new())?;
+    let readable = Reflect::get(&ts, &JsValue::from_str("readable"))?;
+    let writable = Reflect::get(&ts, &JsValue::from_str("writable"))?;
+    let writer = Writer(call(&writable, "getWriter", &Array::new())?);
+    Ok((readable, writer, writable))
+}
+
+/// `source.pipeTo(dest)`: the rest of a stream, chunk by chunk, without
+/// passing through Wasm memory.
+pub(crate) async fn pipe(source: &JsValue, dest: &JsValue) -> Result<(), JsValue> {
+    settle(call(source, "pipeTo", &Array::of1(dest))?).await.map(drop)
+}
+
+/// Why a capped read failed.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    TooLarge(BodyTooLarge),
+    /// The stream failed (the viewer went away, the platform refused it).
+    Failed(String),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TooLarge(e) => e.fmt(f),
+            Self::Failed(why) => write!(f, "body could not be read: {why}"),
+        }
+    }
+}
+
+pub(crate) fn js_reason(e: &JsValue) -> String {
+    e.as_string()
+        .or_else(|| Reflect::get(e, &JsValue::from_str("message")).ok().and_then(|m| m.as_string()))
+        .unwrap_or_else(|| "stream error".to_owned())
+}
+
+/// Read a whole body of at most `limit` bytes into memory, stopping at the
+/// first chunk past the limit (so at most one chunk more is ever read).
+/// `None` stream: an empty body.
+pub(crate) async fn read_capped(stream: Option<JsValue>, kind: BodyKind, limit: usize) -> Result<Vec<u8>, ReadError> {
+    let Some(stream) = stream else { return Ok(Vec::new()) };
+    let reader = Reader::new(&stream).map_err(|e| ReadError::Failed(js_reason(&e)))?;
+    let mut counter = BodyLimit::new(kind, limit);
+    let mut out = Vec::new();
+    loop {
+        match reader.read().await {
+            Ok(None) => return Ok(out),
+            Ok(Some(chunk)) => {
+                if let Err(e) = counter.take(chunk.length() as usize) {
+                    reader.cancel().await;
+                    return Err(ReadError::TooLarge(e));
+                }
+                out.extend_from_slice(&chunk.to_vec());
+            }
+            Err(e) => return Err(ReadError::Failed(js_reason(&e))),
+        }
+    }
+}
+
+/// A viewer request body as the adapter sends it upstream.
+pub(crate) enum Upload {
+    /// No body.
+    None,
+    /// Read whole (it fits the replay limit): every attempt sends it.
+    Buffered(Vec<u8>),
+    /// A stream, sent once; `None` once it has been sent.
+    Stream(Option<JsValue>),
+}
+
+impl Upload {
+    /// Whether an attempt with this body may be replayed after `outcome`:
+    /// a buffered body after a connection error only (the origin may have
+    /// read it otherwise); a streamed one never.
+    pub(crate) fn sent(&self, connect_error: bool) -> bool {
+        match self {
+            Self::None => false,
+            Self::Buffered(_) => !connect_error,
+            Self::Stream(_) => true,
+        }
+    }
+}
+
+/// Prepare the viewer's body: kept in memory when a retry could replay it
+/// and it fits `replay_limit` (declared by `Content-Length`, or observed
+/// while reading: the read stops at the first chunk past the limit), else
+/// streamed through: the chunks read so far, then the rest.
+pub(crate) async fn upload(stream: Option<JsValue>, declared: Option<u64>, replay_limit: usize) -> Result<Upload, ReadError> {
+    let Some(stream) = stream else { return Ok(Upload::None) };
+    let counter = BodyLimit::new(BodyKind::Replay, replay_limit);
+    if replay_limit == 0 || counter.refuses_declared(declared) {
+        return Ok(Upload::Stream(Some(stream)));
+    }
+    let reader = Reader::new(&stream).map_err(|e| ReadError::Failed(js_reason(&e)))?;
+    let mut counter = counter;
+    let mut prefix: Vec<Uint8Array> = Vec::new();
+    loop {
+        match reader.read().await {
+            Ok(None) => {
+                let mut out = Vec::with_capacity(counter.seen());
+                for c in &prefix {
+                    out.extend_from_slice(&c.to_vec());
+                }
+                return Ok(Upload::Buffered(out));
+            }
+            Ok(Some(chunk)) => {
+                let over = counter.take(chunk.length() as usize).is_err();
+                prefix.push(chunk);
+                if over {
+                    break;
+                }
+            }
+            Err(e) => return Err(ReadError::Failed(js_reason(&e))),
+        }
+    }
+    // Past the limit: what was read, then the rest of the same stream.
+    reader.release();
+    let (readable, writer, writable) = identity().map_err(|e| ReadError::Failed(js_reason(&e)))?;
+    worker::wasm_bindgen_futures::spawn_local(async move {
+        for c in &prefix {
+            if let Err(e) = writer.write(c).await {
+                worker::console_warn!("request body: {}", js_reason(&e));
+                return;
+            }
+        }
+        writer.release();
+        if let Err(e) = pipe(&stream, &writable).await {
+            worker::console_warn!("request body: {}", js_reason(&e));
+        }
+    });
+    Ok(Upload::Stream(Some(readable)))
+}
