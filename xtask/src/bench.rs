@@ -86,7 +86,7 @@ struct Opts {
     cache_api: bool,
 }
 
-const USAGE: &str = "usage: cargo xtask bench sign | cargo xtask bench cache [--duration SECS (60)] [--rate REQ_PER_S (200; 10x is also run)] \
+const USAGE: &str = "usage: cargo xtask bench sign | cargo xtask bench memory [--help] | cargo xtask bench cache [--duration SECS (60)] [--rate REQ_PER_S (200; 10x is also run)] \
 [--systems offload,varnish,nginx[,direct]] [--keys N (10000)] [--zipf S (0.9)] [--seed N (1)] \
 [--concurrency N (64)] [--path TEMPLATE (/api/items/{key})] [--ttl SECS (default: the origin's max-age)] \
 [--worker-dir DIR] [--origin-shim PATH] [--no-cache-api (the edge without caches.default)]";
@@ -428,9 +428,9 @@ struct Row {
     p99: f64,
 }
 
-fn origin_shim_binary(root: &Path, opts: &Opts) -> Result<PathBuf, String> {
-    if let Some(p) = &opts.origin_shim {
-        return Ok(p.clone());
+pub(crate) fn origin_shim_binary(root: &Path, given: Option<&Path>) -> Result<PathBuf, String> {
+    if let Some(p) = given {
+        return Ok(p.to_owned());
     }
     eprintln!("building origin-shim (cargo build --release -p origin-shim)...");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -446,14 +446,16 @@ fn origin_shim_binary(root: &Path, opts: &Opts) -> Result<PathBuf, String> {
 
 pub(crate) fn main(args: &[String]) -> Result<(), String> {
     let root = root();
-    if args.first().map(String::as_str) == Some("sign") {
-        return crate::deploy::bench_sign(&root);
+    match args.first().map(String::as_str) {
+        Some("sign") => return crate::deploy::bench_sign(&root),
+        Some("memory") => return crate::memory::main(&args[1..]),
+        _ => {}
     }
     let opts = parse_opts(args)?;
     let wants = |s: &str| opts.systems.iter().any(|x| x == s);
     ensure_ports_free(&[ORIGIN_PORT, EDGE_PORT, VARNISH_PORT, NGINX_PORT])?;
     let state = root.join(".offload/bench");
-    let shim = origin_shim_binary(&root, &opts)?;
+    let shim = origin_shim_binary(&root, opts.origin_shim.as_deref())?;
     let worker_dir = if !wants("offload") {
         None
     } else if let Some(dir) = &opts.worker_dir {

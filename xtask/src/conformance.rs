@@ -157,6 +157,11 @@ impl Procs {
         }
     }
 
+    /// The process id of `name` (the leader of its group).
+    pub(crate) fn pid(&self, name: &str) -> Option<u32> {
+        self.procs.iter().find(|p| p.name == name).map(|p| p.child.id())
+    }
+
     pub(crate) fn log_path(&self, name: &str) -> PathBuf {
         self.logs.join(format!("{name}.log"))
     }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use offload_e2e::{root, tool_path, worker_build_env, Stack};
 
 mod bench;
+mod memory;
 mod conformance;
 mod setup;
 mod deploy;
@@ -36,7 +37,7 @@ fn main() -> ExitCode {
         Some("sign") => sign::run(&args[1..]),
         Some("fuzz") => fuzz::main(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <setup|build-worker|dev|test|sign|package|fuzz [--time S] [TARGET...]|conformance|bench cache|bench sign>");
+            eprintln!("usage: cargo xtask <setup|build-worker|dev|test|sign|package|fuzz [--time S] [TARGET...]|conformance|bench cache|bench memory|bench sign>");
             return ExitCode::from(2);
         }
     };

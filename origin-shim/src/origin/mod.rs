@@ -11,6 +11,8 @@
 //! | `POST /api/echo`       | `no-store` (also PUT/PATCH/DELETE; `X-Origin-Uri`: the path and query received) |
 //! | `GET /api/headers`     | `no-store` (request headers as JSON; `X-Origin-Uri`: the path and query received) |
 //! | `GET /healthz`         | `no-store`                                      |
+//! | `GET /api/blob/{bytes}`| `public, max-age=300` (or `?cc=`): a chunked pattern body of any size ([`blob`]) |
+//! | `POST /api/sink`       | `no-store`: streams the body, answers its length, SHA-256 and pattern check ([`blob`]) |
 //!
 //! Control plane (`/_shim/*`, never counted, never behind origin auth or faults):
 //!
@@ -29,6 +31,7 @@
 //! line on stdout. Middleware (origin auth, faults, counters) lives in [`layers`].
 
 pub mod auth;
+pub mod blob;
 pub mod faults;
 pub mod handlers;
 pub mod layers;
@@ -132,6 +135,8 @@ fn api_routes() -> Router<OriginState> {
                 .delete(handlers::echo),
         )
         .route("/api/headers", get(handlers::headers))
+        .route("/api/blob/{bytes}", get(blob::blob))
+        .route("/api/sink", post(blob::sink).put(blob::sink))
         .route("/healthz", get(handlers::healthz))
 }
 
