@@ -786,7 +786,7 @@ fn head_never_deletes_or_replaces_the_get_entry() {
 #[test]
 fn purge_is_refused_from_its_head_before_any_body_is_read() {
     let h = Harness::new();
-    let head = |method: &str, hs: &[(&str, &str)]| req(method, "http://edge.test/_offload/purge", hs);
+    let head = |method: &str, hs: &[(&str, &str)]| CanonicalRequest::new(&req(method, "http://edge.test/_offload/purge", hs)).unwrap();
     let bearer = format!("Bearer {TOKEN}");
     let status = |r: Option<Response<Vec<u8>>>| r.map(|r| r.status().as_u16());
     assert_eq!(status(h.cache.purge_precheck(&head("POST", &[]))), Some(401));
