@@ -99,6 +99,49 @@ fn directive_name(d: &str) -> String {
     d.split('=').next().unwrap_or("").trim().to_ascii_lowercase()
 }
 
+/// Why an event body was not read.
+#[derive(Debug, PartialEq, Eq)]
+enum EventBodyError {
+    /// Over the limit, or `inputTruncated`: CloudFront gave the function
+    /// only part of it, and a part is never used as the whole.
+    TooLarge,
+    NotBase64,
+}
+
+/// The body of a request event (`body.data`, base64 or text), at most
+/// `limit` bytes. The encoded size is checked before decoding, so an
+/// oversized body is never decoded; a truncated one is refused.
+fn event_body(body: Option<&Value>, limit: usize) -> Result<Vec<u8>, EventBodyError> {
+    let Some(body) = body else { return Ok(Vec::new()) };
+    if body.get("inputTruncated").and_then(Value::as_bool).unwrap_or(false) {
+        return Err(EventBodyError::TooLarge);
+    }
+    let data = str_field(body, "data").unwrap_or("");
+    if str_field(body, "encoding") == Some("text") {
+        return if data.len() > limit { Err(EventBodyError::TooLarge) } else { Ok(data.as_bytes().to_vec()) };
+    }
+    // base64: 4 characters per 3 bytes, padded.
+    if data.len() > limit.div_ceil(3).saturating_mul(4) {
+        return Err(EventBodyError::TooLarge);
+    }
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(data).map_err(|_| EventBodyError::NotBase64)?;
+    if bytes.len() > limit {
+        return Err(EventBodyError::TooLarge);
+    }
+    Ok(bytes)
+}
+
+/// A forwarded request never carries a body the function wrote: the
+/// function sees at most a (possibly truncated, `inputTruncated`) copy,
+/// so `action` stays `read-only` and CloudFront sends the viewer's own,
+/// complete body to the origin.
+fn keep_body_read_only(out: &mut Value) {
+    if let Some(body) = out.get_mut("body").and_then(Value::as_object_mut) {
+        body.insert("action".into(), Value::String("read-only".into()));
+    }
+}
+
 impl Lambda {
     pub fn new(config_toml: &str) -> Result<Self, ConfigError> {
         let edge = Edge::new(Config::from_toml(config_toml)?);
@@ -133,20 +176,15 @@ impl Lambda {
         if !self.edge.is_presign(req) {
             return None;
         }
-        let body = req_v.get("body");
-        let truncated = body.and_then(|b| b.get("inputTruncated")).and_then(Value::as_bool).unwrap_or(false);
-        let data = body.and_then(|b| str_field(b, "data")).unwrap_or("");
-        let bytes = if truncated {
-            // Larger than CloudFront exposes: larger than the core reads.
-            vec![b' '; offload_core::pipeline::PRESIGN_MAX_BODY + 1]
-        } else if body.and_then(|b| str_field(b, "encoding")) == Some("text") {
-            data.as_bytes().to_vec()
-        } else {
-            use base64::Engine as _;
-            match base64::engine::general_purpose::STANDARD.decode(data) {
-                Ok(b) => b,
-                Err(_) => return Some(error_json(400, "request body is not valid base64")),
-            }
+        // Refused from the head first (method, missing token, declared
+        // size): the body is not even decoded.
+        if let Some(refused) = self.edge.presign_precheck(req) {
+            return Some(refused);
+        }
+        let bytes = match event_body(req_v.get("body"), offload_core::pipeline::PRESIGN_MAX_BODY) {
+            Ok(b) => b,
+            Err(EventBodyError::TooLarge) => return Some(offload_core::pipeline::presign_too_large()),
+            Err(EventBodyError::NotBase64) => return Some(error_json(400, "request body is not valid base64")),
         };
         Some(self.edge.presign_endpoint(req, &bytes, viewer, now_ms / 1000))
     }
@@ -197,6 +235,7 @@ impl Lambda {
                         obj.insert("querystring".into(), Value::String(query));
                     }
                 }
+                keep_body_read_only(&mut out);
                 out
             }
         }
@@ -272,6 +311,7 @@ impl Lambda {
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         let protocol = if https { "https" } else { "http" };
         let mut out = req_v.clone();
+        keep_body_read_only(&mut out);
         let Some(obj) = out.as_object_mut() else { return out };
         obj.insert("uri".into(), Value::String(uri.path().to_owned()));
         obj.insert("querystring".into(), Value::String(uri.query().unwrap_or("").to_owned()));
@@ -489,6 +529,35 @@ mod tests {
         }
         express_cache_policy(rules, &Method::GET, &HeaderMap::new(), status, &mut h, 1_700_000_000);
         h.get(CACHE_CONTROL).map(|v| v.to_str().unwrap().to_owned())
+    }
+
+    #[test]
+    fn event_bodies_are_bounded_and_never_used_truncated() {
+        use base64::Engine as _;
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let body = |v: Value| event_body(Some(&v), 10);
+        assert_eq!(event_body(None, 10), Ok(Vec::new()));
+        assert_eq!(body(serde_json::json!({ "data": b64(b"0123456789"), "encoding": "base64" })), Ok(b"0123456789".to_vec()));
+        assert_eq!(body(serde_json::json!({ "data": "abc", "encoding": "text" })), Ok(b"abc".to_vec()));
+        for too_large in [
+            serde_json::json!({ "data": b64(b"0123456789a"), "encoding": "base64" }),
+            serde_json::json!({ "data": "0123456789a", "encoding": "text" }),
+            serde_json::json!({ "data": "A".repeat(1 << 20), "encoding": "base64" }),
+            serde_json::json!({ "data": b64(b"01"), "encoding": "base64", "inputTruncated": true }),
+        ] {
+            assert_eq!(body(too_large.clone()), Err(EventBodyError::TooLarge), "{too_large}");
+        }
+        assert_eq!(body(serde_json::json!({ "data": "not base64!", "encoding": "base64" })), Err(EventBodyError::NotBase64));
+    }
+
+    #[test]
+    fn forwarded_bodies_stay_read_only() {
+        let mut req = serde_json::json!({ "uri": "/x", "body": { "action": "replace", "data": "cGFy", "inputTruncated": true } });
+        keep_body_read_only(&mut req);
+        assert_eq!(req["body"]["action"], "read-only");
+        let mut none = serde_json::json!({ "uri": "/x" });
+        keep_body_read_only(&mut none);
+        assert!(none.get("body").is_none());
     }
 
     #[test]
