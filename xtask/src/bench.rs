@@ -55,8 +55,8 @@ use crate::conformance::{
     start_varnish, version_of, Procs,
 };
 
-const ORIGIN_PORT: u16 = 18810;
-const EDGE_PORT: u16 = 18811;
+pub(crate) const ORIGIN_PORT: u16 = 18810;
+pub(crate) const EDGE_PORT: u16 = 18811;
 const VARNISH_PORT: u16 = 18812;
 const NGINX_PORT: u16 = 18813;
 

@@ -6,12 +6,12 @@
 //!                          [--worker-dir DIR] [--origin-shim PATH] [--no-cache-api]
 //! ```
 //!
-//! origin-shim (127.0.0.1:18820) serves `GET /api/blob/{N}`: N bytes of a
+//! origin-shim (127.0.0.1:18810, as for `bench cache`) serves `GET /api/blob/{N}`: N bytes of a
 //! seeded pattern, chunked, `Cache-Control: public, max-age=300` (a
 //! storable response), and `POST /api/sink`, which streams an upload and
 //! answers its length and whether every byte matched the pattern. The edge
 //! (the Workers build with `tests/bench/offload.bench.toml`, plain
-//! `workerd serve` on 127.0.0.1:18821) sits in front. The resident set
+//! `workerd serve` on 127.0.0.1:18811) sits in front. The resident set
 //! (VmRSS) of the workerd process is sampled every 10 ms.
 //!
 //! Printed: workerd RSS before (after one warm-up request) and its peak
@@ -22,19 +22,19 @@
 //! than `max_entry_bytes`); bytes the origin received from the upload and
 //! whether they were exact.
 
-use std::io::Read;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use offload_e2e::http::{blob_byte as pattern_byte, BlobReader};
 use offload_e2e::root;
 
+use crate::bench::{EDGE_PORT, ORIGIN_PORT};
 use crate::conformance::{build_edge, ensure_ports_free, start_edge, Procs};
 
-const ORIGIN_PORT: u16 = 18820;
-const EDGE_PORT: u16 = 18821;
 const SAMPLE_EVERY: Duration = Duration::from_millis(10);
 
 const USAGE: &str = "usage: cargo xtask bench memory [--download-bytes N (1073741824)] [--upload-bytes N (500000000)] \
@@ -64,11 +64,6 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         }
     }
     Ok(o)
-}
-
-/// origin-shim's pattern (`origin_shim::origin::blob::pattern_byte`).
-fn pattern_byte(offset: u64, seed: u64) -> u8 {
-    (offset.wrapping_add(seed) % 251) as u8
 }
 
 /// VmRSS of `pid` in bytes.
@@ -168,24 +163,6 @@ fn download(url: &str, seed: u64, max: u64) -> Result<Download, String> {
     Ok(Download { status, cache_status, first_byte, total: started.elapsed(), received, exact, error })
 }
 
-/// An upload body: `len` bytes of the pattern, generated as it is read.
-struct PatternReader {
-    offset: u64,
-    len: u64,
-    seed: u64,
-}
-
-impl Read for PatternReader {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        let n = (self.len - self.offset).min(out.len() as u64) as usize;
-        for (i, b) in out[..n].iter_mut().enumerate() {
-            *b = pattern_byte(self.offset + i as u64, self.seed);
-        }
-        self.offset += n as u64;
-        Ok(n)
-    }
-}
-
 fn ms(d: Option<Duration>) -> String {
     d.map_or_else(|| "-".to_owned(), |d| format!("{:.0} ms", d.as_secs_f64() * 1000.0))
 }
@@ -246,7 +223,7 @@ fn run(opts: &Opts, pid: u32, edge: &str, origin: &str, worker_dir: &Path) -> Re
         .post(&format!("{edge}/api/sink?seed=2"))
         .set("content-length", &u.to_string())
         .set("content-type", "application/octet-stream")
-        .send(PatternReader { offset: 0, len: u, seed: 2 });
+        .send(BlobReader { offset: 0, len: u, seed: 2 });
     let up_time = started.elapsed();
     let up_peak = sampler.take_peak().max(before_up);
     drop(sampler);

@@ -274,6 +274,22 @@ async fn send(request: &http::Request<()>, body: Option<wasm_bindgen::JsValue>, 
     init.with_method(Method::from(request.method().as_str().to_owned()))
         .with_headers(to_worker_headers(request.headers()))
         .with_redirect(RequestRedirect::Manual);
+    // A streamed body goes through an identity stream whose pipe ends when
+    // the origin has read it all: the per-try timeout (for the response
+    // head) starts then, not while a large upload is still being sent.
+    let mut piping: Option<(wasm_bindgen::JsValue, wasm_bindgen::JsValue)> = None;
+    let body = match body {
+        Some(b) if wasm_bindgen::JsCast::is_instance_of::<js_sys::Uint8Array>(&b) => Some(b),
+        Some(stream) => match body::identity() {
+            Ok((readable, writer, writable)) => {
+                writer.release();
+                piping = Some((stream, writable));
+                Some(readable)
+            }
+            Err(_) => Some(stream),
+        },
+        None => None,
+    };
     if body.is_some() {
         init.with_body(body);
     }
@@ -283,7 +299,14 @@ async fn send(request: &http::Request<()>, body: Option<wasm_bindgen::JsValue>, 
     let signal = controller.signal();
     let fetch = Fetch::Request(upstream);
     let sending = Box::pin(fetch.send_with_signal(&signal));
-    let timer = Box::pin(Delay::from(Duration::from_millis(timeout_ms)));
+    let timer = Box::pin(async move {
+        if let Some((stream, writable)) = &piping {
+            if let Err(e) = body::pipe(stream, writable).await {
+                worker::console_warn!("request body: {}", body::js_reason(&e));
+            }
+        }
+        Delay::from(Duration::from_millis(timeout_ms)).await;
+    });
     let raced = match select(sending, timer).await {
         Either::Left((result, _)) => Some(result),
         Either::Right(((), _)) => None,

@@ -58,3 +58,49 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&
 pub fn get(url: &str) -> Result<Resp, String> {
     request("GET", url, &[], None)
 }
+
+/// Byte `offset` of origin-shim's blob pattern for `seed`
+/// (`GET /api/blob/{n}?seed=`, `POST /api/sink?seed=`; see
+/// `origin_shim::origin::blob::pattern_byte`).
+pub fn blob_byte(offset: u64, seed: u64) -> u8 {
+    (offset.wrapping_add(seed) % 251) as u8
+}
+
+/// `len` bytes of the blob pattern, generated as they are read (an upload
+/// body of any size in constant memory).
+pub struct BlobReader {
+    pub offset: u64,
+    pub len: u64,
+    pub seed: u64,
+}
+
+impl std::io::Read for BlobReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = (self.len - self.offset).min(out.len() as u64) as usize;
+        for (i, b) in out[..n].iter_mut().enumerate() {
+            *b = blob_byte(self.offset + i as u64, self.seed);
+        }
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+/// Send `body` (its length in `Content-Length` if `length`, else chunked).
+pub fn upload(url: &str, headers: &[(&str, &str)], body: BlobReader, length: bool) -> Result<Resp, String> {
+    let mut req = agent().post(url);
+    for (n, v) in headers {
+        req = req.set(n, v);
+    }
+    if length {
+        req = req.set("content-length", &body.len.to_string());
+    }
+    let resp = match req.send(body) {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => return Err(format!("POST {url}: {e}")),
+    };
+    let status = resp.status();
+    let headers = resp.headers_names().into_iter().filter_map(|n| resp.header(&n).map(|v| (n.clone(), v.to_owned()))).collect();
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut resp.into_reader(), &mut out).map_err(|e| format!("{url}: body: {e}"))?;
+    Ok(Resp { status, headers, body: out })
+}

@@ -6,7 +6,7 @@
 
 use std::process::{Command, ExitCode};
 
-use offload_e2e::http::{get, request, Resp};
+use offload_e2e::http::{blob_byte, get, request, upload, BlobReader, Resp};
 use offload_e2e::Stack;
 
 type Case = (&'static str, fn(&Stack) -> Result<(), String>);
@@ -768,6 +768,86 @@ fn shared_decision_table_matches_on_workers(s: &Stack) -> Result<(), String> {
     Ok(())
 }
 
+// ----- bounded bodies ---------------------------------------------------------
+
+/// GET a blob through the edge and check every byte.
+fn blob_get(s: &Stack, bytes: u64, seed: u64) -> Result<Resp, String> {
+    let r = request("GET", &format!("{}/api/blob/{bytes}?seed={seed}", s.edge), &[US], None)?;
+    ensure!(r.status == 200, "blob {bytes}: status {} {}", r.status, r.text());
+    ensure!(r.body.len() as u64 == bytes, "blob {bytes}: {} bytes received", r.body.len());
+    let bad = r.body.iter().enumerate().position(|(i, b)| *b != blob_byte(i as u64, seed));
+    ensure!(bad.is_none(), "blob {bytes}: byte {bad:?} differs");
+    Ok(r)
+}
+
+fn large_storable_responses_arrive_whole_and_are_not_stored(s: &Stack) -> Result<(), String> {
+    // Larger than max_entry_bytes (4 MiB): streamed complete, not stored.
+    let seed = now_secs() % 1000;
+    let big = 6_000_000;
+    let path = format!("/api/blob/{big}");
+    let before = origin_total(s, &path)?;
+    blob_get(s, big, seed)?;
+    let again = blob_get(s, big, seed)?;
+    ensure!(!cache_status(&again).contains("hit"), "second GET was served from the cache: {:?}", cache_status(&again));
+    ensure!(origin_total(s, &path)? == before + 2, "the second GET did not reach the origin");
+    // A small one is stored and served byte-exact from the cache.
+    let small = 100_000;
+    blob_get(s, small, seed)?;
+    let hit = blob_get(s, small, seed)?;
+    ensure!(cache_status(&hit).starts_with("Offload; hit"), "small blob: {:?}", cache_status(&hit));
+    Ok(())
+}
+
+fn uploads_reach_the_origin_byte_exact(s: &Stack) -> Result<(), String> {
+    // Under and over replay_body_max_bytes (64 KiB), declared and chunked.
+    for (len, declared) in [(1_000, true), (3_000_000, true), (10_000, false), (700_000, false), (0, true)] {
+        let seed = len % 251 + 1;
+        let body = BlobReader { offset: 0, len, seed };
+        let url = format!("{}/api/sink?seed={seed}", s.edge);
+        let r = upload(&url, &[US, ("content-type", "application/octet-stream")], body, declared)?;
+        ensure!(r.status == 200, "upload {len} (declared {declared}): {} {}", r.status, r.text());
+        let v = r.json()?;
+        ensure!(v["body_len"].as_u64() == Some(len), "upload {len} (declared {declared}): origin got {}", v["body_len"]);
+        ensure!(v["pattern_ok"] == true, "upload {len} (declared {declared}): bytes differ at the origin");
+    }
+    Ok(())
+}
+
+fn oversized_purge_bodies_are_413(s: &Stack) -> Result<(), String> {
+    let token = purge_token()?;
+    let bearer = format!("Bearer {token}");
+    let url = format!("{}/_offload/purge", s.edge);
+    for declared in [true, false] {
+        let body = BlobReader { offset: 0, len: 300 * 1024, seed: 1 };
+        let r = upload(&url, &[("authorization", &bearer), ("content-type", "application/json")], body, declared)?;
+        ensure!(r.status == 413, "declared {declared}: status {} {}", r.status, r.text());
+        ensure!(r.json()?["field"] == "body", "declared {declared}: {}", r.text());
+    }
+    // Without the token: 401 before any body is read.
+    let body = BlobReader { offset: 0, len: 300 * 1024, seed: 1 };
+    let r = upload(&url, &[("authorization", "Bearer wrong-token-0123456789")], body, false)?;
+    ensure!(r.status == 401, "wrong token: status {}", r.status);
+    Ok(())
+}
+
+fn forced_revalidation_errors_never_replace_the_entry(s: &Stack) -> Result<(), String> {
+    let id = item_id("forced");
+    let first = item_get(s, &id, "")?;
+    // The origin answers 404 (not a failover status, so it reaches the
+    // cache); a viewer forcing a revalidation gets it...
+    let region = "us-east-1";
+    shim_control(s, region, "POST", "/_shim/faults", Some(r#"{"fail_ratio":1.0,"fail_status":404}"#))?;
+    let forced = request("GET", &format!("{}/api/items/{id}", s.edge), &[US, ("cache-control", "no-cache")], None);
+    shim_control(s, region, "DELETE", "/_shim/faults", None)?;
+    let forced = forced?;
+    ensure!(forced.status == 404, "forced revalidation: status {} {}", forced.status, forced.text());
+    // ...and the next viewer still gets the stored 200.
+    let next = item_get(s, &id, "")?;
+    ensure!(cache_status(&next).starts_with("Offload; hit"), "after the forced error: {:?}", cache_status(&next));
+    ensure!(next.body == first.body, "the stored body changed");
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cases: &[Case] = &[
         ("landing_page_comes_from_the_bucket", landing_page_comes_from_the_bucket),
@@ -794,6 +874,10 @@ fn main() -> ExitCode {
         ("private_responses_are_never_stored", private_responses_are_never_stored),
         ("concurrent_misses_make_one_origin_request", concurrent_misses_make_one_origin_request),
         ("shared_decision_table_matches_on_workers", shared_decision_table_matches_on_workers),
+        ("large_storable_responses_arrive_whole_and_are_not_stored", large_storable_responses_arrive_whole_and_are_not_stored),
+        ("uploads_reach_the_origin_byte_exact", uploads_reach_the_origin_byte_exact),
+        ("oversized_purge_bodies_are_413", oversized_purge_bodies_are_413),
+        ("forced_revalidation_errors_never_replace_the_entry", forced_revalidation_errors_never_replace_the_entry),
     ];
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let cases: Vec<&Case> = cases.iter().filter(|(n, _)| filter.is_empty() || filter.iter().any(|f| n.contains(f.as_str()))).collect();
