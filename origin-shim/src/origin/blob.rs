@@ -35,13 +35,14 @@ pub fn pattern_byte(offset: u64, seed: u64) -> u8 {
     (offset.wrapping_add(seed) % 251) as u8
 }
 
-fn seed_of(q: &HashMap<String, String>) -> Result<Option<u64>, Response> {
+/// The `seed` query parameter; `Err` is the 400 for a bad one (boxed:
+/// a response is large).
+fn seed_of(q: &HashMap<String, String>) -> Result<Option<u64>, Box<Response>> {
     match q.get("seed") {
         None => Ok(None),
-        Some(s) => s
-            .parse()
-            .map(Some)
-            .map_err(|_| json_error(StatusCode::BAD_REQUEST, "seed: expected a number", json!({"field": "seed"}))),
+        Some(s) => s.parse().map(Some).map_err(|_| {
+            Box::new(json_error(StatusCode::BAD_REQUEST, "seed: expected a number", json!({"field": "seed"})))
+        }),
     }
 }
 
@@ -52,7 +53,7 @@ pub async fn blob(Path(bytes): Path<String>, Query(q): Query<HashMap<String, Str
     };
     let seed = match seed_of(&q) {
         Ok(s) => s.unwrap_or(0),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let cc = q.get("cc").cloned().unwrap_or_else(|| "public, max-age=300".to_owned());
     let chunks = futures_util::stream::unfold(0u64, move |offset| async move {
@@ -79,7 +80,7 @@ pub async fn blob(Path(bytes): Path<String>, Query(q): Query<HashMap<String, Str
 pub async fn sink(Query(q): Query<HashMap<String, String>>, body: Body) -> Response {
     let seed = match seed_of(&q) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let mut stream = body.into_data_stream();
     let mut hash = Sha256::new();
