@@ -11,6 +11,7 @@ pub mod error;
 pub mod pipeline;
 pub mod proxy;
 pub mod route;
+pub mod secret;
 pub mod sign;
 
 pub use config::{Config, ConfigError};

@@ -11,7 +11,7 @@
 //!     [[routes]]
 //!     path = "/*"
 //! "#).unwrap();
-//! let edge = Edge::new(cfg);
+//! let edge = Edge::new(cfg, &Default::default()).unwrap();
 //! let mut state = EdgeState::new(edge.config());
 //! let req = http::Request::get("https://www.example.com/api/%74ime?x=1").body(()).unwrap();
 //! // One canonical form of the request decides everything after this.
@@ -26,19 +26,18 @@
 //! assert_eq!(request.headers()["x-forwarded-host"], "www.example.com");
 //! ```
 
-use std::collections::BTreeMap;
-
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, Uri};
 
 use crate::cache::{CacheStatus, FwdReason};
-use crate::config::{Bucket, Config, Target};
+use crate::config::{Bucket, Config, EdgeKeys, Target};
 use crate::error::{Error, RequestError, RequestErrorKind};
 use crate::proxy::canonical::{object_key, CanonicalRequest};
 use crate::proxy::headers::{append_list, forward_request_headers, strip_hop_by_hop};
 use crate::proxy::Viewer;
-use crate::route::auth::{sign_origin_request, SigningKey};
+use crate::route::auth::sign_origin_request;
 use crate::route::{geo, select, Failover, HealthTable, Next, Outcome, RetryBudget, RouteLog, ViewerLocation};
+use crate::secret::{SecretError, SecretMap};
 use crate::sign::{self, Credentials, OriginPayload};
 
 /// The test header carrying a viewer location for local runs
@@ -177,32 +176,32 @@ const BUCKET_REQUEST_HEADERS: [HeaderName; 7] = [
     header::ACCEPT_ENCODING,
 ];
 
-/// The edge: a validated config and the decisions made from it.
+/// The edge: a validated config, the keys resolved from the platform's
+/// secrets, and the decisions made from them.
 #[derive(Debug, Clone)]
 pub struct Edge {
     config: Config,
-    bucket_credentials: BTreeMap<String, Credentials>,
+    keys: EdgeKeys,
 }
 
 impl Edge {
-    /// An edge from a validated config. Buckets with credentials in the
-    /// config (local stacks) use them; see [`Edge::set_bucket_credentials`].
-    pub fn new(config: Config) -> Self {
-        let bucket_credentials = config
-            .buckets()
-            .filter_map(|b| {
-                let (id, secret) = b.local_credentials()?;
-                let secret = String::from_utf8_lossy(secret.expose()).into_owned();
-                Some((b.alias().to_owned(), Credentials::new(id, secret, None)))
-            })
-            .collect();
-        Self { config, bucket_credentials }
+    /// An edge from a validated config and the platform's secret values
+    /// (see [`EdgeKeys::resolve`]): fails, naming the field and the source,
+    /// when a secret the config references is missing or unusable.
+    pub fn new(config: Config, secrets: &SecretMap) -> Result<Self, SecretError> {
+        let keys = EdgeKeys::resolve(&config, secrets)?;
+        Ok(Self { config, keys })
     }
 
-    /// Credentials from the platform (Workers secrets, the Lambda role)
-    /// for a bucket, replacing any from the config file.
+    /// Credentials from the platform (the Lambda role) for a bucket,
+    /// replacing any resolved from the config's references.
     pub fn set_bucket_credentials(&mut self, alias: &str, credentials: Credentials) {
-        self.bucket_credentials.insert(alias.to_owned(), credentials);
+        self.keys.set_bucket_credentials(alias, credentials);
+    }
+
+    /// The keys resolved at start.
+    pub fn keys(&self) -> &EdgeKeys {
+        &self.keys
     }
 
     pub fn config(&self) -> &Config {
@@ -415,11 +414,10 @@ impl Edge {
                 let uri: Uri = url.parse().map_err(|_| bad_request("request target is not a valid URI"))?;
                 let mut headers = fwd.headers.clone();
                 set(&mut headers, header::HOST, origin.host())?;
-                if let Some(auth) = routing.origin_auth() {
-                    let key = SigningKey::new(auth.key_id(), auth.secret().clone());
+                if let (Some(auth), Some(key)) = (routing.origin_auth(), self.keys.origin_auth()) {
                     let signed_path = uri.path_and_query().map_or("/", |pq| pq.as_str());
                     let value = sign_origin_request(
-                        &key,
+                        key,
                         fwd.method.as_str(),
                         signed_path,
                         &origin.host().to_ascii_lowercase(),
@@ -509,7 +507,7 @@ impl Edge {
         set(&mut headers, header::HOST, &host)?;
         let mut final_url = url.clone();
         if bucket.signed() {
-            let creds = self.bucket_credentials.get(bucket.alias()).ok_or_else(|| {
+            let creds = self.keys.bucket_credentials(bucket.alias()).ok_or_else(|| {
                 Error::Upstream(format!("bucket {:?}: no credentials configured", bucket.alias()))
             })?;
             let signed = sign::sign_origin_request(

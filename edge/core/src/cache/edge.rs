@@ -390,8 +390,9 @@ fn ts(now_ms: u64) -> Timestamp {
 }
 
 impl EdgeCache {
-    /// An empty cache with the config's `[cache]` settings.
-    pub fn new(config: &Config) -> Self {
+    /// An empty cache with the edge's `[cache]` settings and purge token.
+    pub fn new(edge: &crate::Edge) -> Self {
+        let config = edge.config();
         let settings = config.cache();
         let coalesce = CoalesceConfig { lock_timeout_ms: settings.lock_timeout_ms, ..CoalesceConfig::default() };
         Self {
@@ -400,7 +401,7 @@ impl EdgeCache {
             coalescer: Coalescer::new(coalesce),
             max_entry_bytes: settings.store.max_entry_bytes,
             purge_path: settings.purge_path.clone(),
-            purge_token: settings.purge_token.clone(),
+            purge_token: edge.keys().purge_token().cloned(),
             markers: VecDeque::new(),
             lookups: 0,
         }

@@ -16,6 +16,7 @@
 //! assert_eq!(cfg.routes().len(), 1);
 //! ```
 
+pub mod keys;
 pub mod raw;
 
 use std::collections::BTreeMap;
@@ -24,14 +25,14 @@ use std::fmt;
 use http::uri::{Scheme, Uri};
 use http::HeaderName;
 
+pub use keys::EdgeKeys;
 pub use raw::RawConfig;
 
 use crate::cache::key::KeyRules;
 use crate::cache::store::StoreConfig;
 use crate::cache::CacheRules;
-use crate::route::auth::Secret;
 use crate::route::{Pool, RouteConfigError, Routing};
-use crate::sign::{LinkKey, LinkKeySet};
+use crate::secret::{RawSecret, SecretError, SecretRef};
 
 /// A config error: which field, which value, what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +55,8 @@ enum ConfigErrorKind {
     BadValue(&'static str),
     /// A nested validator's message (already names field and value).
     Nested,
+    /// A bad secret reference (names the field, never a value).
+    Secret(SecretError),
 }
 
 impl ConfigError {
@@ -97,6 +100,7 @@ impl fmt::Display for ConfigError {
             ),
             ConfigErrorKind::BadValue(why) => write!(f, "config: {field}: bad value {value:?}: {why}"),
             ConfigErrorKind::Nested => write!(f, "config: {field}: {value}"),
+            ConfigErrorKind::Secret(e) => write!(f, "config: {e}"),
         }
     }
 }
@@ -124,8 +128,14 @@ pub struct Bucket {
     index: Option<String>,
     prefix: String,
     signed: bool,
-    access_key_id: Option<String>,
-    secret_access_key: Option<Secret>,
+    credentials: Option<BucketCredentialRefs>,
+}
+
+/// Where a signed bucket's credentials come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketCredentialRefs {
+    pub access_key_id: SecretRef,
+    pub secret_access_key: SecretRef,
 }
 
 impl Bucket {
@@ -133,10 +143,10 @@ impl Bucket {
     pub fn signed(&self) -> bool {
         self.signed
     }
-    /// Credentials from the config file (local stacks); platforms may
-    /// supply their own.
-    pub fn local_credentials(&self) -> Option<(&str, &Secret)> {
-        Some((self.access_key_id.as_deref()?, self.secret_access_key.as_ref()?))
+    /// Where the credentials come from (resolved at run time, see
+    /// [`EdgeKeys`]); `None`: the platform's own (the Lambda role).
+    pub fn credentials(&self) -> Option<&BucketCredentialRefs> {
+        self.credentials.as_ref()
     }
     pub fn alias(&self) -> &str {
         &self.alias
@@ -265,7 +275,17 @@ pub struct CacheSettings {
     pub store: StoreConfig,
     pub lock_timeout_ms: u64,
     pub purge_path: String,
-    pub purge_token: Option<Secret>,
+    /// Where the purge token comes from (resolved into [`EdgeKeys`]).
+    pub purge_token: Option<SecretRef>,
+}
+
+/// `[links]`: the signed-link keys, by reference.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkRefs {
+    /// (key id, where its secret comes from), in config order.
+    pub keys: Vec<(String, SecretRef)>,
+    /// The id new links are issued with.
+    pub current: String,
 }
 
 /// A validated route.
@@ -335,14 +355,38 @@ pub struct Config {
     cache: CacheSettings,
     buckets: BTreeMap<String, Bucket>,
     routes: Vec<Route>,
-    links: Option<LinkKeySet>,
+    links: Option<LinkRefs>,
     presign: Option<PresignSettings>,
 }
 
 impl Config {
-    /// Signed-link keys (also verify the app's presign tokens).
-    pub fn links(&self) -> Option<&LinkKeySet> {
+    /// Signed-link keys by reference (their values are in [`EdgeKeys`]).
+    pub fn links(&self) -> Option<&LinkRefs> {
         self.links.as_ref()
+    }
+
+    /// Every secret reference with the field that holds it, in a fixed
+    /// order: what an executor must fetch before building the edge.
+    pub fn secret_refs(&self) -> Vec<(String, &SecretRef)> {
+        let mut out = Vec::new();
+        if let Some(a) = self.routing.origin_auth() {
+            out.push(("routing.origin_auth.secret".to_owned(), a.secret()));
+        }
+        if let Some(t) = &self.cache.purge_token {
+            out.push(("cache.purge_token".to_owned(), t));
+        }
+        for b in self.buckets.values() {
+            if let Some(c) = &b.credentials {
+                out.push((format!("buckets.{}.access_key_id", b.alias), &c.access_key_id));
+                out.push((format!("buckets.{}.secret_access_key", b.alias), &c.secret_access_key));
+            }
+        }
+        if let Some(l) = &self.links {
+            for (i, (_, r)) in l.keys.iter().enumerate() {
+                out.push((format!("links.keys[{i}].secret"), r));
+            }
+        }
+        out
     }
     /// The presign endpoint, if enabled.
     pub fn presign(&self) -> Option<&PresignSettings> {
@@ -424,16 +468,8 @@ fn validate_cache_settings(raw: raw::RawCacheSettings) -> Result<CacheSettings, 
             ConfigErrorKind::BadValue("an exact path starting with '/'"),
         ));
     }
-    if let Some(t) = &raw.purge_token {
-        if t.len() < 16 {
-            return Err(ConfigError::new(
-                "cache.purge_token",
-                "(redacted)",
-                ConfigErrorKind::BadValue("at least 16 bytes"),
-            ));
-        }
-    }
-    Ok(CacheSettings { store, lock_timeout_ms, purge_path, purge_token: raw.purge_token })
+    let purge_token = raw.purge_token.map(|t| secret_ref("cache.purge_token", t)).transpose()?;
+    Ok(CacheSettings { store, lock_timeout_ms, purge_path, purge_token })
 }
 
 /// A route's forwarded-header allowlists: (other requests, GET/HEAD of a
@@ -492,16 +528,37 @@ fn forward_lists(
     Ok((forward, cached))
 }
 
-fn validate_links(raw: raw::RawLinks) -> Result<LinkKeySet, ConfigError> {
-    let mut keys = Vec::with_capacity(raw.keys.len());
+fn secret_ref(field: &str, raw: RawSecret) -> Result<SecretRef, ConfigError> {
+    raw.validate(field).map_err(|e| ConfigError::new(field, "", ConfigErrorKind::Secret(e)))
+}
+
+fn validate_links(raw: raw::RawLinks) -> Result<LinkRefs, ConfigError> {
+    let mut keys: Vec<(String, SecretRef)> = Vec::with_capacity(raw.keys.len());
     for (i, k) in raw.keys.into_iter().enumerate() {
-        let key = LinkKey::new(k.id.clone(), k.secret.expose().to_vec()).map_err(|e| {
-            ConfigError::new(format!("links.keys[{i}]"), format!("id {:?}: {e}", k.id), ConfigErrorKind::Nested)
-        })?;
-        keys.push(key);
+        // The same rule as `sign::LinkKey::new` (checked again there).
+        let id_ok = (1..=32).contains(&k.id.len())
+            && k.id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !id_ok {
+            return Err(ConfigError::new(
+                format!("links.keys[{i}].id"),
+                k.id,
+                ConfigErrorKind::BadValue("use 1-32 of [A-Za-z0-9_-]"),
+            ));
+        }
+        if keys.iter().any(|(id, _)| *id == k.id) {
+            return Err(ConfigError::new(format!("links.keys[{i}].id"), k.id, ConfigErrorKind::BadValue("duplicate key id")));
+        }
+        let secret = secret_ref(&format!("links.keys[{i}].secret"), k.secret)?;
+        keys.push((k.id, secret));
     }
-    LinkKeySet::new(keys, &raw.current)
-        .map_err(|e| ConfigError::new("links.current", format!("{:?}: {e}", raw.current), ConfigErrorKind::Nested))
+    if !keys.iter().any(|(id, _)| *id == raw.current) {
+        return Err(ConfigError::new(
+            "links.current",
+            raw.current,
+            ConfigErrorKind::BadValue("names no key in links.keys"),
+        ));
+    }
+    Ok(LinkRefs { keys, current: raw.current })
 }
 
 fn validate_presign(raw: raw::RawPresign, buckets: &BTreeMap<String, Bucket>) -> Result<PresignSettings, ConfigError> {
@@ -635,7 +692,7 @@ impl TryFrom<RawConfig> for Config {
                     ConfigErrorKind::BadValue("must not start with '/'"),
                 ));
             }
-            if b.signed != b.access_key_id.is_some() && b.access_key_id.is_some() {
+            if !b.signed && b.access_key_id.is_some() {
                 return Err(ConfigError::new(
                     format!("buckets.{key}.access_key_id"),
                     "(set)",
@@ -649,6 +706,13 @@ impl TryFrom<RawConfig> for Config {
                     ConfigErrorKind::BadValue("give both access_key_id and secret_access_key, or neither"),
                 ));
             }
+            let credentials = match (b.access_key_id, b.secret_access_key) {
+                (Some(id), Some(secret)) => Some(BucketCredentialRefs {
+                    access_key_id: secret_ref(&format!("buckets.{key}.access_key_id"), id)?,
+                    secret_access_key: secret_ref(&format!("buckets.{key}.secret_access_key"), secret)?,
+                }),
+                _ => None,
+            };
             buckets.insert(
                 key.clone(),
                 Bucket {
@@ -661,8 +725,7 @@ impl TryFrom<RawConfig> for Config {
                     index: b.index,
                     prefix,
                     signed: b.signed,
-                    access_key_id: b.access_key_id,
-                    secret_access_key: b.secret_access_key,
+                    credentials,
                 },
             );
         }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::cache::key::KeyRules;
 use crate::cache::CacheRules;
 use crate::route::config::{RawPool, RawRegions, RawRouting};
-use crate::route::auth::Secret;
+use crate::secret::RawSecret;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,8 +48,9 @@ pub struct RawLinks {
 #[serde(deny_unknown_fields)]
 pub struct RawLinkKey {
     pub id: String,
-    /// At least 32 bytes. Redacted in `Debug`.
-    pub secret: Secret,
+    /// Where the key comes from (see [`crate::secret`]); the value is at
+    /// least 32 bytes.
+    pub secret: RawSecret,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -91,13 +92,13 @@ pub struct RawBucket {
     #[serde(default)]
     pub prefix: Option<String>,
     /// Sign edge → bucket requests (SigV4 header auth, like CloudFront's
-    /// origin access control). Credentials come from the platform's
-    /// secrets; `access_key_id`/`secret_access_key` here are for local
-    /// stacks only.
+    /// origin access control). The credentials are secret references
+    /// (see [`crate::secret`]); Lambda@Edge signs with its role when they
+    /// name no AWS source.
     #[serde(default)]
     pub signed: bool,
-    pub access_key_id: Option<String>,
-    pub secret_access_key: Option<Secret>,
+    pub access_key_id: Option<RawSecret>,
+    pub secret_access_key: Option<RawSecret>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -111,9 +112,9 @@ pub struct RawCacheSettings {
     pub lock_timeout_ms: Option<u64>,
     /// Path of the purge endpoint (default `/_offload/purge`).
     pub purge_path: Option<String>,
-    /// Bearer token for the purge endpoint (local stacks; in production a
-    /// platform secret). No token: the endpoint is disabled.
-    pub purge_token: Option<Secret>,
+    /// Where the purge endpoint's bearer token comes from (see
+    /// [`crate::secret`]). No token: the endpoint is disabled.
+    pub purge_token: Option<RawSecret>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -20,7 +20,7 @@ location = { lat = 53.3, lon = -6.3 }
 origins = [{ url = "https://eu.example.com/app/", host_header = "www.example.com" }]
 
 [cache]
-purge_token = "0123456789abcdef0123"
+purge_token = { binding = "OFFLOAD_PURGE_TOKEN" }
 
 [buckets.www]
 endpoint = "http://127.0.0.1:18703"
@@ -183,16 +183,22 @@ fn cache_rules_are_validated_with_the_route_named() {
     assert!(e.contains("routes[0].cache.heuristic") && e.contains("150"), "{e}");
     let e = err(&format!("{R}[[routes]]\npath = \"/x\"\ncache_key = {{ sort_query = true }}\n"));
     assert!(e.contains("routes[0].cache_key") && e.contains("needs a `cache`"), "{e}");
-    let e = err("[cache]\npurge_token = \"short\"\n");
-    assert!(e.contains("cache.purge_token") && !e.contains("short"), "{e}");
+    let e = err("[cache]\npurge_token = \"a-secret-value\"\n");
+    assert!(e.starts_with("config: cache.purge_token: a secret value is not allowed") && !e.contains("a-secret-value"), "{e}");
 }
 
 #[test]
 fn bucket_credentials_come_in_pairs_and_stay_secret() {
     let base = "[buckets.b]\nendpoint = \"http://s3.local\"\nbucket = \"bbb\"\nregion = \"us-east-1\"\nsigned = true\n";
-    let e = err(&format!("{base}access_key_id = \"AKID\"\n"));
+    let e = err(&format!("{base}access_key_id = {{ binding = \"ID\" }}\n"));
     assert!(e.contains("buckets.b.secret_access_key"), "{e}");
-    let cfg = Config::from_toml(&format!("{base}access_key_id = \"AKID\"\nsecret_access_key = \"very-secret-value\"\n")).unwrap();
-    assert!(!format!("{cfg:?}").contains("very-secret-value"));
+    let e = err(&format!("{base}access_key_id = {{ binding = \"ID\" }}\nsecret_access_key = \"very-secret-value\"\n"));
+    assert!(e.starts_with("config: buckets.b.secret_access_key: a secret value is not allowed"), "{e}");
+    assert!(!e.contains("very-secret-value"), "{e}");
+    let cfg = Config::from_toml(&format!(
+        "{base}access_key_id = {{ binding = \"ID\" }}\nsecret_access_key = {{ binding = \"SECRET\", ssm = \"/s3/secret\" }}\n"
+    ))
+    .unwrap();
     assert!(cfg.bucket("b").unwrap().signed());
+    assert_eq!(cfg.bucket("b").unwrap().credentials().unwrap().secret_access_key.binding_name(), Some("SECRET"));
 }

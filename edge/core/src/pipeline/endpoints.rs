@@ -85,7 +85,7 @@ impl Edge {
     /// bytes and call [`Edge::presign_endpoint`] (the token's scope names
     /// the key in the body, so it is verified there).
     pub fn presign_precheck(&self, req: &CanonicalRequest) -> Option<Response<Vec<u8>>> {
-        if self.config().presign().is_none() || self.config().links().is_none() {
+        if self.config().presign().is_none() || self.keys().links().is_none() {
             return Some(error(StatusCode::NOT_FOUND, "", "presign endpoint is not configured"));
         }
         if req.method() != Method::POST {
@@ -114,7 +114,7 @@ impl Edge {
         if let Some(refused) = self.presign_precheck(req) {
             return refused;
         }
-        let (Some(settings), Some(keys)) = (self.config().presign(), self.config().links()) else {
+        let (Some(settings), Some(keys)) = (self.config().presign(), self.keys().links()) else {
             return error(StatusCode::NOT_FOUND, "", "presign endpoint is not configured");
         };
         if body.len() > PRESIGN_MAX_BODY {
@@ -174,7 +174,7 @@ impl Edge {
         let Some(bucket) = self.config().bucket(&parsed.bucket) else {
             return error(StatusCode::BAD_REQUEST, "bucket", "unknown bucket");
         };
-        let Some(credentials) = self.bucket_credentials.get(bucket.alias()) else {
+        let Some(credentials) = self.keys().bucket_credentials(bucket.alias()) else {
             return error(StatusCode::INTERNAL_SERVER_ERROR, "bucket", "no credentials configured for this bucket");
         };
         let style = match bucket.style() {
@@ -232,7 +232,7 @@ impl Edge {
         if !self.config().route_for(path).is_some_and(|r| r.signed_links()) {
             return Ok(None);
         }
-        let Some(keys) = self.config().links() else {
+        let Some(keys) = self.keys().links() else {
             return Err(Box::new(error(StatusCode::FORBIDDEN, "token", "signed links are not configured")));
         };
         let query = req.query().unwrap_or("");
@@ -256,6 +256,7 @@ mod tests {
     use http::Request;
     use crate::sign::link::{issue_grant, issue_link};
     use crate::sign::{Audience, ContentTypePattern, GrantClaims, KeyScope, LinkClaims, LinkKey, Methods, Scope};
+    use crate::secret::SecretMap;
     use crate::{Config, EdgeState, Plan, Step};
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef-link";
@@ -271,7 +272,7 @@ origins = [{{ url = "http://127.0.0.1:9" }}]
 
 [links]
 current = "k1"
-keys = [{{ id = "k1", secret = "{SECRET}" }}]
+keys = [{{ id = "k1", secret = {{ binding = "LINK" }} }}]
 
 [presign]
 buckets = ["up"]
@@ -282,8 +283,8 @@ endpoint = "http://127.0.0.1:18703"
 bucket = "uploads"
 region = "us-east-1"
 signed = true
-access_key_id = "AKIDEXAMPLE"
-secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+access_key_id = {{ binding = "S3_ID" }}
+secret_access_key = {{ binding = "S3_SECRET" }}
 
 [[routes]]
 path = "/private/*"
@@ -294,7 +295,13 @@ path = "/*"
 "#
             ))
             .unwrap(),
+            &SecretMap::from_bindings([
+                ("LINK", SECRET),
+                ("S3_ID", "AKIDEXAMPLE"),
+                ("S3_SECRET", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+            ]),
         )
+        .unwrap()
     }
 
     fn key() -> LinkKey {

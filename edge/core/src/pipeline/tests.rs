@@ -17,7 +17,7 @@ origins = [{ url = "https://eu.example.com/base", host_header = "app.example.com
 
 [routing.origin_auth]
 key_id = "k1"
-secret = "0123456789abcdef0123"
+secret = { binding = "ORIGIN_AUTH" }
 
 [buckets.www]
 endpoint = "http://127.0.0.1:18703"
@@ -40,8 +40,22 @@ path = "/*"
 bucket = "www"
 "#;
 
+/// The secrets CFG (and its variants) reference.
+fn secrets() -> SecretMap {
+    SecretMap::from_bindings([
+        ("ORIGIN_AUTH", "0123456789abcdef0123"),
+        ("S3_ID", "AKIDEXAMPLE"),
+        ("S3_SECRET", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+        ("LINK", "0123456789abcdef0123456789abcdef-link"),
+    ])
+}
+
+fn edge_of(config: Config) -> Edge {
+    Edge::new(config, &secrets()).unwrap()
+}
+
 fn edge() -> Edge {
-    Edge::new(Config::from_toml(CFG).unwrap())
+    edge_of(Config::from_toml(CFG).unwrap())
 }
 
 fn plan(e: &Edge, req: Request<()>, viewer: &Viewer) -> Plan {
@@ -177,7 +191,7 @@ fn no_route_is_404_json() {
         "[regions.a]\nlocation = { lat = 1.0, lon = 1.0 }\norigins = [{ url = \"http://a.test\" }]\n[[routes]]\npath = \"/api/*\"\n",
     )
     .unwrap();
-    let Plan::Respond(r) = plan(&Edge::new(cfg), Request::get("http://x.test/nope").body(()).unwrap(), &Viewer::default()) else {
+    let Plan::Respond(r) = plan(&edge_of(cfg), Request::get("http://x.test/nope").body(()).unwrap(), &Viewer::default()) else {
         panic!("expected 404")
     };
     assert_eq!(r.status(), 404);
@@ -265,7 +279,7 @@ fn untrusted_geo_header_is_ignored_and_trusted_one_routes() {
     );
     assert_eq!(request.uri().host(), Some("127.0.0.1"));
     let trusted = CFG.replace("[routing.origin_auth]", "[routing]\ntrust_test_header = true\n\n[routing.origin_auth]");
-    let e = Edge::new(Config::from_toml(&trusted).unwrap());
+    let e = edge_of(Config::from_toml(&trusted).unwrap());
     let req = Request::get("http://x.test/api/time").header("x-offload-geo", "country=DE").body(()).unwrap();
     let Plan::Forward(f) = plan(&e, req, &us_viewer()) else { panic!() };
     let Step::Send { request, .. } = &f.step else { panic!() };
@@ -279,9 +293,9 @@ fn untrusted_geo_header_is_ignored_and_trusted_one_routes() {
 fn signed_bucket_requests_carry_sigv4_headers() {
     let signed = CFG.replace(
         "index = \"index.html\"",
-        "index = \"index.html\"\nsigned = true\naccess_key_id = \"AKIDEXAMPLE\"\nsecret_access_key = \"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY\"",
+        "index = \"index.html\"\nsigned = true\naccess_key_id = { binding = \"S3_ID\" }\nsecret_access_key = { binding = \"S3_SECRET\" }",
     );
-    let e = Edge::new(Config::from_toml(&signed).unwrap());
+    let e = edge_of(Config::from_toml(&signed).unwrap());
     let Plan::Forward(f) = plan(&e, Request::get("http://x.test/a%20b.txt").body(()).unwrap(), &Viewer::default()) else {
         panic!()
     };
@@ -309,7 +323,7 @@ min_per_window = 0
 
 [links]
 current = "k1"
-keys = [{ id = "k1", secret = "0123456789abcdef0123456789abcdef-link" }]
+keys = [{ id = "k1", secret = { binding = "LINK" } }]
 
 [buckets.www]
 endpoint = "http://127.0.0.1:18703"
@@ -344,7 +358,7 @@ bucket = "www"
 "#;
 
 fn trust_edge() -> Edge {
-    Edge::new(Config::from_toml(TRUST_CFG).unwrap())
+    edge_of(Config::from_toml(TRUST_CFG).unwrap())
 }
 
 /// Every spelling of a protected path is either refused as malformed (400)

@@ -38,47 +38,15 @@ use std::fmt;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
-use serde::{Deserialize, Deserializer};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
+
+pub use crate::secret::Secret;
 
 /// The default header name.
 pub const DEFAULT_HEADER: &str = "x-offload-auth";
 
 type HmacSha256 = Hmac<Sha256>;
-
-/// Secret bytes. `Debug` prints `Secret(<redacted>)`; there is no
-/// `Display` and no `Serialize`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Vec<u8>);
-
-impl Secret {
-    pub fn new(bytes: Vec<u8>) -> Self {
-        Self(bytes)
-    }
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-    /// The raw bytes, for computing MACs.
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d).map(|s| Secret(s.into_bytes()))
-    }
-}
 
 /// Whether `kid` is a well-formed key id.
 pub fn valid_key_id(kid: &str) -> bool {
@@ -99,12 +67,6 @@ impl SigningKey {
     }
     pub fn kid(&self) -> &str {
         &self.kid
-    }
-}
-
-impl From<&super::config::OriginAuth> for SigningKey {
-    fn from(a: &super::config::OriginAuth) -> Self {
-        Self::new(a.key_id(), a.secret().clone())
     }
 }
 

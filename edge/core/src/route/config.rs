@@ -45,7 +45,7 @@
 //!
 //! [routing.origin_auth]         # optional
 //! key_id = "k1"
-//! secret = "at least 16 bytes of secret"
+//! secret = { binding = "OFFLOAD_ORIGIN_AUTH_SECRET" }   # where it comes from (crate::secret); >= 16 bytes
 //! header = "x-offload-auth"
 //! validity_secs = 30
 //! ```
@@ -68,7 +68,7 @@ use http::uri::{Scheme, Uri};
 use http::{HeaderName, Method};
 use serde::Deserialize;
 
-use super::auth::Secret;
+use crate::secret::{RawSecret, SecretError, SecretRef};
 use super::geo::{Continent, Country, LatLon};
 use super::retry::RetryPolicy;
 
@@ -192,8 +192,8 @@ pub struct RawSticky {
 #[serde(deny_unknown_fields)]
 pub struct RawOriginAuth {
     pub key_id: String,
-    /// Redacted in `Debug`.
-    pub secret: Secret,
+    /// Where the secret comes from (see [`crate::secret`]).
+    pub secret: RawSecret,
     pub header: Option<String>,
     pub validity_secs: Option<u64>,
 }
@@ -218,6 +218,7 @@ enum RouteConfigErrorKind {
     Duplicate,
     UnknownRegion,
     Empty,
+    Secret(SecretError),
 }
 
 impl RouteConfigError {
@@ -247,6 +248,7 @@ impl fmt::Display for RouteConfigError {
             K::Duplicate => write!(f, "config: {field}: {value:?} listed twice"),
             K::UnknownRegion => write!(f, "config: {field}: unknown region {value:?}"),
             K::Empty => write!(f, "config: {field}: must not be empty"),
+            K::Secret(e) => write!(f, "config: {e}"),
         }
     }
 }
@@ -401,7 +403,7 @@ impl Sticky {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginAuth {
     key_id: String,
-    secret: Secret,
+    secret: SecretRef,
     header: HeaderName,
     validity_secs: u64,
 }
@@ -410,7 +412,8 @@ impl OriginAuth {
     pub fn key_id(&self) -> &str {
         &self.key_id
     }
-    pub fn secret(&self) -> &Secret {
+    /// Where the signing secret comes from (resolved at run time).
+    pub fn secret(&self) -> &SecretRef {
         &self.secret
     }
     pub fn header(&self) -> &HeaderName {
@@ -805,14 +808,10 @@ fn validate_auth(a: RawOriginAuth) -> Result<OriginAuth, RouteConfigError> {
             K::BadValue("use 1-64 of [A-Za-z0-9._-]"),
         ));
     }
-    if a.secret.len() < 16 {
-        // Never echo the secret.
-        return Err(RouteConfigError::new(
-            "routing.origin_auth.secret",
-            "<redacted>",
-            K::BadValue("must be at least 16 bytes"),
-        ));
-    }
+    let secret = a
+        .secret
+        .validate("routing.origin_auth.secret")
+        .map_err(|e| RouteConfigError::new("routing.origin_auth.secret", "", K::Secret(e)))?;
     let header_str = a.header.unwrap_or_else(|| super::auth::DEFAULT_HEADER.to_owned());
     let header = HeaderName::from_bytes(header_str.as_bytes())
         .ok()
@@ -828,7 +827,7 @@ fn validate_auth(a: RawOriginAuth) -> Result<OriginAuth, RouteConfigError> {
     if !(1..=3600).contains(&validity_secs) {
         return Err(range("routing.origin_auth.validity_secs", validity_secs, "1..=3600"));
     }
-    Ok(OriginAuth { key_id: a.key_id, secret: a.secret, header, validity_secs })
+    Ok(OriginAuth { key_id: a.key_id, secret, header, validity_secs })
 }
 
 #[cfg(test)]
@@ -869,7 +868,7 @@ cookie = "offload-region"
 
 [routing.origin_auth]
 key_id = "k1"
-secret = "0123456789abcdef0123"
+secret = { binding = "ORIGIN_AUTH" }
 "#;
 
     fn err(text: &str) -> String {
@@ -919,19 +918,13 @@ secret = "0123456789abcdef0123"
         let auth = r.origin_auth().unwrap();
         assert_eq!(auth.header().as_str(), "x-offload-auth");
         assert_eq!(auth.validity_secs(), 30);
-        assert!(!format!("{r:?}").contains("0123456789abcdef"), "secret redacted in Debug");
+        assert_eq!(auth.secret().binding_name(), Some("ORIGIN_AUTH"));
         assert_eq!(r.equal_distance_km(), 50.0);
 
         let empty = Routing::from_toml("").unwrap();
         assert_eq!(empty.default_pool(), &Pool::All);
         assert!(!empty.trust_test_header());
         assert_eq!(empty.retry_policy().statuses(), [502, 503, 504]);
-    }
-
-    #[test]
-    fn debug_of_raw_config_redacts_secret() {
-        let raw: RawRoutingDoc = toml::from_str(GOOD).unwrap();
-        assert!(!format!("{raw:?}").contains("0123456789abcdef"));
     }
 
     #[test]
@@ -1008,19 +1001,19 @@ secret = "0123456789abcdef0123"
             (region("[routing.retry_budget]\nwindow_ms = 10"), "routing.retry_budget.window_ms: 10"),
             (region("[routing.sticky]\ncookie = \"a b\""), "config: routing.sticky.cookie: bad value \"a b\""),
             (
-                region("[routing.origin_auth]\nkey_id = \"k 1\"\nsecret = \"0123456789abcdef\""),
+                region("[routing.origin_auth]\nkey_id = \"k 1\"\nsecret = { binding = \"A\" }"),
                 "routing.origin_auth.key_id: bad value \"k 1\"",
             ),
             (
                 region("[routing.origin_auth]\nkey_id = \"k1\"\nsecret = \"hunter2\""),
-                "routing.origin_auth.secret: bad value \"<redacted>\": must be at least 16 bytes",
+                "config: routing.origin_auth.secret: a secret value is not allowed in the config",
             ),
             (
-                region("[routing.origin_auth]\nkey_id = \"k1\"\nsecret = \"0123456789abcdef\"\nheader = \"X-Auth\""),
+                region("[routing.origin_auth]\nkey_id = \"k1\"\nsecret = { binding = \"A\" }\nheader = \"X-Auth\""),
                 "routing.origin_auth.header: bad value \"X-Auth\"",
             ),
             (
-                region("[routing.origin_auth]\nkey_id = \"k1\"\nsecret = \"0123456789abcdef\"\nvalidity_secs = 0"),
+                region("[routing.origin_auth]\nkey_id = \"k1\"\nsecret = { binding = \"A\" }\nvalidity_secs = 0"),
                 "routing.origin_auth.validity_secs: 0 is out of range",
             ),
         ];

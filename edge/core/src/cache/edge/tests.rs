@@ -17,7 +17,7 @@ fn config() -> Config {
         location = {{ lat = 0.0, lon = 0.0 }}
         origins = [{{ url = "http://10.0.0.1:8080" }}]
         [cache]
-        purge_token = "{TOKEN}"
+        purge_token = {{ binding = "PURGE" }}
         lock_timeout_ms = 1000
         [[routes]]
         path = "/api/*"
@@ -78,9 +78,8 @@ fn get(url: &str) -> Request<()> {
 
 impl Harness {
     fn new() -> Self {
-        let config = config();
-        let cache = EdgeCache::new(&config);
-        let edge = Edge::new(config);
+        let edge = Edge::new(config(), &crate::secret::SecretMap::from_bindings([("PURGE", TOKEN)])).unwrap();
+        let cache = EdgeCache::new(&edge);
         let state = EdgeState::new(edge.config());
         Self { edge, state, cache }
     }
