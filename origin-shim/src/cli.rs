@@ -8,7 +8,7 @@ use clap::error::ErrorKind;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::bucket::{self, BucketConfig, Secret, SECRET_KEY_ENV};
-use crate::origin::auth::{self as origin_auth, OriginAuth, SECRET_ENV as AUTH_SECRET_ENV};
+use crate::origin::auth::{self as origin_auth, OriginAuth, KEYS_ENV as AUTH_KEYS_ENV, SECRET_ENV as AUTH_SECRET_ENV};
 use crate::origin::{self, OriginConfig};
 use crate::server::OsSignals;
 use crate::{Error, ServerHandle};
@@ -53,11 +53,16 @@ pub struct OriginArgs {
     /// the OFFLOAD_ORIGIN_AUTH_SECRET env var.
     #[arg(long, value_name = "FILE", requires = "auth_key_id")]
     pub auth_secret_file: Option<PathBuf>,
+    /// File of origin-auth keys, one `kid=secret` per line, all accepted (key
+    /// rotation); instead of --auth-key-id. The OFFLOAD_ORIGIN_AUTH_KEYS env var
+    /// (entries separated by whitespace) does the same.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["auth_key_id", "auth_secret_file"])]
+    pub auth_keys_file: Option<PathBuf>,
     /// Header carrying the origin-auth signature (lower case).
-    #[arg(long, value_name = "NAME", default_value = offload_core::route::auth::DEFAULT_HEADER, requires = "auth_key_id")]
+    #[arg(long, value_name = "NAME", default_value = offload_core::route::auth::DEFAULT_HEADER)]
     pub auth_header: String,
     /// Accepted distance between the signature's timestamp and this clock.
-    #[arg(long, value_name = "SECS", default_value_t = origin_auth::DEFAULT_MAX_SKEW_SECS, requires = "auth_key_id")]
+    #[arg(long, value_name = "SECS", default_value_t = origin_auth::DEFAULT_MAX_SKEW_SECS)]
     pub auth_max_skew_secs: u64,
 }
 
@@ -172,6 +177,31 @@ fn read_secret_file(path: &std::path::Path) -> Result<Vec<u8>, clap::Error> {
     Ok(bytes)
 }
 
+/// Reads a keys file; errors name the flag and path, never the content.
+fn read_keys_file(path: &std::path::Path) -> Result<String, clap::Error> {
+    std::fs::read_to_string(path).map_err(|e| {
+        flag_error("--auth-keys-file", &path.display().to_string(), &format!("cannot read: {e}"))
+    })
+}
+
+/// `kid=secret` entries separated by whitespace; `#` starts a comment line.
+/// Errors name the entry's position and key id, never a secret.
+fn parse_keys(text: &str) -> Result<Vec<(String, offload_core::route::auth::Secret)>, clap::Error> {
+    let mut keys = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.starts_with('#')) {
+        for entry in line.split_whitespace() {
+            let Some((kid, secret)) = entry.split_once('=') else {
+                return Err(Cli::command().error(
+                    ErrorKind::InvalidValue,
+                    format!("origin-auth keys: entry {} is not kid=secret", keys.len() + 1),
+                ));
+            };
+            keys.push((kid.to_owned(), offload_core::route::auth::Secret::new(secret.as_bytes().to_vec())));
+        }
+    }
+    Ok(keys)
+}
+
 impl OriginArgs {
     /// Resolves the origin-auth secret (env or file) and validates the auth
     /// settings; errors name the flag and never contain the secret.
@@ -183,6 +213,55 @@ impl OriginArgs {
         self,
         env_secret: Option<String>,
     ) -> Result<(OriginConfig, SocketAddr), clap::Error> {
+        self.into_config_with_keys(env_secret, None)
+    }
+
+    /// [`Self::into_config`] with the OFFLOAD_ORIGIN_AUTH_KEYS value too:
+    /// several keys (`kid=secret`, whitespace-separated; or the lines of
+    /// `--auth-keys-file`) turn auth on with all of them accepted.
+    pub fn into_config_with_keys(
+        self,
+        env_secret: Option<String>,
+        env_keys: Option<String>,
+    ) -> Result<(OriginConfig, SocketAddr), clap::Error> {
+        let env_keys = env_keys.filter(|s| !s.trim().is_empty());
+        let keys_text = match (&self.auth_keys_file, env_keys) {
+            (Some(_), Some(_)) => {
+                return Err(Cli::command().error(
+                    ErrorKind::ArgumentConflict,
+                    format!("origin-auth keys are given twice: set {AUTH_KEYS_ENV} or pass --auth-keys-file, not both"),
+                ))
+            }
+            (Some(path), None) => Some(read_keys_file(path)?),
+            (None, Some(text)) => Some(text),
+            (None, None) => None,
+        };
+        if let Some(text) = keys_text {
+            if self.auth_key_id.is_some() {
+                return Err(Cli::command().error(
+                    ErrorKind::ArgumentConflict,
+                    format!("--auth-key-id and a key list ({AUTH_KEYS_ENV} / --auth-keys-file) exclude each other"),
+                ));
+            }
+            let keys = parse_keys(&text)?;
+            let auth = OriginAuth::with_keys(keys)
+                .and_then(|a| a.with_header(&self.auth_header))
+                .and_then(|a| a.with_max_skew_secs(self.auth_max_skew_secs))
+                .map_err(|e| match e.value() {
+                    Some(v) if e.setting() != "secret" => flag_error(AUTH_KEYS_ENV, v, e.expected()),
+                    _ => Cli::command().error(
+                        ErrorKind::InvalidValue,
+                        format!("origin-auth keys ({AUTH_KEYS_ENV} / --auth-keys-file): {} {}", e.setting(), e.expected()),
+                    ),
+                })?;
+            let config = OriginConfig {
+                region: self.region,
+                access_log: !self.no_access_log,
+                auth: Some(auth),
+                control_listen: self.control_listen,
+            };
+            return Ok((config, self.listen));
+        }
         let auth = match &self.auth_key_id {
             None => None,
             Some(kid) => {
@@ -246,7 +325,7 @@ pub fn main() -> ExitCode {
         Err(e) => return clap_exit(&e),
     };
     let job = match cli.mode {
-        Mode::Origin(args) => match args.into_config(std::env::var(AUTH_SECRET_ENV).ok()) {
+        Mode::Origin(args) => match args.into_config_with_keys(std::env::var(AUTH_SECRET_ENV).ok(), std::env::var(AUTH_KEYS_ENV).ok()) {
             Ok((config, listen)) => Job::Origin(config, listen),
             Err(e) => return clap_exit(&e),
         },

@@ -220,7 +220,8 @@ fn run_origin_bad(args: &[&str], env_secret: Option<&str>) -> (i32, String) {
     let mut cmd = Command::new(BIN);
     cmd.arg("origin")
         .args(args)
-        .env_remove("OFFLOAD_ORIGIN_AUTH_SECRET");
+        .env_remove("OFFLOAD_ORIGIN_AUTH_SECRET")
+        .env_remove("OFFLOAD_ORIGIN_AUTH_KEYS");
     if let Some(s) = env_secret {
         cmd.env("OFFLOAD_ORIGIN_AUTH_SECRET", s);
     }
@@ -408,4 +409,71 @@ fn bad_auth_flags_exit_2_naming_the_flag() {
         err.contains("--control-listen") && err.contains("nope"),
         "{err}"
     );
+}
+
+/// Key rotation: every key of OFFLOAD_ORIGIN_AUTH_KEYS (or the lines of
+/// --auth-keys-file) verifies; a key not listed does not.
+#[tokio::test]
+async fn origin_binary_accepts_every_listed_key() {
+    use offload_core::route::auth::{sign_origin_request, Secret, SigningKey};
+    const OLD: &str = "old-origin-auth-secret-0123";
+    const NEW: &str = "new-origin-auth-secret-4567";
+    let dir = common::TempDir::new("cli-auth-keys");
+    let file = dir.path().join("keys");
+    std::fs::write(&file, format!("# rotation\nold={OLD}\nnew={NEW}\n")).unwrap();
+    let env_keys = format!("old={OLD} new={NEW}");
+    for (args, envs) in [
+        (vec!["--auth-keys-file", file.to_str().unwrap()], vec![]),
+        (vec![], vec![("OFFLOAD_ORIGIN_AUTH_KEYS", env_keys.as_str())]),
+    ] {
+        let mut all = vec!["origin", "--listen", "127.0.0.1:0", "--no-access-log"];
+        all.extend(args);
+        let (mut p, mut out, _line, url) = spawn(&all, &envs);
+        let host = url.trim_start_matches("http://").to_owned();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        for (kid, secret, want) in [
+            ("old", OLD, http::StatusCode::OK),
+            ("new", NEW, http::StatusCode::OK),
+            ("other", NEW, http::StatusCode::FORBIDDEN),
+            ("new", OLD, http::StatusCode::FORBIDDEN),
+        ] {
+            let key = SigningKey::new(kid, Secret::new(secret.as_bytes().to_vec()));
+            let sig = sign_origin_request(&key, "GET", "/healthz", &host, now);
+            let r = common::send(common::request(
+                http::Method::GET,
+                &format!("{url}/healthz"),
+                &[("host", host.as_str()), ("x-offload-auth", &sig)],
+                b"",
+            ))
+            .await;
+            assert_eq!(r.status, want, "{kid}: {}", r.text());
+        }
+        assert!(term(&mut p).success());
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+        std::io::Read::read_to_string(p.0.stderr.as_mut().unwrap(), &mut rest).unwrap();
+        assert!(!rest.contains(OLD) && !rest.contains(NEW), "{rest}");
+    }
+}
+
+#[test]
+fn bad_key_lists_exit_2_without_the_secret() {
+    let run = |args: &[&str], keys: &str| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("origin").args(args).env_remove("OFFLOAD_ORIGIN_AUTH_SECRET").env("OFFLOAD_ORIGIN_AUTH_KEYS", keys);
+        let out = cmd.output().unwrap();
+        (out.status.code().unwrap(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = run(&[], "k1=short-secret");
+    assert_eq!(code, 2);
+    assert!(err.contains("at least 16 bytes") && !err.contains("short-secret"), "{err}");
+    let (code, err) = run(&[], "no-equals-sign-here");
+    assert_eq!(code, 2);
+    assert!(err.contains("entry 1 is not kid=secret") && !err.contains("no-equals"), "{err}");
+    let (code, err) = run(&[], "k1=0123456789abcdef0123 k1=0123456789abcdef4567");
+    assert_eq!(code, 2);
+    assert!(err.contains("listed twice"), "{err}");
+    let (code, err) = run(&["--auth-key-id", "k1"], "k1=0123456789abcdef0123");
+    assert_eq!(code, 2);
+    assert!(err.contains("exclude each other"), "{err}");
 }

@@ -1,6 +1,7 @@
 //! `cargo xtask sign ...`: issue download links and presign grants (token
-//! version 2, see `offload_core::sign::link`) with the `[links]` keys of a
-//! config file (local stacks) or a key from the environment
+//! version 2, see `offload_core::sign::link`) with the current `[links]`
+//! key of a config file, its value read from the local `.dev.vars`
+//! (written by `cargo xtask dev`), or with a key from the environment
 //! (`OFFLOAD_LINK_KEY_ID` + `OFFLOAD_LINK_KEY`).
 //!
 //! ```text
@@ -15,7 +16,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use offload_core::sign::link::{issue_grant, issue_link_url};
 use offload_core::sign::{ContentTypePattern, GrantClaims, KeyScope, LinkClaims, LinkKey, Methods, Scope};
+use offload_core::config::EdgeKeys;
 use offload_core::Config;
+use offload_e2e::devvars::DevVars;
 
 const USAGE: &str = "usage: cargo xtask sign link --path P [--methods GET,HEAD] [--expires S] [--ip A] [--config F]\n       \
 cargo xtask sign app-token --bucket B (--prefix P | --key K) [--methods PUT] [--max-size BYTES] [--types T,T] [--max-expires S] [--expires S] [--ip A] [--config F]";
@@ -59,8 +62,9 @@ fn key(config: Option<&str>) -> Result<LinkKey, String> {
     let path = config.map_or_else(|| offload_e2e::root().join("offload.toml").display().to_string(), str::to_owned);
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
     let config = Config::from_toml(&text).map_err(|e| format!("{path}: {e}"))?;
-    config
-        .links()
+    let vars = DevVars::load(&offload_e2e::root())?;
+    let keys = EdgeKeys::resolve(&config, &vars.secret_map()).map_err(|e| format!("{}: {e}", offload_e2e::devvars::FILE))?;
+    keys.links()
         .and_then(|l| l.current())
         .cloned()
         .ok_or_else(|| format!("{path}: no [links] keys (or set OFFLOAD_LINK_KEY_ID and OFFLOAD_LINK_KEY)"))
@@ -244,19 +248,32 @@ pub fn link_agreement_table(key: &LinkKey, base: &str) -> Result<serde_json::Val
 }
 
 /// Writes [`link_agreement_table`] to `dir/tokens.json` for the config's
-/// current `[links]` key and its first signed-link prefix route (nothing
-/// when the config has neither).
+/// current `[links]` key id and its first signed-link prefix route (nothing
+/// when the config has neither), signed with a random test value for that
+/// key, written to `dir/test-key.json` (`{id, kvs, secret}`) for the
+/// CloudFront Function test's stand-in KeyValueStore. No local secret is
+/// used.
 pub fn write_link_agreement_table(config: &Config, dir: &std::path::Path) -> Result<(), String> {
     let base = config.routes().iter().filter(|r| r.signed_links()).find_map(|r| match r.pattern() {
         offload_core::config::PathPattern::Prefix(p) => Some(p.clone()),
         offload_core::config::PathPattern::Exact(_) => None,
     });
-    let (Some(key), Some(base)) = (config.links().and_then(|l| l.current()), base) else {
+    let current = config.links().and_then(|l| l.keys.iter().find(|(id, _)| *id == l.current));
+    let (Some((id, r)), Some(base)) = (current, base) else {
         return Ok(());
     };
-    let table = link_agreement_table(key, &base)?;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .map_err(|e| format!("/dev/urandom: {e}"))?;
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let key = LinkKey::new(id.clone(), secret.clone().into_bytes()).map_err(|e| e.to_string())?;
+    let table = link_agreement_table(&key, &base)?;
     let path = dir.join("tokens.json");
-    std::fs::write(&path, format!("{table:#}\n")).map_err(|e| format!("{}: {e}", path.display()))
+    std::fs::write(&path, format!("{table:#}\n")).map_err(|e| format!("{}: {e}", path.display()))?;
+    let key_doc = serde_json::json!({ "id": id, "kvs": r.kvs_key(), "secret": secret });
+    let path = dir.join("test-key.json");
+    std::fs::write(&path, key_doc.to_string()).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -337,8 +354,8 @@ mod tests {
 
     #[test]
     fn issued_tokens_verify_with_their_claims() {
-        let config = offload_e2e::local_config().unwrap();
-        let keys = config.links().unwrap();
+        let keys = offload_e2e::local_keys().unwrap();
+        let keys = keys.links().unwrap();
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
         // Issued with the repository's offload.toml [links] key.
         let url = link(&args("--path /private/report.txt?a=1 --methods GET --expires 60")).unwrap();

@@ -52,6 +52,10 @@ pub enum Error {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Request(#[from] RequestError),
+    /// A secret the config references is missing or unusable (names the
+    /// field and the source, never a value).
+    #[error("secrets: {0}")]
+    Secret(#[from] crate::secret::SecretError),
     /// The origin could not be reached (reported by the adapter).
     #[error("origin unreachable: {0}")]
     Upstream(String),
@@ -61,7 +65,7 @@ impl Error {
     /// The HTTP status the viewer gets for this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            Error::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Config(_) | Error::Secret(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Error::Request(r) => match r.kind {
                 RequestErrorKind::NoRoute => StatusCode::NOT_FOUND,
                 RequestErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -75,7 +79,7 @@ impl Error {
     /// detail is for the operator's log, not the viewer.
     pub fn to_response(&self) -> Response<Vec<u8>> {
         let message = match self {
-            Error::Config(_) => "edge misconfigured".to_owned(),
+            Error::Config(_) | Error::Secret(_) => "edge misconfigured".to_owned(),
             other => other.to_string(),
         };
         let body = serde_json::json!({ "error": message, "status": self.status().as_u16() }).to_string();

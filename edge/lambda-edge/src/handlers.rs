@@ -36,7 +36,8 @@ use offload_core::route::Outcome;
 use offload_core::sign::link::token_from_query;
 use offload_core::sign::Credentials;
 use offload_core::proxy::canonical::CanonicalRequest;
-use offload_core::{Config, ConfigError, Edge, EdgeState, Plan, Step, Upstream, Viewer};
+use offload_core::secret::{Platform, SecretError, SecretMap};
+use offload_core::{Config, Edge, EdgeState, Plan, Step, Upstream, Viewer};
 use serde_json::{json, Value};
 
 use crate::event::{
@@ -56,6 +57,7 @@ pub const ROUTE_HEADER: &str = "x-offload-route";
 pub struct Lambda {
     edge: Edge,
     state: EdgeState,
+    role: Option<Credentials>,
 }
 
 fn error_json(status: u16, message: &str) -> http::Response<Vec<u8>> {
@@ -143,10 +145,23 @@ fn keep_body_read_only(out: &mut Value) {
 }
 
 impl Lambda {
-    pub fn new(config_toml: &str) -> Result<Self, ConfigError> {
-        let edge = Edge::new(Config::from_toml(config_toml)?);
+    /// The edge from a validated config and the secrets read from AWS
+    /// ([`crate::secrets`]); fails naming the first missing secret.
+    pub fn new(config: Config, secrets: &SecretMap) -> Result<Self, SecretError> {
+        let edge = Edge::new(config, secrets)?;
         let state = EdgeState::new(edge.config());
-        Ok(Self { edge, state })
+        Ok(Self { edge, state, role: None })
+    }
+
+    /// New secret values (a refresh after the cache TTL): the edge is
+    /// rebuilt with them; health and retry state, and the role's
+    /// credentials, are kept.
+    pub fn set_secrets(&mut self, secrets: &SecretMap) -> Result<(), SecretError> {
+        self.edge = Edge::new(self.edge.config().clone(), secrets)?;
+        if let Some(role) = self.role.clone() {
+            self.set_credentials(&role);
+        }
+        Ok(())
     }
 
     pub fn edge(&self) -> &Edge {
@@ -156,8 +171,18 @@ impl Lambda {
     /// The Lambda role's credentials (from the runtime's environment) for
     /// every signed bucket, replacing any from the config file.
     pub fn set_credentials(&mut self, credentials: &Credentials) {
-        let aliases: Vec<String> =
-            self.edge.config().buckets().filter(|b| b.signed()).map(|b| b.alias().to_owned()).collect();
+        self.role = Some(credentials.clone());
+        // Buckets whose credentials name an AWS source keep those.
+        let on_role = |b: &offload_core::config::Bucket| {
+            b.credentials().is_none_or(|c| c.secret_access_key.source(Platform::LambdaEdge).is_none())
+        };
+        let aliases: Vec<String> = self
+            .edge
+            .config()
+            .buckets()
+            .filter(|b| b.signed() && on_role(b))
+            .map(|b| b.alias().to_owned())
+            .collect();
         for alias in aliases {
             self.edge.set_bucket_credentials(&alias, credentials.clone());
         }

@@ -15,7 +15,7 @@ use futures_util::future::{select, Either};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use offload_core::route::geo::WorkersCf;
 use offload_core::route::Outcome;
-use offload_core::sign::Credentials;
+use offload_core::secret::{Platform, Secret, SecretMap};
 use offload_core::cache::EdgeCache;
 use offload_core::proxy::body::BodyKind;
 use offload_core::{Config, Edge, EdgeState, Error, Forward, Plan, Step, Viewer};
@@ -43,18 +43,15 @@ thread_local! {
     static ISOLATE: RefCell<Option<Result<Isolate, Error>>> = const { RefCell::new(None) };
 }
 
-/// Build the edge on the first request, with platform secrets applied.
+/// Build the edge on the first request, with the secrets the config
+/// references read from the Worker's secret bindings. A missing binding
+/// is an error naming it (never a value): the edge answers 500 and does
+/// not run without its keys.
 fn init(env: &Env) -> Result<(), Error> {
     ISOLATE.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
-            *slot = Some(Config::from_toml(CONFIG_TOML).map_err(Error::from).map(|config| {
-                let mut edge = Edge::new(config);
-                apply_secrets(&mut edge, env);
-                let state = EdgeState::new(edge.config());
-                let cache = EdgeCache::new(edge.config());
-                Isolate { edge, state, cache }
-            }));
+            *slot = Some(build(env));
         }
         match slot.as_ref() {
             Some(Ok(_)) => Ok(()),
@@ -64,18 +61,27 @@ fn init(env: &Env) -> Result<(), Error> {
     })
 }
 
-/// Bucket credentials from Workers secrets:
-/// `OFFLOAD_S3_<ALIAS>_ACCESS_KEY_ID` / `_SECRET_ACCESS_KEY` / `_SESSION_TOKEN`
-/// (alias upper-cased, `-` and `.` as `_`).
-fn apply_secrets(edge: &mut Edge, env: &Env) {
-    let aliases: Vec<String> = edge.config().buckets().map(|b| b.alias().to_owned()).collect();
-    for alias in aliases {
-        let prefix = format!("OFFLOAD_S3_{}", alias.to_ascii_uppercase().replace(['-', '.'], "_"));
-        let get = |suffix: &str| env.secret(&format!("{prefix}_{suffix}")).ok().map(|s| s.to_string());
-        if let (Some(id), Some(secret)) = (get("ACCESS_KEY_ID"), get("SECRET_ACCESS_KEY")) {
-            edge.set_bucket_credentials(&alias, Credentials::new(id, secret, get("SESSION_TOKEN")));
+fn build(env: &Env) -> Result<Isolate, Error> {
+    let config = Config::from_toml(CONFIG_TOML)?;
+    let edge = Edge::new(config.clone(), &secrets(&config, env)).map_err(Error::from)?;
+    let state = EdgeState::new(edge.config());
+    let cache = EdgeCache::new(&edge);
+    Ok(Isolate { edge, state, cache })
+}
+
+/// The values of the secret bindings the config names (`wrangler secret
+/// put NAME`; `.dev.vars` under `wrangler dev`). Absent ones stay absent:
+/// [`Edge::new`] reports the first by field and binding name.
+fn secrets(config: &Config, env: &Env) -> SecretMap {
+    let mut map = SecretMap::new(Platform::Workers);
+    for (_, r) in config.secret_refs() {
+        if let Some(name) = r.binding_name() {
+            if let Ok(v) = env.secret(name) {
+                map.insert_binding(name, Secret::new(v.to_string().into_bytes()));
+            }
         }
     }
+    map
 }
 
 fn with_isolate<T>(f: impl FnOnce(&Edge, &mut EdgeState) -> T) -> Option<T> {

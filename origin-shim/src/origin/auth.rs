@@ -21,8 +21,12 @@ use offload_core::route::auth::{
     valid_key_id, verify_origin_request, AuthError, Keyring, Secret, SigningKey, DEFAULT_HEADER,
 };
 
-/// Environment variable the `origin-shim` binary reads the secret from.
+/// Environment variable the `origin-shim` binary reads the secret from
+/// (one key, with `--auth-key-id`).
 pub const SECRET_ENV: &str = "OFFLOAD_ORIGIN_AUTH_SECRET";
+/// Environment variable holding several keys at once (rotation):
+/// `kid=secret` entries separated by whitespace or newlines.
+pub const KEYS_ENV: &str = "OFFLOAD_ORIGIN_AUTH_KEYS";
 /// Default accepted clock skew, seconds (the edge's default validity).
 pub const DEFAULT_MAX_SKEW_SECS: u64 = 30;
 /// Largest accepted `max_skew_secs` (matches the edge's `validity_secs` range).
@@ -99,6 +103,28 @@ impl OriginAuth {
             header: HeaderName::from_static(DEFAULT_HEADER),
             max_skew_secs: DEFAULT_MAX_SKEW_SECS,
         })
+    }
+
+    /// Several keys at once (during a rotation the edge signs with the
+    /// new one while the old one still verifies). At least one.
+    pub fn with_keys(keys: Vec<(String, Secret)>) -> Result<Self, AuthConfigError> {
+        let first = keys.first().ok_or(AuthConfigError {
+            setting: "keys",
+            value: None,
+            expected: "give at least one kid=secret entry",
+        })?;
+        let mut auth = Self::new(&first.0, first.1.clone())?;
+        let mut ring = Vec::with_capacity(keys.len());
+        for (i, (kid, secret)) in keys.iter().enumerate() {
+            // Validates the id and the length like a single key.
+            let _ = Self::new(kid, secret.clone())?;
+            if keys[..i].iter().any(|(k, _)| k == kid) {
+                return Err(AuthConfigError { setting: "key_id", value: Some(kid.clone()), expected: "listed twice" });
+            }
+            ring.push(SigningKey::new(kid.as_str(), secret.clone()));
+        }
+        auth.keyring = Keyring::new(ring);
+        Ok(auth)
     }
 
     /// Reads the signature from `name` instead (lower-case header name).

@@ -11,7 +11,27 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod devvars;
 pub mod http;
+
+/// Set (to `1`) only by the local stack and the test steps: builds for
+/// local runs may trust the test geo header; deploy builds may not.
+pub const LOCAL_STACK_ENV: &str = "OFFLOAD_LOCAL_STACK";
+
+/// Refuse a config that trusts the test header unless this is a local
+/// build ([`LOCAL_STACK_ENV`]`=1`): what `cargo xtask build-worker` (the
+/// wrangler.toml build command, so `wrangler deploy`) and `cargo xtask
+/// package` check before building anything that could be deployed.
+pub fn check_deployable(config: &offload_core::Config, what: &str) -> Result<(), String> {
+    let local = std::env::var(LOCAL_STACK_ENV).is_ok_and(|v| v == "1");
+    if config.routing().trust_test_header() && !local {
+        return Err(format!(
+            "{what}: refusing to build a deployable artifact from a config with [routing] trust_test_header = true \
+             (viewers could choose their region with x-offload-geo); set it to false (or build for a local run with {LOCAL_STACK_ENV}=1)"
+        ));
+    }
+    Ok(())
+}
 
 /// Fixed loopback ports of the local stack (they match `offload.toml`).
 pub const EDGE_PORT: u16 = 18787;
@@ -20,13 +40,21 @@ pub const REGIONS: [(&str, u16); 2] = [("us-east-1", 18701), ("eu-west-1", 18702
 pub const CONTROL_PORT_OFFSET: u16 = 10;
 pub const BUCKET_PORT: u16 = 18703;
 
-/// The local stack's config (`offload.toml`), parsed and validated: the
-/// stack takes the local-only secrets it shares with the edge from here,
-/// so they are written down once.
+/// The local stack's config (`offload.toml`), parsed and validated. It
+/// holds secret references only; the values are in `.dev.vars`
+/// ([`devvars`]).
 pub fn local_config() -> Result<offload_core::Config, String> {
     let path = root().join("offload.toml");
     let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     offload_core::Config::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The local stack's keys: `offload.toml`'s references resolved from
+/// `.dev.vars` (what the edge in `wrangler dev` resolves too).
+pub fn local_keys() -> Result<offload_core::config::EdgeKeys, String> {
+    let config = local_config()?;
+    let vars = devvars::DevVars::load(&root())?;
+    offload_core::config::EdgeKeys::resolve(&config, &vars.secret_map()).map_err(|e| format!("{}: {e}", devvars::FILE))
 }
 
 /// The workspace root (where `Cargo.toml`, `wrangler.toml` and `www/` live).
@@ -93,12 +121,12 @@ impl Stack {
         let root = root();
         let config = local_config()?;
         let auth = config.routing().origin_auth().ok_or("offload.toml: [routing.origin_auth] is required locally")?;
-        let auth_secret = String::from_utf8_lossy(auth.secret().expose()).into_owned();
-        let (access_key, secret_key) = config
-            .bucket("www")
-            .and_then(|b| b.local_credentials())
-            .map(|(id, secret)| (id.to_owned(), String::from_utf8_lossy(secret.expose()).into_owned()))
-            .ok_or("offload.toml: bucket \"www\" needs local credentials")?;
+        // Fresh random secrets for this run, where wrangler dev and every
+        // local process read them.
+        let vars = devvars::regenerate(&root, &config)?;
+        let auth_secret = vars.for_ref(&config, "routing.origin_auth.secret")?.to_owned();
+        let access_key = vars.for_ref(&config, "buckets.www.access_key_id")?.to_owned();
+        let secret_key = vars.for_ref(&config, "buckets.www.secret_access_key")?.to_owned();
         let mut ports = vec![EDGE_PORT, BUCKET_PORT];
         ports.extend(REGIONS.iter().flat_map(|r| [r.1, r.1 + CONTROL_PORT_OFFSET]));
         if let Some(p) = ports.iter().find(|p| !port_free(**p)) {
@@ -138,8 +166,8 @@ impl Stack {
             let mut cmd = Command::new(&shim);
             cmd.args(["origin", "--region", region, "--listen", &format!("127.0.0.1:{port}")])
                 .args(["--control-listen", &format!("127.0.0.1:{}", port + CONTROL_PORT_OFFSET)])
-                .args(["--auth-key-id", auth.key_id(), "--auth-header", auth.header().as_str()])
-                .env("OFFLOAD_ORIGIN_AUTH_SECRET", &auth_secret);
+                .args(["--auth-header", auth.header().as_str()])
+                .env("OFFLOAD_ORIGIN_AUTH_KEYS", format!("{}={auth_secret}", auth.key_id()));
             stack.spawn(&format!("origin-{region}"), cmd)?;
         }
         // The bucket is private: the edge reads `www` with signed requests,
@@ -170,6 +198,7 @@ impl Stack {
         .arg(state.join("wrangler"))
         .current_dir(&root)
         .env("CI", "1")
+        .env(LOCAL_STACK_ENV, "1")
         .envs(worker_build_env(&root));
         stack.spawn("edge", cmd)?;
         // The first start builds the Worker (release Wasm): allow for it.

@@ -215,8 +215,8 @@ fn bucket_is_private_and_read_through_signed_requests(s: &Stack) -> Result<(), S
 }
 
 fn link_key() -> Result<offload_core::sign::LinkKey, String> {
-    let config = offload_e2e::local_config()?;
-    config.links().and_then(|l| l.current()).cloned().ok_or_else(|| "no [links] in offload.toml".to_owned())
+    let keys = offload_e2e::local_keys()?;
+    keys.links().and_then(|l| l.current()).cloned().ok_or_else(|| "no [links] in offload.toml".to_owned())
 }
 
 fn now_secs() -> u64 {
@@ -312,7 +312,9 @@ fn presigned_uploads_go_straight_to_the_bucket(s: &Stack) -> Result<(), String> 
     // Tampered and wrong-key URLs are refused by the bucket itself.
     let tampered = get_url.replace("X-Amz-Expires=120", "X-Amz-Expires=121");
     ensure!(get(&tampered)?.status == 403, "tampered presigned URL accepted");
-    let wrong_key = get_url.replace("Credential=OFFLOADLOCALKEY", "Credential=SOMEONEELSEKEY");
+    let access_key = offload_e2e::local_keys()?.bucket_credentials("uploads").ok_or("no uploads credentials")?.access_key_id().to_owned();
+    ensure!(get_url.contains(&format!("Credential={access_key}")), "presigned URL not signed with the local key");
+    let wrong_key = get_url.replace(&format!("Credential={access_key}"), "Credential=SOMEONEELSEKEY");
     ensure!(get(&wrong_key)?.status == 403, "wrong-key presigned URL accepted");
     let short = presign(&format!(r#"{{"bucket":"uploads","key":"{object}","method":"GET","expires":1}}"#))?;
     let short_url = short.json()?["url"].as_str().ok_or("no url")?.to_owned();
@@ -501,8 +503,8 @@ fn item_get(s: &Stack, id: &str, query: &str) -> Result<Resp, String> {
 }
 
 fn purge_token() -> Result<String, String> {
-    let config = offload_e2e::local_config()?;
-    let token = config.cache().purge_token.as_ref().ok_or("offload.toml has no [cache] purge_token")?;
+    let keys = offload_e2e::local_keys()?;
+    let token = keys.purge_token().ok_or("offload.toml has no [cache] purge_token")?;
     Ok(String::from_utf8_lossy(token.expose()).into_owned())
 }
 
