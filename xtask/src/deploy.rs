@@ -15,9 +15,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use offload_core::cache::key::TRACKING_PARAMS;
-use offload_core::config::{PathPattern, RawConfig, Target};
+use offload_core::config::{PathPattern, Target};
 use offload_core::route::geo::Country;
+use offload_core::secret::{Platform, Source};
 use offload_core::Config;
+use offload_e2e::devvars::{self, DevVars};
 
 use crate::run;
 
@@ -42,31 +44,40 @@ fn config_path(root: &Path) -> PathBuf {
     std::env::var_os("OFFLOAD_CONFIG").map(PathBuf::from).unwrap_or_else(|| root.join("offload.toml"))
 }
 
-/// `[links]` keys as (id, secret).
-type LinkSecrets = Vec<(String, Vec<u8>)>;
-
-/// The validated config, and the link keys' secrets (which the validated
-/// config never hands out) from the raw document.
-fn load_config(root: &Path) -> Result<(Config, LinkSecrets), String> {
+/// The validated config (secret references only).
+pub fn load_config(root: &Path) -> Result<Config, String> {
     let path = config_path(root);
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let config = Config::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let raw: RawConfig = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let keys = raw
-        .links
-        .map(|l| l.keys.into_iter().map(|k| (k.id, k.secret.expose().to_vec())).collect())
-        .unwrap_or_default();
-    Ok((config, keys))
+    Config::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Whether deploy artifacts are built for a local run (tests, the local
+/// stack): only then may the config trust the test geo header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Build {
+    /// `cargo xtask package ...`: refuses `trust_test_header = true`
+    /// (unless `OFFLOAD_LOCAL_STACK=1`).
+    Deploy,
+    /// The test steps: the local config as it is.
+    Local,
+}
+
+fn check_build(root: &Path, build: Build, what: &str) -> Result<Config, String> {
+    let config = load_config(root)?;
+    if build == Build::Deploy {
+        offload_e2e::check_deployable(&config, what)?;
+    }
+    Ok(config)
 }
 
 /// `cargo xtask package <lambda-edge|cloudfront-function|all>`.
 pub fn package(root: &Path, args: &[String]) -> Result<(), String> {
     match args.first().map(String::as_str) {
-        Some("lambda-edge") => package_lambda_edge(root).map(|_| ()),
-        Some("cloudfront-function") => package_cloudfront_function(root).map(|_| ()),
+        Some("lambda-edge") => package_lambda_edge(root, Build::Deploy).map(|_| ()),
+        Some("cloudfront-function") => package_cloudfront_function(root, Build::Deploy).map(|_| ()),
         Some("all") | None => {
-            package_lambda_edge(root)?;
-            package_cloudfront_function(root).map(|_| ())
+            package_lambda_edge(root, Build::Deploy)?;
+            package_cloudfront_function(root, Build::Deploy).map(|_| ())
         }
         // Every deploy check (what `cargo xtask test` runs from `steps`).
         Some("check") => {
@@ -87,7 +98,8 @@ pub fn package(root: &Path, args: &[String]) -> Result<(), String> {
 /// Build the Lambda@Edge Wasm (release, wasm32), bind it for Node, shrink
 /// it with wasm-opt -Oz (npm binaryen), add the handler wrapper, zip it,
 /// check the size quotas and print the sizes. Returns the zip's path.
-pub fn package_lambda_edge(root: &Path) -> Result<PathBuf, String> {
+pub fn package_lambda_edge(root: &Path, build: Build) -> Result<PathBuf, String> {
+    check_build(root, build, "package lambda-edge")?;
     let out = root.join(".offload/lambda-edge");
     let pkg = out.join("pkg");
     run(cargo()
@@ -165,7 +177,8 @@ fn serde_json_string(s: &str) -> String {
 /// - `require(` only for the runtime's modules `crypto` and `cloudfront`;
 /// - none of what the runtime lacks or forbids: timers (`setTimeout`,
 ///   `setInterval`, `setImmediate`), network (`fetch`, `XMLHttpRequest`),
-///   async code (`async`, `await`, `Promise`), dynamic code (`eval`,
+///   promise combinators and chains (`Promise`, `.then(`; `await` on the
+///   KeyValueStore helpers is the documented way), dynamic code (`eval`,
 ///   `new Function`, `import(`), `process`.
 pub const CF_FORBIDDEN: &[&str] = &[
     "setTimeout",
@@ -173,9 +186,11 @@ pub const CF_FORBIDDEN: &[&str] = &[
     "setImmediate",
     "fetch(",
     "XMLHttpRequest",
-    "async ",
-    "await ",
+    // `async`/`await` are allowed (cloudfront-js-2.0 has them; the
+    // KeyValueStore helpers return promises); promise combinators and
+    // chains are not (the runtime's memory quota, per its docs).
     "Promise",
+    ".then(",
     "eval(",
     "new Function",
     "import(",
@@ -188,6 +203,11 @@ pub fn check_cloudfront_function(code: &str) -> Result<(), String> {
     }
     if !code.contains("function handler(event)") {
         return Err("cloudfront-function: no `function handler(event)`".into());
+    }
+    for line in code.lines().filter(|l| l.starts_with("import ")) {
+        if line != "import cf from 'cloudfront';" {
+            return Err(format!("cloudfront-function: {line:?}: only the cloudfront module may be imported"));
+        }
     }
     for bad in CF_FORBIDDEN {
         if code.contains(bad) {
@@ -212,7 +232,7 @@ pub fn check_cloudfront_function(code: &str) -> Result<(), String> {
 /// sorting), removal of the test geo header unless trusted, and a region
 /// hint header from the viewer's country. There are no redirects in the
 /// config format, so none are generated.
-pub fn generate_cloudfront_function(config: &Config, link_keys: &[(String, Vec<u8>)]) -> String {
+pub fn generate_cloudfront_function(config: &Config) -> String {
     // Routes, most specific first: exact paths, then longer prefixes.
     let mut routes: Vec<_> = config.routes().iter().collect();
     routes.sort_by_key(|r| std::cmp::Reverse(r.pattern().specificity()));
@@ -270,14 +290,20 @@ pub fn generate_cloudfront_function(config: &Config, link_keys: &[(String, Vec<u
     let hints_js: Vec<String> =
         hints.iter().map(|(region, codes)| format!("{}:{}", js_str(region), js_str(&codes.join(" ")))).collect();
     let signed = routes.iter().any(|r| r.signed_links());
-    // Only keys whose secret is text can be handed to `createHmac` as a
-    // string; `[links]` secrets are TOML strings, so all of them are.
+    // Key id -> the KeyValueStore key holding its secret (never a value).
+    // A key without a `kvs` source is left out: links signed with it are
+    // refused as "unknown key id" here.
     let keys_js = if signed {
-        link_keys
-            .iter()
-            .filter_map(|(id, secret)| Some(format!("{}:{}", js_str(id), js_str(std::str::from_utf8(secret).ok()?))))
-            .collect::<Vec<_>>()
-            .join(",")
+        config
+            .links()
+            .map(|l| {
+                l.keys
+                    .iter()
+                    .filter_map(|(id, r)| Some(format!("{}:{}", js_str(id), js_str(r.kvs_key()?))))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .unwrap_or_default()
     } else {
         String::new()
     };
@@ -287,9 +313,11 @@ pub fn generate_cloudfront_function(config: &Config, link_keys: &[(String, Vec<u
     let mut js = String::new();
     js.push_str("// Offload viewer-request CloudFront Function (cloudfront-js-2.0).\n");
     js.push_str("// Generated by `cargo xtask package cloudfront-function` from offload.toml; do not edit.\n");
-    js.push_str("// It holds the [links] keys: treat it like the config.\n");
+    js.push_str("// It holds no secrets: link keys are read from the associated KeyValueStore.\n");
     if signed {
+        js.push_str("import cf from 'cloudfront';\n");
         js.push_str("var crypto = require('crypto');\n");
+        js.push_str("var kvs = cf.kvs();\n");
     }
     let _ = writeln!(js, "var R = [{}];", r_js.join(","));
     let _ = writeln!(js, "var T = [{tracking}];");
@@ -354,7 +382,7 @@ function unb64(s) {
 // scope with '%' and '|' written %25 and %7C. Same checks in the same order
 // and the same reasons as verify_link (LinkError::reason).
 var M = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
-function verify(token, path, method, ip, now) {
+async function verify(token, path, method, ip, now) {
     var dot = token.indexOf('.'), bad = 'malformed token', i;
     if (dot < 0 || token.length > 4096) return bad;
     var payload = unb64(token.slice(0, dot)), given = token.slice(dot + 1);
@@ -368,8 +396,10 @@ function verify(token, path, method, ip, now) {
     for (i = 0; i < ms.length; i++) if (M.indexOf(ms[i]) < 0 || ms.indexOf(ms[i]) !== i) return bad;
     var scope = f[6].replace(/%(25|7C)/g, function (m, c) { return c === '25' ? '%' : '|'; });
     if (scope.charAt(0) !== '/' || /[\\ ]|%2f|%5c|[\/?](\.|%2e){1,2}([\/?]|$)/i.test(scope)) return bad;
-    var key = Object.prototype.hasOwnProperty.call(K, f[2]) ? K[f[2]] : null;
-    if (key === null) return 'unknown key id';
+    var name = Object.prototype.hasOwnProperty.call(K, f[2]) ? K[f[2]] : null;
+    if (name === null) return 'unknown key id';
+    var key;
+    try { key = await kvs.get(name); } catch (e) { return 'key unavailable'; }
     var mac = crypto.createHmac('sha256', key).update('offload-link-v2\n' + payload).digest('base64url');
     var diff = 0;
     for (i = 0; i < mac.length; i++) diff |= mac.charCodeAt(i) ^ given.charCodeAt(i);
@@ -483,7 +513,7 @@ function canonQuery(q) {
     return [null, out];
 }
 
-function handler(event) {
+async function handler(event) {
     var req = event.request, h = req.headers;
     var cu = canon(req.uri, true);
     if (typeof cu !== 'string') return bad(cu.e);
@@ -499,7 +529,7 @@ function handler(event) {
     if (!r) return req;
     if (r.l) {
         if (!q.token) return refuse('this path needs a signed link');
-        var err = verify(q.token.value, req.uri, req.method, event.viewer.ip, Math.floor(Date.now() / 1000));
+        var err = await verify(q.token.value, req.uri, req.method, event.viewer.ip, Math.floor(Date.now() / 1000));
         if (err) return refuse('signed link refused: ' + err);
     }
     if (r.k && (req.method === 'GET' || req.method === 'HEAD')) {
@@ -516,9 +546,9 @@ function handler(event) {
 
 /// `cargo xtask package cloudfront-function`: generate, check, write and
 /// print the size. Returns the file's path.
-pub fn package_cloudfront_function(root: &Path) -> Result<PathBuf, String> {
-    let (config, keys) = load_config(root)?;
-    let code = generate_cloudfront_function(&config, &keys);
+pub fn package_cloudfront_function(root: &Path, build: Build) -> Result<PathBuf, String> {
+    let config = check_build(root, build, "package cloudfront-function")?;
+    let code = generate_cloudfront_function(&config);
     check_cloudfront_function(&code)?;
     let dir = root.join(".offload/cloudfront-function");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -557,14 +587,14 @@ fn render_template(root: &Path, code: &str) -> Result<PathBuf, String> {
     Ok(out)
 }
 
-/// cfn-lint from `deploy/requirements.txt` in a venv under `.offload/venv`
-/// (created once), run on `deploy/cloudformation.yaml` and on the rendered
-/// `.offload/cloudformation.yaml` (with the generated function inlined).
-pub fn cfn_lint(root: &Path) -> Result<(), String> {
+/// A requirements file installed into the venv under `.offload/venv`
+/// (created once; reinstalled when the file changes). Returns the venv's
+/// `bin` directory.
+pub fn venv_install(root: &Path, requirements: &str) -> Result<PathBuf, String> {
     let venv = root.join(".offload/venv");
     let bin = venv.join("bin");
-    let reqs = root.join("deploy/requirements.txt");
-    let stamp = venv.join(".requirements.txt");
+    let reqs = root.join(requirements);
+    let stamp = venv.join(format!(".{}", requirements.replace('/', "_")));
     let wanted = std::fs::read_to_string(&reqs).map_err(|e| format!("{}: {e}", reqs.display()))?;
     if std::fs::read_to_string(&stamp).ok().as_deref() != Some(wanted.as_str()) {
         if !bin.join("python").exists() {
@@ -575,6 +605,14 @@ pub fn cfn_lint(root: &Path) -> Result<(), String> {
             .arg(&reqs))?;
         std::fs::write(&stamp, &wanted).map_err(|e| format!("{}: {e}", stamp.display()))?;
     }
+    Ok(bin)
+}
+
+/// cfn-lint from `deploy/requirements.txt` in the venv under
+/// `.offload/venv`, run on `deploy/cloudformation.yaml` and on the rendered
+/// `.offload/cloudformation.yaml` (with the generated function inlined).
+pub fn cfn_lint(root: &Path) -> Result<(), String> {
+    let bin = venv_install(root, "deploy/requirements.txt")?;
     let mut lint = Command::new(bin.join("cfn-lint"));
     lint.arg("deploy/cloudformation.yaml").current_dir(root);
     if root.join(".offload/cloudformation.yaml").exists() {
@@ -584,15 +622,114 @@ pub fn cfn_lint(root: &Path) -> Result<(), String> {
 }
 
 /// `wrangler deploy --dry-run`: builds the Worker with the wrangler.toml
-/// build command and bundles it without publishing.
+/// build command and bundles it without publishing. First with the local
+/// config as it is, which must be refused (it trusts the test header),
+/// then with a copy that does not (`.offload/offload.deploy-check.toml`).
 pub fn wrangler_dry_run(root: &Path) -> Result<(), String> {
     let out = root.join(".offload/wrangler-dry-run");
     let _ = std::fs::remove_dir_all(&out);
-    run(Command::new(root.join("node_modules/.bin/wrangler"))
-        .args(["deploy", "--dry-run", "--outdir"])
-        .arg(&out)
-        .current_dir(root)
-        .envs(offload_e2e::worker_build_env(root)))
+    let wrangler = || {
+        let mut c = Command::new(root.join("node_modules/.bin/wrangler"));
+        c.args(["deploy", "--dry-run", "--outdir"])
+            .arg(&out)
+            .current_dir(root)
+            .envs(offload_e2e::worker_build_env(root))
+            .env_remove(offload_e2e::LOCAL_STACK_ENV);
+        c
+    };
+    let config = load_config(root)?;
+    if config.routing().trust_test_header() {
+        let refused = wrangler().output().map_err(|e| format!("wrangler: {e}"))?;
+        let text = format!("{}{}", String::from_utf8_lossy(&refused.stdout), String::from_utf8_lossy(&refused.stderr));
+        if refused.status.success() || !text.contains("trust_test_header = true") {
+            return Err("wrangler deploy accepted a config with trust_test_header = true".into());
+        }
+        eprintln!("wrangler deploy refused the local config (trust_test_header = true), as it must");
+        let text = std::fs::read_to_string(config_path(root)).map_err(|e| e.to_string())?;
+        let deployable = text.replace("trust_test_header = true", "trust_test_header = false");
+        let copy = root.join(".offload/offload.deploy-check.toml");
+        std::fs::write(&copy, deployable).map_err(|e| format!("{}: {e}", copy.display()))?;
+        return run(wrangler().env("OFFLOAD_CONFIG", &copy));
+    }
+    run(&mut wrangler())
+}
+
+/// Secrets Manager / SSM contents for the Lambda@Edge tests
+/// (`.offload/lambda-edge/aws-secrets.json`): the local `.dev.vars` values
+/// under the config's `aws_secret` / `ssm` names, which the Node tests
+/// seed into moto. Also the values the tests sign with (`bindings`).
+pub fn write_lambda_test_secrets(root: &Path) -> Result<PathBuf, String> {
+    let config = load_config(root)?;
+    let vars = devvars::ensure(root, &config)?;
+    let mut secrets_manager = serde_json::Map::new();
+    let mut ssm = serde_json::Map::new();
+    for (src, value) in vars.by_source(&config, Platform::LambdaEdge) {
+        match src {
+            Source::SecretsManager { secret_id, json_key: Some(k) } => {
+                let entry = secrets_manager.entry(secret_id.to_owned()).or_insert_with(|| serde_json::json!({}));
+                if let Some(o) = entry.as_object_mut() {
+                    o.insert(k.to_owned(), value.into());
+                }
+            }
+            Source::SecretsManager { secret_id, json_key: None } => {
+                secrets_manager.insert(secret_id.to_owned(), value.into());
+            }
+            Source::Parameter(name) => {
+                ssm.insert(name.to_owned(), value.into());
+            }
+            _ => {}
+        }
+    }
+    let bindings: serde_json::Map<String, serde_json::Value> =
+        vars.values().map(|(k, v)| (k.to_owned(), v.into())).collect();
+    let doc = serde_json::json!({ "secretsManager": secrets_manager, "ssm": ssm, "bindings": bindings });
+    let dir = root.join(".offload/lambda-edge");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let path = dir.join("aws-secrets.json");
+    std::fs::write(&path, doc.to_string()).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(path)
+}
+
+/// moto (`tests/lambda-edge/requirements.txt`) in the project venv, for
+/// the Lambda@Edge secrets tests.
+pub fn ensure_moto(root: &Path) -> Result<(), String> {
+    venv_install(root, "tests/lambda-edge/requirements.txt").map(|_| ())
+}
+
+/// The artifact scan (see `scan.rs`): every `.dev.vars` value against
+/// every deployable artifact built by the steps before.
+pub fn scan_artifacts(root: &Path) -> Result<(), String> {
+    let config = load_config(root)?;
+    let vars = DevVars::load(root).or_else(|_| devvars::ensure(root, &config))?;
+    let secrets: Vec<(String, String)> = vars.values().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    if secrets.is_empty() {
+        return Err("artifact scan: .dev.vars holds no values".into());
+    }
+    let artifacts = [
+        "edge/workers/build",
+        ".offload/wrangler-dry-run",
+        ".offload/lambda-edge/pkg",
+        ".offload/lambda-edge/offload-lambda-edge.zip",
+        ".offload/cloudfront-function/offload.js",
+        ".offload/cloudformation.yaml",
+    ]
+    .map(|a| root.join(a));
+    let r = crate::scan::scan(root, &artifacts, &secrets)?;
+    eprintln!(
+        "artifact scan: {} secret values x {} forms ({} patterns) in {} files, {} bytes, of {}: {} hits",
+        r.values,
+        r.forms as f64 / r.values.max(1) as f64,
+        r.forms,
+        r.files,
+        r.bytes,
+        r.artifacts.join(", "),
+        r.hits.len()
+    );
+    if r.hits.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("artifact scan: secret values found: {}", r.hits.join("; ")))
+    }
 }
 
 /// The Node test runner on a directory of `*.test.mjs` files.
@@ -609,20 +746,27 @@ pub fn sign_compat(root: &Path, cases: u32) -> Result<(), String> {
 /// A test step: name and what to run.
 pub type Step = (&'static str, Box<dyn FnMut() -> Result<(), String>>);
 
-/// The deploy checks for `cargo xtask test`, in order.
+/// The deploy checks for `cargo xtask test`, in order. The artifacts are
+/// built from the local config (it may trust the test header; the dry-run
+/// step checks that a deploy build refuses it), and scanned last.
 pub fn steps(root: &Path) -> Vec<Step> {
     let r = root.to_path_buf();
-    let (r1, r2, r3, r4, r5, r6) = (r.clone(), r.clone(), r.clone(), r.clone(), r.clone(), r);
+    let (r1, r2, r3, r4, r5, r6, r7) = (r.clone(), r.clone(), r.clone(), r.clone(), r.clone(), r.clone(), r);
     vec![
-        ("Lambda@Edge package (wasm32, wasm-opt -Oz, zip, size quotas)", Box::new(move || package_lambda_edge(&r1).map(|_| ()))),
-        ("Lambda@Edge handlers in Node (node --test tests/lambda-edge)", Box::new(move || node_tests(&r2, "tests/lambda-edge/"))),
+        ("Lambda@Edge package (wasm32, wasm-opt -Oz, zip, size quotas)", Box::new(move || package_lambda_edge(&r1, Build::Local).map(|_| ()))),
+        ("Lambda@Edge handlers in Node, secrets from moto (node --test tests/lambda-edge)", Box::new(move || {
+            ensure_moto(&r2)?;
+            write_lambda_test_secrets(&r2)?;
+            node_tests(&r2, "tests/lambda-edge/")
+        })),
         ("S3 presign = AWS SDK v3, byte for byte (10000 random cases)", Box::new(move || sign_compat(&r3, 10_000))),
         ("CloudFront Function: generate + node --test tests/cloudfront-function", Box::new(move || {
-            package_cloudfront_function(&r4)?;
+            package_cloudfront_function(&r4, Build::Local)?;
             node_tests(&r4, "tests/cloudfront-function/")
         })),
         ("CloudFormation template: cfn-lint", Box::new(move || cfn_lint(&r5))),
-        ("Workers: wrangler deploy --dry-run", Box::new(move || wrangler_dry_run(&r6))),
+        ("Workers: wrangler deploy --dry-run (refuses trust_test_header)", Box::new(move || wrangler_dry_run(&r6))),
+        ("Artifact scan: no local secret value in any artifact", Box::new(move || scan_artifacts(&r7))),
     ]
 }
 
@@ -631,7 +775,7 @@ pub fn steps(root: &Path) -> Vec<Step> {
 /// the AWS SDK for JavaScript v3, and the native signer vs `aws-sigv4`.
 #[allow(dead_code)] // wired by `cargo xtask bench sign` (xtask/src/bench.rs)
 pub fn bench_sign(root: &Path) -> Result<(), String> {
-    package_lambda_edge(root)?;
+    package_lambda_edge(root, Build::Local)?;
     run(Command::new("node").args(["tests/sign-compat/bench.mjs", "2"]).current_dir(root))?;
     run(cargo()
         .args(["run", "--release", "-p", "offload-core", "--example", "presign_bench", "--", "2"])
@@ -645,9 +789,13 @@ mod tests {
 
     #[test]
     fn the_generated_function_follows_the_runtime_rules() {
-        let (config, keys) = load_config(&offload_e2e::root()).unwrap();
-        let code = generate_cloudfront_function(&config, &keys);
+        let config = load_config(&offload_e2e::root()).unwrap();
+        let code = generate_cloudfront_function(&config);
         check_cloudfront_function(&code).unwrap();
+        // Key names, never values: the function reads them from its store.
+        assert!(code.contains("var K = {'local-1':'offload-link-local-1'};"), "{code}");
+        assert!(code.starts_with("// Offload") && code.contains("\nimport cf from 'cloudfront';\n"));
+        assert!(check_cloudfront_function(&code.replace("import cf from 'cloudfront';", "import fs from 'fs';")).is_err());
         assert!(check_cloudfront_function(&format!("{code}\nsetTimeout(function(){{}}, 1);")).is_err());
         assert!(check_cloudfront_function(&format!("{code}\nvar x = require('fs');")).is_err());
         assert!(check_cloudfront_function(&"x".repeat(CF_FUNCTION_MAX + 1)).is_err());

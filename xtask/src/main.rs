@@ -22,13 +22,14 @@ mod conformance;
 mod setup;
 mod deploy;
 mod fuzz;
+mod scan;
 mod sign;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("setup") => setup::ensure(&root()),
-        Some("build-worker") => build_worker(&root()),
+        Some("build-worker") => build_worker(&root(), deploy::Build::Deploy),
         Some("dev") => dev(),
         Some("test") => test(),
         Some("conformance") => conformance::main(&args[1..]),
@@ -65,8 +66,15 @@ fn cargo() -> Command {
 }
 
 /// worker-build with local wasm-bindgen, wasm-opt (npm binaryen) and
-/// esbuild; prints the size of the Wasm it produced.
-fn build_worker(root: &Path) -> Result<(), String> {
+/// esbuild; prints the size of the Wasm it produced. This is the
+/// wrangler.toml build command, so `wrangler deploy` runs it: a deploy
+/// build refuses a config trusting the test header (the local stack sets
+/// `OFFLOAD_LOCAL_STACK=1` for `wrangler dev`).
+pub(crate) fn build_worker(root: &Path, build: deploy::Build) -> Result<(), String> {
+    if build == deploy::Build::Deploy {
+        let config = deploy::load_config(root)?;
+        offload_e2e::check_deployable(&config, "build-worker")?;
+    }
     let mut cmd = Command::new("worker-build");
     cmd.arg("--release").current_dir(root.join("edge/workers")).envs(worker_build_env(root));
     run(&mut cmd)?;
@@ -146,7 +154,7 @@ fn test() -> Result<(), String> {
         })),
         ("Workers build (worker-build, no downloads)", Box::new({
             let root = root.clone();
-            move || build_worker(&root)
+            move || build_worker(&root, deploy::Build::Local)
         })),
         ("end to end: edge in workerd + origins + bucket", Box::new(move || run(&mut e2e))),
         ("fuzz: every cargo-fuzz target, a few seconds each", Box::new({

@@ -1,7 +1,8 @@
 //! Install what a fresh machine lacks, at pinned versions, through the
 //! project's own files: the wasm32 target, wasm-bindgen-cli matching the
 //! `wasm-bindgen` pin, worker-build, the npm packages from package-lock.json
-//! (wrangler, miniflare/workerd, binaryen's wasm-opt, esbuild),
+//! (wrangler, miniflare/workerd, binaryen's wasm-opt, esbuild), cfn-lint
+//! and moto (pinned requirements files) in the venv `.offload/venv`,
 //! Chromium + ChromeDriver from Debian when running as root, and the
 //! fuzzing nightly (`fuzz/rust-toolchain.toml`) with cargo-fuzz.
 
@@ -61,6 +62,12 @@ pub fn ensure(root: &Path) -> Result<(), String> {
         exec(Command::new("apt-get")
             .args(["install", "-y", "--no-install-recommends", "python3-venv"])
             .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    }
+    // The Python tools, pinned, in the project venv .offload/venv (never a
+    // global pip install): cfn-lint, and moto for the Lambda@Edge secrets
+    // tests.
+    for reqs in ["deploy/requirements.txt", "tests/lambda-edge/requirements.txt"] {
+        crate::deploy::venv_install(root, reqs)?;
     }
     let have_browser = output("chromium", &["--version"]).is_some() && Path::new(&chromedriver()).exists();
     if !have_browser {
