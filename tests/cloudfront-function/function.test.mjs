@@ -2,14 +2,17 @@
 // cloudfront-function` → .offload/cloudfront-function/offload.js), run on
 // events in the CloudFront Functions event format (as in
 // aws-samples/amazon-cloudfront-functions' test objects), in a sandbox
-// offering only what cloudfront-js-2.0 offers (its `crypto` module).
+// offering only what cloudfront-js-2.0 offers (its `crypto` module, and
+// `cloudfront`'s KeyValueStore helper: here a stand-in store holding a
+// random test key, since the function reads link keys from its store and
+// holds none itself).
 //
 // The runtime rules checked here (see also xtask/src/deploy.rs):
-// - at most 10 KB; defines `function handler(event)`; parses as a script;
-// - `require` only for 'crypto' or 'cloudfront';
+// - at most 10 KB; defines `async function handler(event)`; parses;
+// - `import` only `cf from 'cloudfront'`; `require` only 'crypto';
 // - no timers (setTimeout/setInterval/setImmediate), no network (fetch,
-//   XMLHttpRequest), no async code (async/await/Promise), no dynamic code
-//   (eval, new Function, import()), no `process`.
+//   XMLHttpRequest), no promise combinators or chains (Promise, .then(),
+//   no dynamic code (eval, new Function, import()), no `process`.
 //
 //   node --test tests/cloudfront-function/
 
@@ -29,10 +32,17 @@ const code = readFileSync(file, 'utf8');
 
 const NOW_MS = 1_700_000_000_000;
 const NOW = NOW_MS / 1000;
-const LINK_KEY = { id: 'local-1', secret: 'offload-local-link-key-0123456789abcdef' };
+// The current link key's id, its store key (offload.toml's `kvs`) and a
+// random test value, written with tokens.json by the package step (no
+// local secret: the stand-in store is the test's).
+const keyFile = join(root, '.offload/cloudfront-function/test-key.json');
+if (!existsSync(keyFile)) throw new Error(`${keyFile} missing: run \`cargo xtask package cloudfront-function\``);
+const LINK_KEY = JSON.parse(readFileSync(keyFile, 'utf8'));
+const IMPORT = "import cf from 'cloudfront';";
 
-function load() {
+function load(store = { [LINK_KEY.kvs]: LINK_KEY.secret }) {
   const required = [];
+  const reads = [];
   class FixedDate extends Date {
     static now() { return NOW_MS; }
   }
@@ -43,11 +53,24 @@ function load() {
       throw new Error(`cloudfront-js-2.0 has no module ${m}`);
     },
     Date: FixedDate,
+    // cloudfront-js-2.0's `cloudfront` module: kvs().get() rejects for a
+    // key the store lacks.
+    __cloudfront: {
+      kvs: () => ({
+        get: async (k) => {
+          reads.push(k);
+          if (!Object.prototype.hasOwnProperty.call(store, k)) throw new Error(`key not found: ${k}`);
+          return store[k];
+        },
+      }),
+    },
   };
-  const inner = vm.runInNewContext(`${code}\n;handler`, sandbox, { filename: 'offload.js' });
+  // vm runs scripts: the one ES import becomes a binding to the stand-in.
+  const script = code.replace(IMPORT, 'var cf = __cloudfront;');
+  const inner = vm.runInNewContext(`${script}\n;handler`, sandbox, { filename: 'offload.js' });
   // Plain objects of this realm, so that deepStrictEqual compares values.
-  const handler = (event) => JSON.parse(JSON.stringify(inner(event)));
-  return { handler, required };
+  const handler = async (event) => JSON.parse(JSON.stringify(await inner(event)));
+  return { handler, required, reads };
 }
 
 const fixture = (name) => JSON.parse(readFileSync(join(here, 'fixtures', `${name}.json`), 'utf8'));
@@ -63,20 +86,42 @@ function token(scope, expiresAt, ip = '', methods = 'GET,HEAD') {
 
 test('the function follows the cloudfront-js-2.0 rules', () => {
   assert.ok(Buffer.byteLength(code) <= 10 * 1024, `${Buffer.byteLength(code)} bytes`);
-  assert.match(code, /function handler\(event\)/);
-  new vm.Script(code); // parses
+  assert.match(code, /async function handler\(event\)/);
+  assert.deepEqual(code.split('\n').filter((l) => /^\s*import\b/.test(l)), [IMPORT]);
+  new vm.Script(code.replace(IMPORT, 'var cf;')); // parses
   for (const m of code.matchAll(/require\(([^)]*)\)/g)) assert.match(m[1], /^'(crypto|cloudfront)'$/);
-  for (const bad of ['setTimeout', 'setInterval', 'setImmediate', 'fetch(', 'XMLHttpRequest', 'async ', 'await ', 'Promise', 'eval(', 'new Function', 'import(', 'process.']) {
+  for (const bad of ['setTimeout', 'setInterval', 'setImmediate', 'fetch(', 'XMLHttpRequest', 'Promise', '.then(', 'eval(', 'new Function', 'import(', 'process.']) {
     assert.ok(!code.includes(bad), `uses ${bad}`);
   }
   const { required } = load();
   assert.deepEqual(required, ['crypto']);
 });
 
-test('cache-key normalization: tracking parameters dropped on cached routes', () => {
+test('no link key in the code: key ids map to store keys, values come from the store', async () => {
+  assert.equal(LINK_KEY.kvs, 'offload-link-local-1');
+  assert.match(code, /var K=?\s?=?\s?\{'local-1':'offload-link-local-1'\};|var K = \{'local-1':'offload-link-local-1'\};/);
+  assert.match(code, /var kvs = cf\.kvs\(\);/);
+  // A key the store lacks: the link is refused (fail closed), not let through.
+  const { handler, reads } = load({});
+  const e = fixture('private-no-token');
+  e.request.querystring.token = { value: token('/private/', NOW + 60) };
+  const out = await handler(structuredClone(e));
+  assert.equal(out.statusCode, 403);
+  assert.equal(JSON.parse(out.body).error, 'signed link refused: key unavailable');
+  assert.deepEqual(reads, ['offload-link-local-1']);
+  // Another value under that store key: the token (made with the test key) is refused.
+  const other = load({ [LINK_KEY.kvs]: crypto.randomBytes(32).toString('hex') });
+  assert.equal(JSON.parse((await other.handler(structuredClone(e))).body).error, 'signed link refused: bad signature');
+  // The store is read only for signed-link checks.
+  const plain = load();
+  await plain.handler(fixture('api-tracking'));
+  assert.deepEqual(plain.reads, []);
+});
+
+test('cache-key normalization: tracking parameters dropped on cached routes', async () => {
   const { handler } = load();
   const event = fixture('api-tracking');
-  const out = handler(structuredClone(event));
+  const out = await handler(structuredClone(event));
   const { utm_source: _a, fbclid: _b, UTM_Campaign: _c, ...kept } = event.request.querystring;
   assert.deepEqual(out, {
     ...event.request,
@@ -85,22 +130,22 @@ test('cache-key normalization: tracking parameters dropped on cached routes', ()
   });
 });
 
-test('country hints: the region the config prefers for the viewer\'s continent', () => {
+test('country hints: the region the config prefers for the viewer\'s continent', async () => {
   const { handler } = load();
   const us = fixture('private-no-token');
   us.request.uri = '/healthz';
-  assert.deepEqual(handler(us).headers['x-offload-region-hint'], { value: 'us-east-1' });
+  assert.deepEqual((await handler(us)).headers['x-offload-region-hint'], { value: 'us-east-1' });
   const jp = fixture('landing-page');
-  const out = handler(structuredClone(jp));
+  const out = await handler(structuredClone(jp));
   assert.deepEqual(out, jp.request); // no region for Asia in offload.toml; nothing to change
   const spoofed = fixture('landing-page');
   spoofed.request.headers['x-offload-region-hint'] = { value: 'eu-west-1' };
-  assert.equal(handler(spoofed).headers['x-offload-region-hint'], undefined);
+  assert.equal((await handler(spoofed)).headers['x-offload-region-hint'], undefined);
 });
 
-test('signed links: refused without a valid token, passed (token kept) with one', () => {
+test('signed links: refused without a valid token, passed (token kept) with one', async () => {
   const { handler } = load();
-  const refused = handler(fixture('private-no-token'));
+  const refused = await handler(fixture('private-no-token'));
   assert.deepEqual(refused, {
     statusCode: 403,
     statusDescription: 'Forbidden',
@@ -110,7 +155,7 @@ test('signed links: refused without a valid token, passed (token kept) with one'
   const ok = fixture('private-no-token');
   ok.request.querystring.token = { value: token('/private/', NOW + 60) };
   ok.request.querystring.utm_source = { value: 'x' };
-  const passed = handler(structuredClone(ok));
+  const passed = await handler(structuredClone(ok));
   assert.deepEqual(passed, { ...ok.request, headers: { ...ok.request.headers, 'x-offload-region-hint': { value: 'us-east-1' } } });
 
   const cases = [
@@ -128,16 +173,16 @@ test('signed links: refused without a valid token, passed (token kept) with one'
     const e = fixture('private-no-token');
     e.request.querystring.token = { value: t };
     if (method) e.request.method = method;
-    const out = handler(e);
+    const out = await handler(e);
     assert.equal(out.statusCode, 403, message);
     assert.equal(JSON.parse(out.body).error, message);
   }
   const bound = fixture('private-no-token');
   bound.request.querystring.token = { value: token('/private/report.txt', NOW + 60, '203.0.113.178') };
-  assert.equal(handler(bound).statusCode, undefined);
+  assert.equal((await handler(bound)).statusCode, undefined);
 });
 
-test('link tokens: the function and offload-core\'s verify_link agree on every token of the table', () => {
+test('link tokens: the function and offload-core\'s verify_link agree on every token of the table', async () => {
   // Written by `cargo xtask package cloudfront-function` from the Rust
   // verifier (xtask/src/sign.rs, link_agreement_table): each token, its
   // request and verify_link's verdict.
@@ -165,11 +210,20 @@ test('link tokens: the function and offload-core\'s verify_link agree on every t
 test('the same query decisions as the Lambda@Edge viewer-request handler', async () => {
   const pkg = join(root, '.offload/lambda-edge/pkg/index.mjs');
   if (!existsSync(pkg)) return; // packaged by the Lambda@Edge step
+  const { startAws, useRoleEnv } = await import('../lambda-edge/aws.mjs');
+  useRoleEnv();
   const lambda = await import(pkg);
+  const aws = await startAws();
+  try {
+    lambda.setOptions({ endpoint: aws.endpoint });
+    await lambda.loadSecrets();
+  } finally {
+    await aws.stop();
+  }
   const { handler } = load();
   for (const [uri, qs] of [['/api/x', 'b=2&utm_medium=m&a=1&gclid=9'], ['/index.html', 'v=3&_ga=1&mc_cid=2'], ['/eu/x', 'utm_source=kept']]) {
     const params = Object.fromEntries(qs.split('&').map((p) => p.split('=')).map(([k, v]) => [k, { value: v }]));
-    const cf = handler({ version: '1.0', context: { eventType: 'viewer-request' }, viewer: { ip: '203.0.113.9' },
+    const cf = await handler({ version: '1.0', context: { eventType: 'viewer-request' }, viewer: { ip: '203.0.113.9' },
       request: { method: 'GET', uri, querystring: params, headers: { host: { value: 'x.example' } }, cookies: {} } });
     const fromFunction = Object.entries(cf.querystring).map(([k, v]) => `${k}=${v.value}`).join('&');
     const le = lambda.invoke('viewer-request', { Records: [{ cf: { config: { eventType: 'viewer-request' },

@@ -8,7 +8,7 @@
 //
 //   node --test tests/lambda-edge/
 
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, createHash } from 'node:crypto';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
@@ -16,22 +16,31 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { touchedRestricted } from './restricted.mjs';
+import { startAws, useRoleEnv, ROLE } from './aws.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../..');
 const pkg = process.env.OFFLOAD_LAMBDA_PKG ?? join(root, '.offload/lambda-edge/pkg');
 if (!existsSync(join(pkg, 'index.mjs'))) throw new Error(`${pkg}/index.mjs missing: run \`cargo xtask package lambda-edge\``);
+useRoleEnv();
 const lambda = await import(join(pkg, 'index.mjs'));
 const require = createRequire(join(root, 'package.json'));
+// The package reads its secrets from Secrets Manager / SSM (moto here).
+const aws = await startAws();
+after(() => aws.stop());
+lambda.setOptions({ endpoint: aws.endpoint });
+await lambda.loadSecrets();
 
 process.removeAllListeners('warning');
 
-// The bundled config is offload.toml (local stack values).
+// The bundled config is offload.toml; its secrets' local values are the
+// .dev.vars bindings (what moto was seeded with); buckets use the role.
 const NOW_MS = 1_700_000_000_000; // 2023-11-14T22:13:20Z
 const NOW = NOW_MS / 1000;
-const LINK_KEY = { id: 'local-1', secret: 'offload-local-link-key-0123456789abcdef' };
-const ORIGIN_AUTH = { kid: 'local', secret: 'offload-local-origin-auth-secret' };
-const BUCKET_CREDS = { accessKeyId: 'OFFLOADLOCALKEY', secretAccessKey: 'offload-local-secret-key' };
+const B = aws.secrets.bindings;
+const LINK_KEY = { id: 'local-1', secret: B.OFFLOAD_LINK_KEY_LOCAL_1 };
+const ORIGIN_AUTH = { kid: 'local', secret: B.OFFLOAD_ORIGIN_AUTH_SECRET };
+const BUCKET_CREDS = ROLE;
 const EMPTY_SHA256 = createHash('sha256').update('').digest('hex');
 
 const clone = (x) => JSON.parse(JSON.stringify(x));

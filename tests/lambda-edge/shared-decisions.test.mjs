@@ -17,7 +17,7 @@
 //
 //   node --test tests/lambda-edge/
 
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, createHash } from 'node:crypto';
 import { readFileSync, existsSync } from 'node:fs';
@@ -25,13 +25,21 @@ import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { touchedRestricted } from './restricted.mjs';
+import { startAws, useRoleEnv, ROLE } from './aws.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../..');
 const pkg = process.env.OFFLOAD_LAMBDA_PKG ?? join(root, '.offload/lambda-edge/pkg');
 if (!existsSync(join(pkg, 'index.mjs'))) throw new Error(`${pkg}/index.mjs missing: run \`cargo xtask package lambda-edge\``);
+useRoleEnv();
 const lambda = await import(join(pkg, 'index.mjs'));
 const require = createRequire(join(root, 'package.json'));
+// The package reads its secrets from Secrets Manager / SSM (moto here).
+const aws = await startAws();
+after(() => aws.stop());
+lambda.setOptions({ endpoint: aws.endpoint });
+await lambda.loadSecrets();
+const BINDINGS = aws.secrets.bindings;
 
 const table = JSON.parse(readFileSync(join(root, 'tests/shared-cases/decisions.json'), 'utf8'));
 assert.equal(table.config, 'offload.toml', 'the table is written for the bundled config');
@@ -71,11 +79,15 @@ for (const [name, sec] of Object.entries(toml)) {
 }
 const links = toml.links;
 const LINK_KEY_ID = unquote(links.current);
-const LINK_SECRET = links.keys.match(new RegExp(`id\\s*=\\s*"${LINK_KEY_ID}"\\s*,\\s*secret\\s*=\\s*"([^"]+)"`))[1];
+// Secrets are references ({ binding = "NAME", ... }); the local values are
+// the bindings' (.dev.vars), which are what moto was seeded with.
+const bindingOf = (ref) => ref.match(/binding\s*=\s*"([^"]+)"/)[1];
+const LINK_SECRET = BINDINGS[bindingOf(links.keys.match(new RegExp(`id\\s*=\\s*"${LINK_KEY_ID}"\\s*,\\s*secret\\s*=\\s*(\\{[^}]*\\})`))[1])];
 const AUTH = toml['routing.origin_auth'];
-const ORIGIN_AUTH = { kid: unquote(AUTH.key_id), secret: unquote(AUTH.secret), header: AUTH.header ? unquote(AUTH.header) : 'x-offload-auth' };
+const ORIGIN_AUTH = { kid: unquote(AUTH.key_id), secret: BINDINGS[bindingOf(AUTH.secret)], header: AUTH.header ? unquote(AUTH.header) : 'x-offload-auth' };
 const WWW = toml['buckets.www'];
-const BUCKET_CREDS = { accessKeyId: unquote(WWW.access_key_id), secretAccessKey: unquote(WWW.secret_access_key) };
+// Lambda@Edge signs bucket requests with its role.
+const BUCKET_CREDS = ROLE;
 const EMPTY_SHA256 = createHash('sha256').update('').digest('hex');
 
 // ----- tokens and signatures, computed independently of the Wasm -----
