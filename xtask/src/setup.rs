@@ -69,6 +69,10 @@ pub fn ensure(root: &Path) -> Result<(), String> {
     for reqs in ["deploy/requirements.txt", "tests/lambda-edge/requirements.txt"] {
         crate::deploy::venv_install(root, reqs)?;
     }
+    // Local secret values (git-ignored .dev.vars): kept if present,
+    // random values for bindings it lacks. `cargo xtask dev` renews them.
+    let config = crate::deploy::load_config(root)?;
+    offload_e2e::devvars::ensure(root, &config)?;
     let have_browser = output("chromium", &["--version"]).is_some() && Path::new(&chromedriver()).exists();
     if !have_browser {
         if !root_user {

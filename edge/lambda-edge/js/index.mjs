@@ -64,7 +64,7 @@ export async function loadSecrets(opts = options, nowMs = Date.now()) {
     try {
       res = await fetch(r.url, { method: 'POST', headers: r.headers, body: r.body, signal: AbortSignal.timeout(opts.timeoutMs ?? 3000) });
     } catch (e) {
-      throw new Error(`secrets: ${r.headers['x-amz-target']} at ${r.url}: ${e && (e.cause?.code ?? e.message)}`);
+      throw new Error(`secrets: ${r.headers['x-amz-target']} at ${r.url}: ${e?.cause?.code ?? e?.cause?.message ?? e?.message}`);
     }
     answers.push({ status: res.status, body: await res.text() });
   }
