@@ -199,7 +199,7 @@ test('link tokens: the function and offload-core\'s verify_link agree on every t
     event.request.method = c.method;
     event.request.uri = c.path;
     event.request.querystring = { token: { value: c.token } };
-    const out = handler(event);
+    const out = await handler(event);
     const got = out.statusCode === undefined ? 'ok' : JSON.parse(out.body).error.replace(/^signed link refused: /, '');
     assert.equal(got, c.rust, `${c.name}: function says ${got}, Rust says ${c.rust}`);
     verdicts.add(got);
