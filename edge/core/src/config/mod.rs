@@ -56,7 +56,7 @@ enum ConfigErrorKind {
     /// A nested validator's message (already names field and value).
     Nested,
     /// A bad secret reference (names the field, never a value).
-    Secret(SecretError),
+    Secret(Box<SecretError>),
 }
 
 impl ConfigError {
@@ -529,7 +529,7 @@ fn forward_lists(
 }
 
 fn secret_ref(field: &str, raw: RawSecret) -> Result<SecretRef, ConfigError> {
-    raw.validate(field).map_err(|e| ConfigError::new(field, "", ConfigErrorKind::Secret(e)))
+    raw.validate(field).map_err(|e| ConfigError::new(field, "", ConfigErrorKind::Secret(Box::new(e))))
 }
 
 fn validate_links(raw: raw::RawLinks) -> Result<LinkRefs, ConfigError> {

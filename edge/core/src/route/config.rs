@@ -218,7 +218,7 @@ enum RouteConfigErrorKind {
     Duplicate,
     UnknownRegion,
     Empty,
-    Secret(SecretError),
+    Secret(Box<SecretError>),
 }
 
 impl RouteConfigError {
@@ -811,7 +811,7 @@ fn validate_auth(a: RawOriginAuth) -> Result<OriginAuth, RouteConfigError> {
     let secret = a
         .secret
         .validate("routing.origin_auth.secret")
-        .map_err(|e| RouteConfigError::new("routing.origin_auth.secret", "", K::Secret(e)))?;
+        .map_err(|e| RouteConfigError::new("routing.origin_auth.secret", "", K::Secret(Box::new(e))))?;
     let header_str = a.header.unwrap_or_else(|| super::auth::DEFAULT_HEADER.to_owned());
     let header = HeaderName::from_bytes(header_str.as_bytes())
         .ok()
