@@ -32,9 +32,10 @@ function privateEvent(token) {
     headers: { host: [{ key: 'Host', value: 'd111111abcdef8.cloudfront.net' }] } } } }] };
 }
 
+/** A version 2 download link (sign/link.rs): audience `link`, GET/HEAD. */
 function linkToken(secret, scope = '/private/', expiresAt = Math.floor(NOW_MS / 1000) + 60) {
-  const payload = `v1|local-1|${expiresAt}||${scope}`;
-  return `${b64url(payload)}.${b64url(createHmac('sha256', secret).update(`offload-link\n${payload}`).digest())}`;
+  const payload = `v2|link|local-1|${expiresAt}||GET,HEAD|${scope}`;
+  return `${b64url(payload)}.${b64url(createHmac('sha256', secret).update(`offload-link-v2\n${payload}`).digest())}`;
 }
 
 const errors = [];
