@@ -10,7 +10,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use offload_fuzz::{CONFIG, SECRETS};
+use offload_fuzz::{config, secrets, SECRETS};
 use offload_lambda_edge::event::{cf_record, headers_from_cf, headers_to_cf, request_from_cf};
 use offload_lambda_edge::restricted::{is_restricted, Trigger};
 use offload_lambda_edge::Lambda;
@@ -83,7 +83,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    let mut lambda = Lambda::new(CONFIG).expect("the fuzz config loads");
+    let mut lambda = Lambda::new(config(), &secrets()).expect("the fuzz config loads");
     let now = 1_700_000_000_000;
     check_output(Trigger::ViewerRequest, &lambda.viewer_request(&event, now), req_v, data);
     check_output(Trigger::OriginRequest, &lambda.origin_request(&event, now, 7), req_v, data);

@@ -14,19 +14,20 @@ use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
 use offload_core::cache::edge::EdgeCache;
-use offload_core::Config;
-use offload_fuzz::{assert_no_secret, config, Fields, PURGE_TOKEN};
+use offload_core::Edge;
+use offload_fuzz::{assert_no_secret, edge, Fields, PURGE_TOKEN};
 
-fn shared() -> &'static Config {
-    static CONFIG: OnceLock<Config> = OnceLock::new();
-    CONFIG.get_or_init(config)
+fn shared() -> &'static Edge {
+    static EDGE: OnceLock<Edge> = OnceLock::new();
+    EDGE.get_or_init(edge)
 }
 
 fuzz_target!(|data: &[u8]| {
     let f = Fields::new(data);
     let mode = f.bytes(0).first().copied().unwrap_or(0);
-    let config = shared();
-    let mut cache = EdgeCache::new(config);
+    let edge = shared();
+    let config = edge.config();
+    let mut cache = EdgeCache::new(edge);
     let good_token = mode & 1 != 0;
     let authorization = if good_token { format!("Bearer {PURGE_TOKEN}").into_bytes() } else { f.bytes(1).to_vec() };
     let method = if mode & 2 == 0 { Method::POST } else { Method::GET };

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use offload_core::secret::SecretMap;
 use offload_core::{Config, Edge};
 
 /// The fields of an input: byte runs separated by NUL (`\0`). Missing
@@ -56,22 +57,22 @@ origins = [{ url = "http://127.0.0.1:18701" }]
 
 [routing.origin_auth]
 key_id = "fuzz"
-secret = "fuzz-origin-auth-secret"
+secret = { binding = "FUZZ_ORIGIN_AUTH" }
 
 [cache]
-purge_token = "fuzz-purge-token"
+purge_token = { binding = "FUZZ_PURGE_TOKEN" }
 
 [buckets.uploads]
 endpoint = "http://127.0.0.1:18703"
 bucket = "uploads"
 region = "us-east-1"
 signed = true
-access_key_id = "FUZZKEY"
-secret_access_key = "fuzz-s3-secret-key"
+access_key_id = { binding = "FUZZ_S3_ID" }
+secret_access_key = { binding = "FUZZ_S3_SECRET" }
 
 [links]
 current = "fuzz-1"
-keys = [{ id = "fuzz-1", secret = "fuzz-link-key-0123456789abcdef-0123456789" }]
+keys = [{ id = "fuzz-1", secret = { binding = "FUZZ_LINK_KEY" } }]
 
 [presign]
 buckets = ["uploads"]
@@ -101,8 +102,19 @@ pub fn config() -> Config {
     Config::from_toml(CONFIG).expect("the fuzz harness config is valid")
 }
 
+/// The values of [`CONFIG`]'s secret references (its bindings).
+pub fn secrets() -> SecretMap {
+    SecretMap::from_bindings([
+        ("FUZZ_ORIGIN_AUTH", "fuzz-origin-auth-secret"),
+        ("FUZZ_PURGE_TOKEN", PURGE_TOKEN),
+        ("FUZZ_S3_ID", "FUZZKEY"),
+        ("FUZZ_S3_SECRET", "fuzz-s3-secret-key"),
+        ("FUZZ_LINK_KEY", LINK_SECRET),
+    ])
+}
+
 pub fn edge() -> Edge {
-    Edge::new(config())
+    Edge::new(config(), &secrets()).expect("the fuzz harness secrets resolve")
 }
 
 /// Panics if `body` contains any harness secret.
