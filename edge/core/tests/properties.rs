@@ -37,12 +37,12 @@ endpoint = "http://127.0.0.1:18703"
 bucket = "uploads"
 region = "us-east-1"
 signed = true
-access_key_id = "PROPSKEY"
-secret_access_key = "props-s3-secret-key"
+access_key_id = { binding = "PROPS_S3_ID" }
+secret_access_key = { binding = "PROPS_S3_SECRET" }
 
 [links]
 current = "p1"
-keys = [{ id = "p1", secret = "props-link-key-0123456789abcdef-0123456789" }]
+keys = [{ id = "p1", secret = { binding = "PROPS_LINK_KEY" } }]
 
 [presign]
 buckets = ["uploads"]
@@ -59,7 +59,12 @@ cache = { default_ttl = 60 }
 "#;
 
 fn edge() -> Edge {
-    Edge::new(Config::from_toml(CONFIG).unwrap())
+    let secrets = offload_core::secret::SecretMap::from_bindings([
+        ("PROPS_S3_ID", "PROPSKEY"),
+        ("PROPS_S3_SECRET", "props-s3-secret-key"),
+        ("PROPS_LINK_KEY", "props-link-key-0123456789abcdef-0123456789"),
+    ]);
+    Edge::new(Config::from_toml(CONFIG).unwrap(), &secrets).unwrap()
 }
 
 fn link_key() -> LinkKey {
