@@ -64,7 +64,9 @@ function key(r) {
   }
   if (r.chance(0.03)) k = '/' + k;
   if (r.chance(0.01)) k = 'x'.repeat(r.int(900, 1000)) + k;
-  while (Buffer.byteLength(k) > 1024) k = k.slice(0, -1);
+  // Cut whole code points: slicing UTF-16 units could leave half of an
+  // astral character, a lone surrogate no URL can carry (URIError).
+  while (Buffer.byteLength(k) > 1024) k = Array.from(k).slice(0, -1).join('');
   return k || 'k';
 }
 
