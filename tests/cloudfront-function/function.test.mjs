@@ -17,6 +17,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import vm from 'node:vm';
+import { loadFunction, LINK_KEY, token } from './sandbox.mjs';
 import { readFileSync, existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,37 +30,13 @@ const code = readFileSync(file, 'utf8');
 
 const NOW_MS = 1_700_000_000_000;
 const NOW = NOW_MS / 1000;
-const LINK_KEY = { id: 'local-1', secret: 'offload-local-link-key-0123456789abcdef' };
 
 function load() {
-  const required = [];
-  class FixedDate extends Date {
-    static now() { return NOW_MS; }
-  }
-  const sandbox = {
-    require: (m) => {
-      required.push(m);
-      if (m === 'crypto') return { createHmac: crypto.createHmac, createHash: crypto.createHash };
-      throw new Error(`cloudfront-js-2.0 has no module ${m}`);
-    },
-    Date: FixedDate,
-  };
-  const inner = vm.runInNewContext(`${code}\n;handler`, sandbox, { filename: 'offload.js' });
-  // Plain objects of this realm, so that deepStrictEqual compares values.
-  const handler = (event) => JSON.parse(JSON.stringify(inner(event)));
+  const { handler, required } = loadFunction(code, NOW_MS);
   return { handler, required };
 }
 
 const fixture = (name) => JSON.parse(readFileSync(join(here, 'fixtures', `${name}.json`), 'utf8'));
-
-/** A version 2 download link as offload-core issues it (sign/link.rs), made
- * here independently: audience `link`, domain-separated MAC. */
-function token(scope, expiresAt, ip = '', methods = 'GET,HEAD') {
-  const escaped = scope.replace(/%/g, '%25').replace(/\|/g, '%7C');
-  const payload = `v2|link|${LINK_KEY.id}|${expiresAt}|${ip}|${methods}|${escaped}`;
-  const mac = crypto.createHmac('sha256', LINK_KEY.secret).update(`offload-link-v2\n${payload}`).digest('base64url');
-  return `${Buffer.from(payload).toString('base64url')}.${mac}`;
-}
 
 test('the function follows the cloudfront-js-2.0 rules', () => {
   assert.ok(Buffer.byteLength(code) <= 10 * 1024, `${Buffer.byteLength(code)} bytes`);
