@@ -119,10 +119,19 @@ pub fn raw_request(addr: &str, head: &[u8], body: &[u8]) -> Result<Resp, String>
     req.extend_from_slice(b"\r\n");
     req.extend_from_slice(body);
     s.write_all(&req).map_err(|e| format!("{addr}: write: {e}"))?;
+    // Read until the response is complete by its own framing (servers may
+    // be slow to close even after `Connection: close`), or until closed.
     let mut raw = Vec::new();
-    if let Err(e) = s.read_to_end(&mut raw) {
-        if raw.is_empty() {
-            return Err(format!("{addr}: read: {e}"));
+    let mut buf = [0u8; 16384];
+    loop {
+        if response_complete(&raw) {
+            break;
+        }
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(e) if raw.is_empty() => return Err(format!("{addr}: read: {e}")),
+            Err(_) => break,
         }
     }
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| {
@@ -146,6 +155,23 @@ pub fn raw_request(addr: &str, head: &[u8], body: &[u8]) -> Result<Resp, String>
         body = dechunk(&body).ok_or_else(|| format!("{addr}: bad chunked body"))?;
     }
     Ok(Resp { status, headers, body })
+}
+
+/// Whether `raw` holds a whole response: its head and, by Content-Length
+/// or chunked framing, its body.
+fn response_complete(raw: &[u8]) -> bool {
+    let Some(split) = raw.windows(4).position(|w| w == b"\r\n\r\n") else { return false };
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let body = &raw[split + 4..];
+    let field = |name: &str| head.lines().find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_owned()));
+    if let Some(len) = field("content-length:").and_then(|v| v.parse::<usize>().ok()) {
+        return body.len() >= len;
+    }
+    if field("transfer-encoding:").is_some_and(|v| v.contains("chunked")) {
+        return body.ends_with(b"0\r\n\r\n") && dechunk(body).is_some();
+    }
+    // A status without a body, or close-delimited.
+    head.starts_with("http/1.1 304") || head.starts_with("http/1.1 204")
 }
 
 fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
