@@ -23,6 +23,7 @@ import vm from 'node:vm';
 import { readFileSync, existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadFunction, LINK_KEY, IMPORT, token } from './sandbox.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../..');
@@ -32,57 +33,11 @@ const code = readFileSync(file, 'utf8');
 
 const NOW_MS = 1_700_000_000_000;
 const NOW = NOW_MS / 1000;
-// The current link key's id, its store key (offload.toml's `kvs`) and a
-// random test value, written with tokens.json by the package step (no
-// local secret: the stand-in store is the test's).
-const keyFile = join(root, '.offload/cloudfront-function/test-key.json');
-if (!existsSync(keyFile)) throw new Error(`${keyFile} missing: run \`cargo xtask package cloudfront-function\``);
-const LINK_KEY = JSON.parse(readFileSync(keyFile, 'utf8'));
-const IMPORT = "import cf from 'cloudfront';";
-
-function load(store = { [LINK_KEY.kvs]: LINK_KEY.secret }) {
-  const required = [];
-  const reads = [];
-  class FixedDate extends Date {
-    static now() { return NOW_MS; }
-  }
-  const sandbox = {
-    require: (m) => {
-      required.push(m);
-      if (m === 'crypto') return { createHmac: crypto.createHmac, createHash: crypto.createHash };
-      throw new Error(`cloudfront-js-2.0 has no module ${m}`);
-    },
-    Date: FixedDate,
-    // cloudfront-js-2.0's `cloudfront` module: kvs().get() rejects for a
-    // key the store lacks.
-    __cloudfront: {
-      kvs: () => ({
-        get: async (k) => {
-          reads.push(k);
-          if (!Object.prototype.hasOwnProperty.call(store, k)) throw new Error(`key not found: ${k}`);
-          return store[k];
-        },
-      }),
-    },
-  };
-  // vm runs scripts: the one ES import becomes a binding to the stand-in.
-  const script = code.replace(IMPORT, 'var cf = __cloudfront;');
-  const inner = vm.runInNewContext(`${script}\n;handler`, sandbox, { filename: 'offload.js' });
-  // Plain objects of this realm, so that deepStrictEqual compares values.
-  const handler = async (event) => JSON.parse(JSON.stringify(await inner(event)));
-  return { handler, required, reads };
+function load(store) {
+  return loadFunction(code, NOW_MS, store);
 }
 
 const fixture = (name) => JSON.parse(readFileSync(join(here, 'fixtures', `${name}.json`), 'utf8'));
-
-/** A version 2 download link as offload-core issues it (sign/link.rs), made
- * here independently: audience `link`, domain-separated MAC. */
-function token(scope, expiresAt, ip = '', methods = 'GET,HEAD') {
-  const escaped = scope.replace(/%/g, '%25').replace(/\|/g, '%7C');
-  const payload = `v2|link|${LINK_KEY.id}|${expiresAt}|${ip}|${methods}|${escaped}`;
-  const mac = crypto.createHmac('sha256', LINK_KEY.secret).update(`offload-link-v2\n${payload}`).digest('base64url');
-  return `${Buffer.from(payload).toString('base64url')}.${mac}`;
-}
 
 test('the function follows the cloudfront-js-2.0 rules', () => {
   assert.ok(Buffer.byteLength(code) <= 10 * 1024, `${Buffer.byteLength(code)} bytes`);

@@ -508,6 +508,9 @@ function canonQuery(q) {
             if (typeof v !== 'string') return [v.e, null];
             mv.push({ value: v });
         }
+        // Names that differ only in spelling (`%74oken`, `token`) are one
+        // name, values in order, as in the core's canonical query.
+        if (out[n]) mv = (out[n].multiValue || [out[n]]).concat(mv);
         out[n] = mv.length > 1 ? { value: mv[0].value, multiValue: mv } : { value: mv[0].value };
     }
     return [null, out];
@@ -515,6 +518,7 @@ function canonQuery(q) {
 
 async function handler(event) {
     var req = event.request, h = req.headers;
+    if (/[a-z]/.test(req.method)) return bad('request target: method: must be upper-case (methods are case-sensitive)');
     var cu = canon(req.uri, true);
     if (typeof cu !== 'string') return bad(cu.e);
     req.uri = cu;
@@ -555,6 +559,7 @@ pub fn package_cloudfront_function(root: &Path, build: Build) -> Result<PathBuf,
     let path = dir.join("offload.js");
     std::fs::write(&path, &code).map_err(|e| format!("{}: {e}", path.display()))?;
     crate::sign::write_link_agreement_table(&config, &dir)?;
+    crate::canonical::write_canonical_agreement_table(root, &dir)?;
     eprintln!("cloudfront-function: {} bytes (quota {CF_FUNCTION_MAX}) ({})", code.len(), path.display());
     let rendered = render_template(root, &code)?;
     eprintln!("cloudfront-function: inlined into {}", rendered.display());

@@ -18,6 +18,7 @@ use offload_e2e::{root, tool_path, worker_build_env, Stack};
 
 mod bench;
 mod memory;
+mod canonical;
 mod conformance;
 mod setup;
 mod deploy;

@@ -136,6 +136,10 @@ pub fn request_from_cf(req: &Value, host: Option<&str>, tls: bool) -> Option<htt
         pq.push('?');
         pq.push_str(qs);
     }
+    // Bytes the `http` crate refuses but the canonical form encodes anyway
+    // (non-ASCII, space, ...) are escaped; everything else is judged by
+    // the canonical form, not here.
+    let pq = offload_core::proxy::canonical::escape_for_uri(&pq).into_owned();
     let parsed: http::Uri = match host.filter(|h| h.parse::<http::uri::Authority>().is_ok()) {
         Some(h) => {
             target.push_str(scheme);

@@ -241,8 +241,10 @@ impl Lambda {
                 let route = self.edge.config().routes().get(fwd.route);
                 let mut query = fwd.path_and_query().split_once('?').map_or("", |(_, q)| q).to_owned();
                 if route.is_some_and(|r| r.signed_links()) {
-                    // Keep the verified token for origin-request's own check.
-                    if let Some(token) = token_from_query(str_field(req_v, "querystring").unwrap_or("")) {
+                    // Keep the verified token for origin-request's own check:
+                    // the one the gate read, from the canonical query (a
+                    // viewer may spell its name `%74oken`).
+                    if let Some(token) = token_from_query(req.query().unwrap_or("")) {
                         if !query.is_empty() {
                             query.push('&');
                         }
@@ -603,5 +605,64 @@ mod tests {
             cc(&capped, 200, &[("cache-control", "max-age=600, no-cache=\"a, b\"")]).as_deref(),
             Some("max-age=600, no-cache=\"a, b\", s-maxage=30")
         );
+    }
+}
+
+#[cfg(test)]
+mod link_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use offload_core::sign::link::issue_link;
+    use offload_core::sign::{LinkClaims, Scope};
+
+    const CONFIG: &str = r#"
+        [regions.us-east-1]
+        location = { lat = 38.9, lon = -77.4 }
+        origins = [{ url = "http://127.0.0.1:18701" }]
+        [buckets.www]
+        endpoint = "http://127.0.0.1:18703"
+        bucket = "www"
+        region = "us-east-1"
+        [links]
+        current = "k1"
+        keys = [{ id = "k1", secret = { ssm = "/offload/k1" } }]
+        [[routes]]
+        path = "/private/*"
+        bucket = "www"
+        signed_links = true
+    "#;
+    const NOW_MS: u64 = 1_700_000_000_000;
+
+    fn viewer_event(querystring: &str) -> Value {
+        json!({ "Records": [{ "cf": { "config": { "eventType": "viewer-request" }, "request": {
+            "clientIp": "203.0.113.9", "method": "GET", "uri": "/private/a.txt", "querystring": querystring,
+            "headers": { "host": [{ "key": "Host", "value": "d1.cloudfront.net" }] } } } }] })
+    }
+
+    /// The gate reads the canonical query, where `%74oken` is `token`; the
+    /// token viewer-request keeps for origin-request must be that one, or
+    /// the two triggers disagree (found by the hostile suite).
+    #[test]
+    fn the_token_kept_for_origin_request_is_the_one_the_gate_read() {
+        let mut secrets = SecretMap::new(Platform::LambdaEdge);
+        secrets.insert(
+            &offload_core::secret::Source::Parameter("/offload/k1"),
+            offload_core::secret::Secret::new(b"0123456789abcdef0123456789abcdef".to_vec()),
+        );
+        let mut lambda = Lambda::new(Config::from_toml(CONFIG).unwrap(), &secrets).unwrap();
+        lambda.set_credentials(&Credentials::new("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", None));
+        let key = lambda.edge().keys().links().unwrap().current().unwrap().clone();
+        let token = issue_link(&key, &LinkClaims::new(Scope::parse("/private/a.txt").unwrap(), NOW_MS / 1000 + 60)).unwrap();
+        for qs in [format!("%74oken={token}"), format!("x=1&%74oken={token}"), format!("token={token}&token=bad")] {
+            let out = lambda.viewer_request(&viewer_event(&qs), NOW_MS);
+            assert!(out.get("status").is_none(), "{qs}: refused {out}");
+            assert_eq!(out["querystring"].as_str().unwrap().rsplit('&').next().unwrap(), format!("token={token}"), "{qs}");
+            let mut origin = out.clone();
+            origin["headers"]["host"] = json!([{ "key": "Host", "value": "d1.cloudfront.net" }]);
+            let event = json!({ "Records": [{ "cf": { "config": { "eventType": "origin-request", "distributionDomainName": "d1.cloudfront.net" }, "request": origin } }] });
+            let sent = lambda.origin_request(&event, NOW_MS, 1);
+            assert!(sent.get("status").is_none(), "{qs}: origin-request refused {sent}");
+            assert_eq!(sent["uri"], "/www/private/a.txt", "{qs}");
+        }
     }
 }

@@ -394,8 +394,16 @@ fn to_http_head(req: &Request) -> Result<http::Request<()>, Error> {
             what,
         ))
     };
-    let url = req.url().map_err(|_| bad("request URL is not valid"))?;
-    let uri: http::Uri = url.as_str().parse().map_err(|_| bad("request URL is not a valid URI"))?;
+    // The URL as workerd received it, not `worker::Request::url` (the `url`
+    // crate's WHATWG parser resolves `%2e%2e` segments and reads `\` as
+    // `/`): one parser, the canonical form, decides what the target means.
+    let url = req.inner().url();
+    let (origin, target) = match url.find("://").and_then(|i| url[i + 3..].find('/').map(|j| i + 3 + j)) {
+        Some(at) => url.split_at(at),
+        None => (url.as_str(), "/"),
+    };
+    let escaped = offload_core::proxy::canonical::escape_for_uri(target);
+    let uri: http::Uri = format!("{origin}{escaped}").parse().map_err(|_| bad("request URL is not a valid URI"))?;
     let method = http::Method::from_bytes(req.inner().method().as_bytes())
         .map_err(|_| bad("request method is not a valid token"))?;
     let mut head = http::Request::new(());

@@ -900,6 +900,178 @@ fn forced_revalidation_errors_never_replace_the_entry(s: &Stack) -> Result<(), S
     Ok(())
 }
 
+// ----- the hostile-input suite (tests/shared-cases/hostile.json) -----
+
+/// The table's non-token placeholders for this platform: `{{host}}` is the
+/// Host the clean requests carry (`localhost:<edge port>`), `{{run}}` is
+/// unique per run (the platform cache persists across runs).
+fn hostile_expand(text: &str, host: &str, run: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("{{") {
+        let j = rest[i..].find("}}").ok_or("unclosed placeholder")? + i;
+        let inner = &rest[i + 2..j];
+        out.push_str(&rest[..i]);
+        match inner {
+            "host" => out.push_str(host),
+            "HOST" => out.push_str(&host.to_ascii_uppercase()),
+            "host-dot" => out.push_str(&host.replacen(':', ".:", 1)),
+            "run" => out.push_str(run),
+            _ if inner.starts_with("link") => out.push_str(&rest[i..j + 2]),
+            _ => {
+                let (c, n) = inner.split_once('*').ok_or_else(|| format!("unknown placeholder {inner:?}"))?;
+                out.push_str(&c.repeat(n.parse::<usize>().map_err(|e| format!("{inner}: {e}"))?));
+            }
+        }
+        rest = &rest[j + 2..];
+    }
+    out.push_str(rest);
+    shared_table_target(&out)
+}
+
+/// A table request, written byte for byte: the target as given, every
+/// header pair in order (a Host only if the case has none), the viewer's
+/// place in the trusted test header.
+fn hostile_send(req: &serde_json::Value, host: &str, run: &str, skip_headers: bool) -> Result<Resp, String> {
+    let method = req["method"].as_str().ok_or("no request.method")?;
+    let target = hostile_expand(req["target"].as_str().ok_or("no request.target")?, host, run)?;
+    let mut head = format!("{method} {target} HTTP/1.1\r\n").into_bytes();
+    let pairs: Vec<(String, String)> = if skip_headers {
+        Vec::new()
+    } else {
+        req["headers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| Ok((p[0].as_str().unwrap_or("").to_owned(), hostile_expand(p[1].as_str().unwrap_or(""), host, run)?)))
+            .collect::<Result<_, String>>()?
+    };
+    if !pairs.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        head.extend_from_slice(format!("Host: {host}\r\n").as_bytes());
+    }
+    for (n, v) in &pairs {
+        head.extend_from_slice(format!("{n}: {v}\r\n").as_bytes());
+    }
+    let country = req["viewer"]["country"].as_str().unwrap_or("US");
+    head.extend_from_slice(format!("x-offload-geo: country={country}\r\n").as_bytes());
+    let body = if skip_headers { "" } else { req["body"].as_str().unwrap_or("") };
+    if !body.is_empty() {
+        head.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    }
+    head.extend_from_slice(b"connection: close\r\n");
+    offload_e2e::http::raw_request(&format!("127.0.0.1:{}", offload_e2e::EDGE_PORT), &head, body.as_bytes())
+}
+
+/// Requests the origins have counted so far (both regions).
+fn origin_totals(s: &Stack) -> Result<u64, String> {
+    let mut total = 0;
+    for (_, _, control) in &s.origins {
+        total += get(&format!("{control}/_shim/stats"))?.json()?["total"].as_u64().unwrap_or(0);
+    }
+    Ok(total)
+}
+
+fn hostile_case(s: &Stack, case: &serde_json::Value, run: &str, private: &[u8]) -> Result<(), String> {
+    let host = format!("localhost:{}", offload_e2e::EDGE_PORT);
+    let req = &case["request"];
+    let mut want = case["expect"].clone();
+    if let (Some(w), Some(o)) = (want.as_object_mut(), case["platforms"]["workers"].as_object()) {
+        w.extend(o.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    let upstream = want["upstream"].as_str();
+    let before = if upstream.is_none() { Some(origin_totals(s)?) } else { None };
+    let r = hostile_send(req, &host, run, false)?;
+    let has_token = req["target"].as_str().unwrap_or("").contains("{{link:");
+    ensure!(has_token || !r.body.windows(private.len()).any(|w| w == private), "THE PRIVATE FILE WAS SERVED WITHOUT A VALID TOKEN");
+    let status = want["status"].as_u64().ok_or("no expect.status")?;
+    ensure!(u64::from(r.status) == status, "status {} want {status}: {:.200}", r.status, r.text());
+    let region = r.header("x-origin-region");
+    let from_edge = r.header("cache-status").is_some();
+    if want["answered_by"] == "platform" {
+        ensure!(!from_edge, "answered by the edge, want workerd: {:?}", r.headers);
+    }
+    match upstream {
+        None => {
+            ensure!(region.is_none(), "answered by origin {region:?}");
+            // (A HEAD answer has no body to read.)
+            let has_body = req["method"] != "HEAD";
+            if want["answered_by"] != "platform" && has_body {
+                ensure!(r.json()?["status"].as_u64() == Some(status), "not the edge's error body: {}", r.text());
+            }
+            if let Some(e) = want["error"].as_str().filter(|_| has_body) {
+                let got = r.json()?["error"].as_str().unwrap_or("").to_owned();
+                ensure!(got.contains(e), "error {got:?} lacks {e:?}");
+            }
+            let after = origin_totals(s)?;
+            ensure!(before == Some(after), "the origins counted {:?} → {after} requests", before);
+        }
+        Some(u) if u.starts_with("bucket:") => {
+            ensure!(region.is_none(), "served by origin {region:?}, want {u}");
+            let file = want["forwarded"].as_str().and_then(|f| f.strip_prefix("/www/")).map(|f| format!("www/{f}"));
+            if let Some(file) = file.filter(|_| r.status == 200) {
+                let bytes = std::fs::read(offload_e2e::root().join(&file)).map_err(|e| format!("{file}: {e}"))?;
+                ensure!(r.body == bytes, "body is not {file}: {:.200}", r.text());
+            }
+        }
+        Some(u) => {
+            ensure!(region == Some(u), "served by {region:?}, want {u}");
+            // The origin's echo of the target it received (/api/headers).
+            if let (Some(seen), Some(fwd)) = (r.header("x-origin-uri"), want["forwarded"].as_str()) {
+                ensure!(seen == fwd, "origin received {seen:?}, want {fwd:?}");
+            }
+        }
+    }
+    if let Some(clean) = case.get("clean").filter(|_| upstream.is_some()) {
+        // The origin echoes the headers it got: the attack's must be the
+        // clean request's (the origin-auth header aside: its timestamp).
+        let c = hostile_send(clean, &host, run, false)?;
+        let strip = |mut j: serde_json::Value| {
+            if let Some(o) = j.as_object_mut() {
+                o.remove("x-offload-auth");
+            }
+            j
+        };
+        let (a, b) = (strip(r.json()?), strip(c.json()?));
+        ensure!(a == b, "the origin saw\n      attack {a}\n      clean  {b}");
+    }
+    if let Some(cache) = case.get("cache") {
+        let cs = r.header("cache-status").unwrap_or("");
+        if let Some(detail) = cache["detail"].as_str() {
+            ensure!(cs.contains(&format!("detail={detail}")), "cache-status {cs:?} has no detail={detail}");
+        }
+        let next = hostile_send(req, &host, run, true)?;
+        let ncs = next.header("cache-status").unwrap_or("");
+        let want_next = cache["next"].as_str().unwrap_or("");
+        let ok = match want_next {
+            "miss" => ncs.contains("fwd=uri-miss"),
+            "hit" => ncs.contains("hit"),
+            _ => false,
+        };
+        ensure!(ok, "the next viewer got {ncs:?}, want a {want_next}");
+    }
+    Ok(())
+}
+
+fn hostile_suite_on_workers(s: &Stack) -> Result<(), String> {
+    let path = offload_e2e::root().join("tests/shared-cases/hostile.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let table: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let cases = table["cases"].as_array().ok_or("no cases")?;
+    ensure!(cases.len() >= 60, "{} cases", cases.len());
+    let private = std::fs::read(offload_e2e::root().join("www/private/report.txt")).map_err(|e| e.to_string())?;
+    wait_us_east_serves(s)?;
+    let run = format!("w{}", now_secs());
+    let mut failures = Vec::new();
+    for case in cases {
+        if let Err(e) = hostile_case(s, case, &run, &private) {
+            failures.push(format!("{}: {e}", case["name"].as_str().unwrap_or("?")));
+        }
+    }
+    println!("    hostile: {} cases, {} held (Workers in workerd)", cases.len(), cases.len() - failures.len());
+    ensure!(failures.is_empty(), "{} of {} cases failed:\n    {}", failures.len(), cases.len(), failures.join("\n    "));
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cases: &[Case] = &[
         ("landing_page_comes_from_the_bucket", landing_page_comes_from_the_bucket),
@@ -930,6 +1102,7 @@ fn main() -> ExitCode {
         ("uploads_reach_the_origin_byte_exact", uploads_reach_the_origin_byte_exact),
         ("oversized_purge_bodies_are_413", oversized_purge_bodies_are_413),
         ("forced_revalidation_errors_never_replace_the_entry", forced_revalidation_errors_never_replace_the_entry),
+        ("hostile_suite_on_workers", hostile_suite_on_workers),
     ];
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let cases: Vec<&Case> = cases.iter().filter(|(n, _)| filter.is_empty() || filter.iter().any(|f| n.contains(f.as_str()))).collect();

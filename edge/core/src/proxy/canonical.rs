@@ -340,6 +340,41 @@ pub fn canonical_query(raw: &str) -> Result<Option<String>, CanonicalError> {
     Ok(Some(out))
 }
 
+/// `raw` (a path and query as received) with every byte of class
+/// [`ByteClass::Encode`] (non-ASCII, space, `"`, `<`, `>`, `` ` ``, `^`,
+/// `{`, `|`, `}`, `#`, `[`, `]`) percent-encoded: the bytes the `http`
+/// crate refuses in a URI but the canonical form encodes anyway. An
+/// adapter that gets the target as a string (workerd's `request.url`, a
+/// CloudFront event's `uri`) hands it to an `http::Uri` this way instead of
+/// through another URL parser (the WHATWG one resolves `%2e%2e` and reads
+/// `\` as `/`), so [`CanonicalRequest::new`] judges what the viewer sent:
+/// the canonical form of the result is the canonical form of `raw` (only
+/// the byte offsets in refusals can move).
+///
+/// ```
+/// use offload_core::proxy::canonical::{canonical_path, escape_for_uri};
+/// assert_eq!(escape_for_uri("/caf\u{e9} x#y?q=a b"), "/caf%C3%A9%20x%23y?q=a%20b");
+/// assert_eq!(canonical_path(&escape_for_uri("/a\u{e9}")).unwrap(), canonical_path("/a\u{e9}").unwrap());
+/// assert_eq!(escape_for_uri("/a/%2e%2e/b\\c"), "/a/%2e%2e/b\\c");
+/// ```
+pub fn escape_for_uri(raw: &str) -> std::borrow::Cow<'_, str> {
+    if !raw.bytes().any(|b| BYTE_CLASS[usize::from(b)] == ByteClass::Encode) {
+        return std::borrow::Cow::Borrowed(raw);
+    }
+    let mut out = String::with_capacity(raw.len() + 16);
+    for c in raw.chars() {
+        let mut buf = [0u8; 4];
+        for &b in c.encode_utf8(&mut buf).as_bytes() {
+            if BYTE_CLASS[usize::from(b)] == ByteClass::Encode {
+                push_escape(&mut out, b);
+            } else {
+                out.push(char::from(b));
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// The canonical authority for `scheme`: lower-case host, one trailing dot
 /// and the default port dropped.
 ///

@@ -192,3 +192,25 @@ fn byte_table_matches_rfc3986() {
         }
     }
 }
+
+/// `escape_for_uri` changes nothing the canonical form decides: the same
+/// canonical path and query, or a refusal for the same reason.
+#[test]
+fn escaping_for_a_uri_keeps_the_canonical_form() {
+    let kind = |r: Result<Option<String>, CanonicalError>| r.map_err(|e| e.to_string().split(" at byte").next().unwrap_or("").to_owned());
+    let inputs = [
+        "/caf\u{e9}", "/a b", "/a#b", "/[x]", "/a\"<>`^{|}", "/%C3%A9\u{e9}", "/a/%2e%2e/b", "/a\\b", "/a//b#", "/\u{e9}/..",
+        "/\u{1F600}/%F0", "/a?q=a b#c", "/a?q=\u{e9}&r=%e9",
+    ];
+    for raw in inputs {
+        let escaped = escape_for_uri(raw);
+        let (rp, rq) = raw.split_once('?').unwrap_or((raw, ""));
+        let (ep, eq) = escaped.split_once('?').unwrap_or((&escaped, ""));
+        assert_eq!(kind(canonical_path(ep).map(Some)), kind(canonical_path(rp).map(Some)), "{raw:?}");
+        assert_eq!(kind(canonical_query(eq)), kind(canonical_query(rq)), "{raw:?}");
+        assert!(escaped.bytes().all(|b| BYTE_CLASS[usize::from(b)] != ByteClass::Encode), "{escaped}");
+        if canonical_path(ep).is_ok() {
+            assert!(ep.parse::<http::uri::PathAndQuery>().is_ok(), "{escaped} is not a valid URI path");
+        }
+    }
+}
