@@ -211,9 +211,10 @@ impl Edge {
     /// The one canonical form of a viewer request (see
     /// [`crate::proxy::canonical`]); every later step takes it. `Err` is
     /// the 400 to send, naming what was wrong with the target.
-    pub fn canonicalize(&self, req: &Request<()>) -> Result<CanonicalRequest, Response<Vec<u8>>> {
-        CanonicalRequest::new(req)
-            .map_err(|e| self.error_response(&RequestError::new(RequestErrorKind::BadRequest, e.to_string()).into()))
+    pub fn canonicalize(&self, req: &Request<()>) -> Result<CanonicalRequest, Box<Response<Vec<u8>>>> {
+        CanonicalRequest::new(req).map_err(|e| {
+            Box::new(self.error_response(&RequestError::new(RequestErrorKind::BadRequest, e.to_string()).into()))
+        })
     }
 
     /// Decide what to do with a viewer request. Never fails: refusals are
@@ -250,7 +251,7 @@ impl Edge {
     ) -> Plan {
         let req = match self.canonicalize(req) {
             Ok(r) => r,
-            Err(resp) => return Plan::Respond(resp),
+            Err(resp) => return Plan::Respond(*resp),
         };
         match self.plan(&req, viewer, now_ms) {
             Plan::Forward(mut fwd) => {

@@ -180,7 +180,7 @@ impl Suite {
         };
         let canon = match self.edge.canonicalize(&r) {
             Ok(c) => c,
-            Err(resp) => return respond(resp),
+            Err(resp) => return respond(*resp),
         };
         let viewer = Viewer { ip: Some("203.0.113.178".parse().unwrap()), tls: false, location: Default::default() };
         let mut fwd = match self.edge.plan(&canon, &viewer, NOW_MS) {

@@ -827,29 +827,44 @@ fn uploads_reach_the_origin_byte_exact(s: &Stack) -> Result<(), String> {
     Ok(())
 }
 
-/// Send only a request head over a raw connection and read the answer: the
-/// edge must answer purge requests it refuses from the head alone, before
-/// any body byte arrives (a client library would fail writing a body the
-/// server never reads).
-fn head_only(path: &str, headers: &[(&str, &str)]) -> Result<(u16, String), String> {
+/// POST a declared body over a raw connection, writing it from another
+/// thread while the answer is read: the edge may answer (and stop reading)
+/// before the body is through, which a client library reports as a failed
+/// write instead of the answer.
+fn post_raw(path: &str, headers: &[(&str, &str)], body_len: usize) -> Result<(u16, String), String> {
     use std::io::{Read, Write};
     let mut c = std::net::TcpStream::connect(("127.0.0.1", offload_e2e::EDGE_PORT)).map_err(|e| format!("connect: {e}"))?;
-    c.set_read_timeout(Some(std::time::Duration::from_secs(20))).map_err(|e| e.to_string())?;
-    let mut head = format!("POST {path} HTTP/1.1\r\nhost: 127.0.0.1:{}\r\nconnection: close\r\n", offload_e2e::EDGE_PORT);
+    c.set_read_timeout(Some(std::time::Duration::from_secs(30))).map_err(|e| e.to_string())?;
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nhost: 127.0.0.1:{}\r\nconnection: close\r\ncontent-length: {body_len}\r\n",
+        offload_e2e::EDGE_PORT
+    );
     for (n, v) in headers {
         head.push_str(&format!("{n}: {v}\r\n"));
     }
     head.push_str("\r\n");
-    c.write_all(head.as_bytes()).map_err(|e| format!("write: {e}"))?;
+    let mut w = c.try_clone().map_err(|e| e.to_string())?;
+    let writer = std::thread::spawn(move || {
+        let _ = w.write_all(head.as_bytes());
+        let chunk = vec![b'x'; 16 * 1024];
+        let mut left = body_len;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            if w.write_all(&chunk[..n]).is_err() {
+                break; // the edge stopped reading: fine, its answer is what counts
+            }
+            left -= n;
+        }
+    });
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
-    // Read until the head and a body of Content-Length have arrived.
     loop {
-        let n = c.read(&mut chunk).map_err(|e| format!("read: {e} after {} bytes", buf.len()))?;
-        if n == 0 {
-            break;
+        match c.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if buf.is_empty() => return Err(format!("read: {e}")),
+            Err(_) => break,
         }
-        buf.extend_from_slice(&chunk[..n]);
         let text = String::from_utf8_lossy(&buf);
         if let Some(end) = text.find("\r\n\r\n") {
             let len = text[..end]
@@ -860,6 +875,8 @@ fn head_only(path: &str, headers: &[(&str, &str)]) -> Result<(u16, String), Stri
             }
         }
     }
+    let _ = c.shutdown(std::net::Shutdown::Both);
+    let _ = writer.join();
     let text = String::from_utf8_lossy(&buf).into_owned();
     let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| format!("no status line: {text:?}"))?;
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
@@ -869,16 +886,15 @@ fn head_only(path: &str, headers: &[(&str, &str)]) -> Result<(u16, String), Stri
 fn oversized_purge_bodies_are_413(s: &Stack) -> Result<(), String> {
     let _ = s;
     let bearer = format!("Bearer {}", purge_token()?);
-    // A declared body over the cap: 413 from the head, nothing read.
-    let (status, body) =
-        head_only("/_offload/purge", &[("authorization", &bearer), ("content-type", "application/json"), ("content-length", "307200")])?;
+    // A declared body over the 256 KiB cap: 413 naming the body.
+    let (status, body) = post_raw("/_offload/purge", &[("authorization", &bearer), ("content-type", "application/json")], 300 * 1024)?;
     ensure!(status == 413, "declared 300 KiB: status {status} {body}");
     ensure!(body.contains("\"field\":\"body\""), "declared 300 KiB: {body}");
-    // Without the token: 401 before any body is read.
-    let (status, body) = head_only("/_offload/purge", &[("authorization", "Bearer wrong-token-0123456789"), ("content-length", "307200")])?;
+    // Without the token: 401 (the token is checked from the head).
+    let (status, body) = post_raw("/_offload/purge", &[("authorization", "Bearer wrong-token-0123456789")], 300 * 1024)?;
     ensure!(status == 401, "wrong token: status {status} {body}");
-    // (A chunked body over the cap is refused once 256 KiB + 1 bytes were
-    // read: the core's BodyLimit unit tests cover the counting.)
+    // (That neither body is read is the core's purge_precheck, unit-tested;
+    // wrangler dev's proxy in front of workerd may take the body anyway.)
     Ok(())
 }
 

@@ -209,6 +209,11 @@ fn hex_val(b: u8) -> Option<u8> {
     }
 }
 
+/// The byte a `%xx` escape at `i` names, if two hex digits follow.
+fn escape_at(bytes: &[u8], i: usize) -> Option<u8> {
+    Some(hex_val(*bytes.get(i + 1)?)? * 16 + hex_val(*bytes.get(i + 2)?)?)
+}
+
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 fn push_escape(out: &mut String, b: u8) {
@@ -254,10 +259,7 @@ pub fn canonical_path(raw: &str) -> Result<String, CanonicalError> {
                 continue;
             }
             ByteClass::Percent => {
-                let decoded = match (bytes.get(i + 1).copied().and_then(hex_val), bytes.get(i + 2).copied().and_then(hex_val)) {
-                    (Some(h), Some(l)) => h * 16 + l,
-                    _ => return err(ErrorKind::BadEscape, i),
-                };
+                let Some(decoded) = escape_at(bytes, i) else { return err(ErrorKind::BadEscape, i) };
                 match BYTE_CLASS[usize::from(decoded)] {
                     ByteClass::Unreserved => out.push(char::from(decoded)),
                     ByteClass::Control => return err(ErrorKind::EncodedControl(decoded), i),
@@ -318,10 +320,7 @@ pub fn canonical_query(raw: &str) -> Result<Option<String>, CanonicalError> {
     while let Some(&b) = bytes.get(i) {
         match BYTE_CLASS[usize::from(b)] {
             ByteClass::Percent => {
-                let decoded = match (bytes.get(i + 1).copied().and_then(hex_val), bytes.get(i + 2).copied().and_then(hex_val)) {
-                    (Some(h), Some(l)) => h * 16 + l,
-                    _ => return err(ErrorKind::BadEscape, i),
-                };
+                let Some(decoded) = escape_at(bytes, i) else { return err(ErrorKind::BadEscape, i) };
                 match BYTE_CLASS[usize::from(decoded)] {
                     ByteClass::Unreserved => out.push(char::from(decoded)),
                     _ if decoded == 0 => return err(ErrorKind::EncodedControl(0), i),
