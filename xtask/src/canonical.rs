@@ -95,6 +95,10 @@ pub fn canonical_agreement_table(root: &Path) -> Result<Value, String> {
     paths.extend(random_inputs(&mut rng, 300, true));
     paths.push(format!("/{}", "a".repeat(offload_core::proxy::canonical::MAX_TARGET_BYTES)));
     queries.push("a".repeat(offload_core::proxy::canonical::MAX_TARGET_BYTES + 1));
+    // Inputs within the limit whose canonical (encoded) form is not.
+    paths.push(format!("/{}", "\u{e9}".repeat(2000)));
+    queries.push(format!("a={}", "\u{e9}".repeat(2000)));
+    paths.push(format!("/{}", "\u{e9}".repeat(1000)));
     queries.extend(random_inputs(&mut rng, 150, false));
     let mut rows = Vec::new();
     for p in paths {

@@ -484,6 +484,7 @@ function canon(s, isPath) {
         seg.push(b);
     }
     if (isPath && (r = segment(start, true))) return r;
+    if (out.length > MAXT) return { e: 'request target: ' + part + ': longer than ' + MAXT + ' bytes' };
     return out;
 }
 

@@ -280,6 +280,11 @@ pub fn canonical_path(raw: &str) -> Result<String, CanonicalError> {
         i += 1;
     }
     check_segment(&segment, seg_start, true)?;
+    // The limit holds for the canonical form too (encoding can triple a
+    // target), so a canonical path always canonicalizes to itself.
+    if out.len() > MAX_TARGET_BYTES {
+        return Err(CanonicalError::new(Part::Path, ErrorKind::TooLong, None));
+    }
     Ok(out)
 }
 
@@ -335,6 +340,11 @@ pub fn canonical_query(raw: &str) -> Result<Option<String>, CanonicalError> {
             ByteClass::Backslash | ByteClass::Encode => push_escape(&mut out, b),
         }
         i += 1;
+    }
+    // As for paths: the canonical form is within the limit too (found by
+    // the cache_key fuzz target: a query that encoding grew past it).
+    if out.len() > MAX_TARGET_BYTES {
+        return Err(CanonicalError::new(Part::Query, ErrorKind::TooLong, None));
     }
     Ok(Some(out))
 }
