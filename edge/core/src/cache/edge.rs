@@ -1333,8 +1333,11 @@ fn parse_purge(config: &Config, req: &Request<()>, body: &[u8]) -> Result<PurgeR
             };
             (s.to_owned(), a.as_str().to_owned(), uri.path_and_query().map_or("/", |p| p.as_str()).to_owned())
         };
-        let path = pq.split('?').next().unwrap_or("/");
-        let rules = config.route_for(path).and_then(|r| r.cache());
+        // The route is found from the canonical path, as for requests
+        // (`/%61pi/x` is `/api/x`: the route's key rules must apply).
+        let raw_path = pq.split('?').next().unwrap_or("/");
+        let path = crate::proxy::canonical::canonical_path(raw_path).map_err(|e| (field.clone(), e.to_string()))?;
+        let rules = config.route_for(&path).and_then(|r| r.cache());
         let key_rules = rules.map(|r| r.key.clone()).unwrap_or_default();
         let url = UrlKey::new(&key_rules, &scheme, &authority, &pq).map_err(|e| (field.clone(), e.to_string()))?;
         let l2 = PrimaryKey::new(&key_rules, &Method::GET, url.clone(), &HeaderMap::new()).ok().map(|k| l2_key(&k));

@@ -808,3 +808,37 @@ fn an_oversized_purge_body_is_413() {
     assert_eq!(v["field"], "body");
     assert_eq!(h.run(&get(URL), 500, &[], "", T0 + 1).body, b"kept", "nothing was purged");
 }
+
+/// Purge finds a URL's route from its canonical path, as requests do: the
+/// route's key rules apply to `/%61pi/x` (found by the purge fuzz target,
+/// where purging the listed canonical URLs named other keys).
+#[test]
+fn purge_urls_use_the_route_of_their_canonical_path() {
+    let config = Config::from_toml(
+        r#"
+        [regions.r1]
+        location = { lat = 0.0, lon = 0.0 }
+        origins = [{ url = "http://10.0.0.1:8080" }]
+        [cache]
+        purge_token = { binding = "PURGE" }
+        [[routes]]
+        path = "/api/*"
+        cache = { }
+        cache_key = { query_allow = ["id"] }
+        "#,
+    )
+    .unwrap();
+    let edge = Edge::new(config, &crate::secret::SecretMap::from_bindings([("PURGE", TOKEN)])).unwrap();
+    let mut cache = EdgeCache::new(&edge);
+    let bearer = format!("Bearer {TOKEN}");
+    let r = CanonicalRequest::new(&req("POST", "http://edge.test/_offload/purge", &[("authorization", bearer.as_str())])).unwrap();
+    let listed = |cache: &mut EdgeCache, url: &str| {
+        let out = cache.purge(edge.config(), &r, serde_json::json!({ "urls": [url] }).to_string().as_bytes(), T0);
+        let v: serde_json::Value = serde_json::from_slice(out.response.body()).unwrap();
+        (v["urls"].clone(), out.l2_delete)
+    };
+    let (raw, raw_l2) = listed(&mut cache, "/%61pi/x?id=1&q=2");
+    assert_eq!(raw, serde_json::json!(["http://edge.test/api/x?id=1"]));
+    let (canonical, canonical_l2) = listed(&mut cache, "/api/x?id=1");
+    assert_eq!((raw, raw_l2), (canonical, canonical_l2));
+}
