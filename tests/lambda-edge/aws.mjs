@@ -5,7 +5,7 @@
 // signer (@smithy/signature-v4) before passing it on (moto accepts any
 // signature; it only reads the credential scope to pick the service).
 //
-//   const aws = await startAws({ seed: true });   // seeded from .offload/lambda-edge/aws-secrets.json
+//   const aws = await startAws({ seed: true });   // seeded from .offload/test-secrets/aws-secrets.json
 //   ... aws.endpoint, aws.requests, aws.secrets ...
 //   await aws.stop();
 
@@ -27,7 +27,7 @@ export const REGION = 'us-east-1';
 
 /** The local secret values, by Secrets Manager / SSM name and by binding. */
 export function localSecrets() {
-  const file = join(root, '.offload/lambda-edge/aws-secrets.json');
+  const file = join(root, '.offload/test-secrets/aws-secrets.json');
   if (!existsSync(file)) throw new Error(`${file} missing: run \`cargo xtask package check\` (or xtask test)`);
   return JSON.parse(readFileSync(file, 'utf8'));
 }

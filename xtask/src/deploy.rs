@@ -661,7 +661,8 @@ pub fn wrangler_dry_run(root: &Path) -> Result<(), String> {
 }
 
 /// Secrets Manager / SSM contents for the Lambda@Edge tests
-/// (`.offload/lambda-edge/aws-secrets.json`): the local `.dev.vars` values
+/// (`.offload/test-secrets/aws-secrets.json`, beside, not inside, the
+/// deploy artifacts): the local `.dev.vars` values
 /// under the config's `aws_secret` / `ssm` names, which the Node tests
 /// seed into moto. Also the values the tests sign with (`bindings`).
 pub fn write_lambda_test_secrets(root: &Path) -> Result<PathBuf, String> {
@@ -689,7 +690,8 @@ pub fn write_lambda_test_secrets(root: &Path) -> Result<PathBuf, String> {
     let bindings: serde_json::Map<String, serde_json::Value> =
         vars.values().map(|(k, v)| (k.to_owned(), v.into())).collect();
     let doc = serde_json::json!({ "secretsManager": secrets_manager, "ssm": ssm, "bindings": bindings });
-    let dir = root.join(".offload/lambda-edge");
+    // Test data holding local secret values: never in an artifact folder.
+    let dir = root.join(".offload/test-secrets");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let path = dir.join("aws-secrets.json");
     std::fs::write(&path, doc.to_string()).map_err(|e| format!("{}: {e}", path.display()))?;
