@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod machine;
 pub mod pipeline;
 pub mod proxy;
 pub mod route;

@@ -1,0 +1,376 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! The machine driven by a small synchronous executor: an origin closure,
+//! an in-memory platform cache and a clock the test moves. (The native
+//! tokio host in `edge/native` runs the same machine concurrently.)
+
+use std::collections::HashMap;
+
+use http::{HeaderName, HeaderValue};
+
+use super::*;
+use crate::secret::SecretMap;
+use crate::Config;
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+
+const T0: u64 = 1_700_000_000_000;
+const TOKEN: &str = "0123456789abcdef-token";
+
+const CFG: &str = r#"
+[edge]
+name = "E"
+[regions.r1]
+location = { lat = 0.0, lon = 0.0 }
+origins = [{ url = "http://10.0.0.1:8080" }, { url = "http://10.0.0.2:8080" }]
+[routing.failover]
+max_attempts = 2
+[cache]
+purge_token = { binding = "PURGE" }
+lock_timeout_ms = 1000
+[[routes]]
+path = "/api/*"
+cache = { stale_if_error = 300 }
+[[routes]]
+path = "/plain/*"
+"#;
+
+type OriginFn = Box<dyn FnMut(&Request<()>, &SendBody) -> Result<(u16, Vec<(&'static str, String)>, Vec<u8>), Outcome>>;
+
+/// A synchronous executor.
+struct Exec {
+    iso: Isolate,
+    now: u64,
+    origin: OriginFn,
+    l2: HashMap<String, (String, Vec<u8>)>,
+    sent: Vec<Request<()>>,
+    background: Vec<Machine>,
+    logs: Vec<String>,
+    /// The viewer body `ReadBody` reads.
+    body: Vec<u8>,
+}
+
+/// What the viewer got.
+#[derive(Debug)]
+struct Got {
+    status: u16,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Got {
+    fn header(&self, n: &str) -> &str {
+        self.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+}
+
+impl Exec {
+    fn new(origin: OriginFn) -> Self {
+        let config = Config::from_toml(CFG).unwrap();
+        let edge = Edge::new(config, &SecretMap::from_bindings([("PURGE", TOKEN)])).unwrap();
+        Self {
+            iso: Isolate::new(edge),
+            now: T0,
+            origin,
+            l2: HashMap::new(),
+            sent: Vec::new(),
+            background: Vec::new(),
+            logs: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    fn tick(&self) -> Tick {
+        Tick { now_ms: self.now, random: 7 }
+    }
+
+    /// Run one machine to its end; the upstream body is kept between
+    /// `Send` and `Respond` as an executor keeps its response.
+    fn run(&mut self, mut m: Machine) -> Option<Got> {
+        let mut input = Input::Start;
+        let mut upstream_body: Option<Vec<u8>> = None;
+        for _ in 0..1000 {
+            let t = self.tick();
+            let io = m.next(&mut self.iso, input, t);
+            input = match io {
+                Io::ReadBody { limit, .. } => Input::Body(if self.body.len() > limit {
+                    Err(BodyFailure::TooLarge)
+                } else {
+                    Ok(self.body.clone())
+                }),
+                Io::CacheGet { key, max_bytes } => {
+                    Input::CacheEntry(self.l2.get(&key).filter(|(_, b)| b.len() <= max_bytes).cloned())
+                }
+                Io::CachePut(w) => {
+                    self.l2.insert(w.key, (w.meta, w.body.to_vec()));
+                    Input::Done
+                }
+                Io::CacheDelete(k) => {
+                    self.l2.remove(&k);
+                    Input::Done
+                }
+                Io::Sleep { ms } => {
+                    self.now += ms;
+                    Input::Woke
+                }
+                Io::Send { request, body, .. } => {
+                    let r = (self.origin)(&request, &body);
+                    self.sent.push(request);
+                    Input::Upstream(r.map(|(status, hs, body)| {
+                        upstream_body = Some(body);
+                        let mut headers = HeaderMap::new();
+                        for (n, v) in hs {
+                            headers.append(HeaderName::from_static(n), HeaderValue::from_str(&v).unwrap());
+                        }
+                        UpstreamHead { status, headers }
+                    }))
+                }
+                Io::Log { line, .. } => {
+                    self.logs.push(line);
+                    Input::Done
+                }
+                Io::Background(b) => {
+                    self.background.push(*b);
+                    Input::Done
+                }
+                Io::Fill(fill) => {
+                    self.fill(fill, upstream_body.take().unwrap_or_default());
+                    Input::Done
+                }
+                Io::Respond(reply) => {
+                    let body = match reply.body {
+                        ReplyBody::Empty => Vec::new(),
+                        ReplyBody::Bytes(b) => b.to_vec(),
+                        ReplyBody::Upstream => upstream_body.take().unwrap(),
+                        ReplyBody::UpstreamFill(fill) => {
+                            let b = upstream_body.take().unwrap();
+                            self.fill(fill, b.clone());
+                            b
+                        }
+                    };
+                    return Some(Got { status: reply.status, headers: reply.headers, body });
+                }
+                Io::Finished => return None,
+            };
+        }
+        panic!("machine did not end");
+    }
+
+    fn fill(&mut self, mut fill: CacheFill, body: Vec<u8>) {
+        for chunk in body.chunks(4) {
+            if fill.accept(&mut self.iso, chunk, self.now) == Chunk::TooLarge {
+                return;
+            }
+        }
+        if let Some(w) = fill.finish(&mut self.iso, self.now) {
+            self.l2.insert(w.key, (w.meta, w.body.to_vec()));
+        }
+    }
+
+    fn request(&mut self, method: &str, target: &str, hs: &[(&str, &str)]) -> Got {
+        let mut r = Request::builder().method(method).uri(format!("https://e.example{target}")).body(()).unwrap();
+        for (n, v) in hs {
+            r.headers_mut().append(HeaderName::from_bytes(n.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        self.run(Machine::new(r, Viewer::default())).expect("a viewer gets a response")
+    }
+
+    fn get(&mut self, target: &str) -> Got {
+        self.request("GET", target, &[])
+    }
+
+    fn run_background(&mut self) {
+        for m in std::mem::take(&mut self.background) {
+            assert!(self.run(m).is_none(), "a background machine answers no viewer");
+        }
+    }
+}
+
+fn ok(body: &'static str, cc: &'static str) -> OriginFn {
+    Box::new(move |_, _| Ok((200, vec![("cache-control", cc.to_owned())], body.as_bytes().to_vec())))
+}
+
+#[test]
+fn miss_then_hit_sends_one_request() {
+    let mut x = Exec::new(ok("hello", "max-age=60"));
+    let a = x.get("/api/x");
+    assert_eq!((a.status, a.body.as_slice()), (200, &b"hello"[..]));
+    assert!(a.header("cache-status").contains("miss"), "{a:?}");
+    assert!(a.header("cache-status").contains("stored"), "{a:?}");
+    assert!(!a.header("server-timing").is_empty(), "{a:?}");
+    x.now += 1000;
+    let b = x.get("/api/x");
+    assert_eq!((b.status, b.body.as_slice()), (200, &b"hello"[..]));
+    assert!(b.header("cache-status").contains("hit"), "{b:?}");
+    assert_eq!(x.sent.len(), 1);
+    assert_eq!(x.logs.len(), 1, "one log line per upstream exchange");
+}
+
+#[test]
+fn l2_entry_fills_a_fresh_isolate() {
+    let mut x = Exec::new(ok("hello", "max-age=60"));
+    x.get("/api/x");
+    // A new isolate (empty L1) with the same platform cache.
+    let l2 = std::mem::take(&mut x.l2);
+    let mut y = Exec::new(ok("other", "max-age=60"));
+    y.l2 = l2;
+    let b = y.get("/api/x");
+    assert_eq!(b.body, b"hello");
+    assert!(y.sent.is_empty(), "served from L2");
+}
+
+#[test]
+fn head_gets_no_body_and_null_body_statuses_neither() {
+    let mut x = Exec::new(Box::new(|r, _| {
+        let status = if r.uri().path().ends_with("/nc") { 204 } else { 200 };
+        Ok((status, vec![("cache-control", "max-age=60".to_owned())], b"body".to_vec()))
+    }));
+    let h = x.request("HEAD", "/plain/a", &[]);
+    assert_eq!((h.status, h.body.len()), (200, 0));
+    let n = x.get("/plain/nc");
+    assert_eq!((n.status, n.body.len()), (204, 0));
+}
+
+#[test]
+fn stale_while_revalidate_answers_now_and_refreshes_in_the_background() {
+    let mut n = 0;
+    let mut x = Exec::new(Box::new(move |_, _| {
+        n += 1;
+        Ok((200, vec![("cache-control", "max-age=1, stale-while-revalidate=60".to_owned())], format!("v{n}").into_bytes()))
+    }));
+    assert_eq!(x.get("/api/s").body, b"v1");
+    x.now += 5_000;
+    let stale = x.get("/api/s");
+    assert_eq!(stale.body, b"v1");
+    assert!(stale.header("cache-status").contains("stale-while-revalidate"), "{stale:?}");
+    assert_eq!(x.background.len(), 1);
+    x.run_background();
+    assert_eq!(x.get("/api/s").body, b"v2");
+    assert_eq!(x.sent.len(), 2);
+}
+
+#[test]
+fn stale_if_error_serves_the_stored_response_when_every_origin_fails() {
+    let mut up = true;
+    let mut x = Exec::new(Box::new(move |_, _| {
+        let r = if up { Ok((200, vec![("cache-control", "max-age=1".to_owned())], b"kept".to_vec())) } else { Err(Outcome::ConnectError) };
+        up = false;
+        r
+    }));
+    x.get("/api/e");
+    x.now += 10_000;
+    let got = x.get("/api/e");
+    assert_eq!((got.status, got.body.as_slice()), (200, &b"kept"[..]));
+    assert!(got.header("cache-status").contains("stale"), "{got:?}");
+}
+
+#[test]
+fn failover_tries_the_next_origin_after_a_connect_error() {
+    let mut x = Exec::new(Box::new(|r, _| {
+        if r.uri().host() == Some("10.0.0.1") {
+            Err(Outcome::ConnectError)
+        } else {
+            Ok((200, vec![], b"second".to_vec()))
+        }
+    }));
+    let got = x.get("/plain/f");
+    assert_eq!(got.body, b"second");
+    let hosts: Vec<_> = x.sent.iter().map(|r| r.uri().host().unwrap().to_owned()).collect();
+    assert_eq!(hosts.len(), 2, "{hosts:?}");
+    assert_ne!(hosts[0], hosts[1]);
+}
+
+#[test]
+fn a_coalesced_miss_waits_for_the_first_and_gets_its_response() {
+    let mut x = Exec::new(ok("once", "max-age=60"));
+    let r = || Request::builder().uri("https://e.example/api/c").body(()).unwrap();
+    let mut first = Machine::new(r(), Viewer::default());
+    let t = x.tick();
+    let Io::CacheGet { .. } = first.next(&mut x.iso, Input::Start, t) else { panic!("first tries L2") };
+    let Io::Send { .. } = first.next(&mut x.iso, Input::CacheEntry(None), t) else { panic!("first goes upstream") };
+    // The second finds the key locked: it sleeps.
+    let mut second = Machine::new(r(), Viewer::default());
+    let Io::Sleep { .. } = second.next(&mut x.iso, Input::Start, t) else { panic!("second waits") };
+    // The first's response arrives and is stored.
+    let head = UpstreamHead { status: 200, headers: [(http::header::CACHE_CONTROL, HeaderValue::from_static("max-age=60"))].into_iter().collect() };
+    let Io::Log { .. } = first.next(&mut x.iso, Input::Upstream(Ok(head)), t) else { panic!() };
+    let Io::Respond(Reply { body: ReplyBody::UpstreamFill(fill), .. }) = first.next(&mut x.iso, Input::Done, t) else { panic!() };
+    x.fill(fill, b"once".to_vec());
+    let Io::Respond(reply) = second.next(&mut x.iso, Input::Woke, t) else { panic!("second is answered") };
+    assert_eq!(reply.bytes_body(), Some(&b"once"[..]));
+    assert!(reply.headers.get("cache-status").unwrap().to_str().unwrap().contains("collapsed") || reply.headers.get("cache-status").unwrap().to_str().unwrap().contains("hit"));
+}
+
+#[test]
+fn purge_reads_a_capped_body_and_deletes_platform_entries() {
+    let mut x = Exec::new(ok("p", "max-age=60"));
+    x.get("/api/p");
+    assert_eq!(x.l2.len(), 1);
+    x.body = br#"{"urls": ["/api/p"]}"#.to_vec();
+    let auth = format!("Bearer {TOKEN}");
+    let got = x.request("POST", "/_offload/purge", &[("authorization", &auth)]);
+    assert_eq!(got.status, 200, "{:?}", String::from_utf8_lossy(&got.body));
+    assert!(x.l2.is_empty(), "the purged URL's platform entry is deleted");
+    x.get("/api/p");
+    assert_eq!(x.sent.len(), 2, "purged: fetched again");
+    // A wrong token is refused before any body is read.
+    x.body = vec![b'x'; 300 * 1024];
+    let refused = x.request("POST", "/_offload/purge", &[("authorization", "Bearer nope")]);
+    assert_eq!(refused.status, 401);
+    let too_large = x.request("POST", "/_offload/purge", &[("authorization", &auth)]);
+    assert_eq!(too_large.status, 413);
+}
+
+#[test]
+fn refusals_and_unrelayable_statuses_are_answered_by_the_edge() {
+    let mut x = Exec::new(Box::new(|_, _| Ok((999, vec![], Vec::new()))));
+    assert_eq!(x.get("/api/%2e%2e/x").status, 400);
+    assert!(x.sent.is_empty());
+    assert_eq!(x.get("/plain/odd").status, 502);
+}
+
+#[test]
+fn a_replayable_body_is_read_once_and_resent_on_failover() {
+    let mut x = Exec::new(Box::new(|r, body| match body {
+        SendBody::Bytes(b) if r.uri().host() == Some("10.0.0.2") => Ok((201, vec![], b.to_vec())),
+        SendBody::Bytes(_) => Err(Outcome::ConnectError),
+        other => panic!("expected a buffered body, got {other:?}"),
+    }));
+    x.body = b"payload".to_vec();
+    let got = x.request("POST", "/plain/up", &[("content-length", "7")]);
+    assert_eq!((got.status, got.body.as_slice()), (201, &b"payload"[..]));
+}
+
+#[test]
+fn a_body_of_unknown_length_streams_once() {
+    let mut x = Exec::new(Box::new(|_, body| {
+        assert!(matches!(body, SendBody::ViewerStream));
+        Err(Outcome::Timeout)
+    }));
+    let got = x.request("POST", "/plain/up", &[("transfer-encoding", "chunked")]);
+    assert_eq!(x.sent.len(), 1, "a streamed body is never replayed");
+    assert!(got.status >= 500, "{got:?}");
+}
+
+#[test]
+fn a_wrong_input_ends_the_machine_without_a_panic() {
+    let mut x = Exec::new(ok("x", "max-age=60"));
+    let mut m = Machine::new(Request::builder().uri("https://e.example/api/w").body(()).unwrap(), Viewer::default());
+    let t = x.tick();
+    let Io::CacheGet { .. } = m.next(&mut x.iso, Input::Start, t) else { panic!() };
+    let Io::Send { .. } = m.next(&mut x.iso, Input::CacheEntry(None), t) else { panic!() };
+    let Io::Respond(r) = m.next(&mut x.iso, Input::Woke, t) else { panic!("answered") };
+    assert_eq!(r.status, 502);
+    assert!(matches!(m.next(&mut x.iso, Input::Done, t), Io::Finished));
+    // The key is not left locked: the next request goes upstream.
+    assert_eq!(x.get("/api/w").status, 200);
+}
+
+#[test]
+fn an_entry_larger_than_the_limit_streams_but_is_not_stored() {
+    let big: &'static str = Box::leak("x".repeat(5 * 1024 * 1024).into_boxed_str());
+    let mut x = Exec::new(ok(big, "max-age=60"));
+    let a = x.get("/api/big");
+    assert_eq!(a.body.len(), big.len());
+    x.get("/api/big");
+    assert_eq!(x.sent.len(), 2, "not stored: fetched again");
+}
