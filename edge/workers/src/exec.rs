@@ -1,0 +1,252 @@
+//! The executor loop: run a [`Machine`] to its answer, performing each
+//! [`Io`] with the platform (`fetch` or the application's handler,
+//! `caches.default`, timers, `waitUntil`, streams). No decision is made
+//! here; every branch is "do what the instruction says".
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
+use offload_core::machine::{
+    BodyFailure, CacheFill, Chunk, Input, Io, Level, Machine, Reply, ReplyBody, SendBody, Tick, UpstreamHead,
+};
+use offload_core::route::Outcome;
+use offload_core::Error;
+use wasm_bindgen::{JsCast, JsValue};
+use worker::{AbortController, Context, Delay, Method, Request, RequestInit, RequestRedirect, Response, ResponseBody};
+
+use crate::body::{self, ReadError};
+use crate::{from_worker_headers, l2, respond_error, to_worker_headers, with_isolate, Upstream};
+
+fn tick() -> Tick {
+    let ms = js_sys::Date::now();
+    let now_ms = if ms.is_finite() && ms > 0.0 { ms as u64 } else { 0 };
+    Tick { now_ms, random: (js_sys::Math::random() * f64::from(u32::MAX)) as u32 }
+}
+
+fn not_initialized() -> worker::Result<Response> {
+    respond_error(&Error::Upstream("edge not initialized".into()))
+}
+
+/// Run `m`. `viewer_body`: the viewer's body stream (taken by the first
+/// `ReadBody` or `ViewerStream` send). `ctx`: `None` for a background
+/// machine (its work is awaited inline).
+pub(crate) async fn run<U: Upstream>(
+    mut m: Machine,
+    mut viewer_body: Option<JsValue>,
+    ctx: Option<&Context>,
+    up: U,
+) -> worker::Result<Response> {
+    let mut input = Input::Start;
+    let mut last: Option<Response> = None;
+    loop {
+        let Some(io) = with_isolate(|iso| m.next(iso, input, tick())) else { return not_initialized() };
+        input = match io {
+            Io::ReadBody { kind, limit } => Input::Body(match body::read_capped(viewer_body.take(), kind, limit).await {
+                Ok(b) => Ok(b),
+                Err(ReadError::TooLarge(_)) => Err(BodyFailure::TooLarge),
+                Err(ReadError::Failed(why)) => Err(BodyFailure::Failed(why)),
+            }),
+            Io::CacheGet { key, max_bytes } => Input::CacheEntry(l2::get(&key, max_bytes).await),
+            Io::CachePut(w) => {
+                background(ctx, l2::put(w)).await;
+                Input::Done
+            }
+            Io::CacheDelete(key) => {
+                l2::delete(&key).await;
+                Input::Done
+            }
+            Io::Sleep { ms } => {
+                Delay::from(Duration::from_millis(ms)).await;
+                Input::Woke
+            }
+            Io::Send { request, timeout_ms, body } => {
+                last = None;
+                let body = match body {
+                    SendBody::None => None,
+                    SendBody::Bytes(b) => Some(js_sys::Uint8Array::from(&b[..]).into()),
+                    SendBody::ViewerStream => viewer_body.take(),
+                };
+                Input::Upstream(match send(&up, &request, body, timeout_ms).await {
+                    Ok(resp) => {
+                        let head = UpstreamHead { status: resp.status_code(), headers: from_worker_headers(resp.headers()) };
+                        last = Some(resp);
+                        Ok(head)
+                    }
+                    Err(outcome) => Err(outcome),
+                })
+            }
+            Io::Log { level: Level::Info, line } => {
+                worker::console_log!("{line}");
+                Input::Done
+            }
+            Io::Log { level: Level::Warn, line } => {
+                worker::console_warn!("{line}");
+                Input::Done
+            }
+            Io::Background(bg) => {
+                let up = up.clone();
+                background(ctx, async move {
+                    let _ = Box::pin(run(*bg, None, None, up)).await;
+                })
+                .await;
+                Input::Done
+            }
+            Io::Fill(fill) => {
+                background(ctx, fill_cache(fill, upstream_stream(last.take()), None)).await;
+                Input::Done
+            }
+            Io::Respond(reply) => return respond(reply, last.take(), ctx).await,
+            Io::Finished => return Ok(Response::empty()?.with_status(204)),
+        };
+    }
+}
+
+/// After the response with `waitUntil` when there is a viewer, else now.
+async fn background(ctx: Option<&Context>, work: impl Future<Output = ()> + 'static) {
+    match ctx {
+        Some(ctx) => ctx.wait_until(work),
+        None => work.await,
+    }
+}
+
+fn upstream_stream(resp: Option<Response>) -> Option<JsValue> {
+    match resp?.into_parts().1 {
+        ResponseBody::Stream(s) => Some(s.into()),
+        ResponseBody::Body(b) => Some(js_sys::Uint8Array::from(b.as_slice()).into()),
+        ResponseBody::Empty => None,
+    }
+}
+
+async fn respond(reply: Reply, last: Option<Response>, ctx: Option<&Context>) -> worker::Result<Response> {
+    let builder = Response::builder().with_status(reply.status).with_headers(to_worker_headers(&reply.headers));
+    match reply.body {
+        ReplyBody::Empty => Ok(builder.empty()),
+        ReplyBody::Bytes(b) => Ok(builder.fixed(b.to_vec())),
+        ReplyBody::Upstream => match last {
+            Some(resp) => Ok(builder.body(resp.into_parts().1)),
+            None => not_initialized(),
+        },
+        ReplyBody::UpstreamFill(fill) => {
+            let stream = upstream_stream(last);
+            let (Some(ctx), Ok((readable, writer, writable))) = (ctx, body::identity()) else {
+                fill_cache(fill, stream, None).await;
+                return Ok(builder.empty());
+            };
+            ctx.wait_until(fill_cache(fill, stream, Some((writer, writable))));
+            Ok(builder.body(ResponseBody::Stream(readable.unchecked_into())))
+        }
+    }
+}
+
+/// Pump a storable body: each chunk goes through the core's
+/// [`CacheFill`] and on to the viewer (`viewer`: the writer of its body
+/// and that body's writable end). When the fill says the body is too
+/// large, the rest is piped to the viewer without passing through Wasm.
+/// A failed body fails the viewer's too (it never looks complete). A
+/// viewer that goes away does not stop the cache copy.
+async fn fill_cache(mut fill: CacheFill, stream: Option<JsValue>, mut viewer: Option<(body::Writer, JsValue)>) {
+    let failed = |fill: CacheFill, viewer: Option<(body::Writer, JsValue)>, e: &JsValue| {
+        with_isolate(|iso| fill.fail(iso, tick().now_ms));
+        worker::console_warn!("upstream body: {}", body::js_reason(e));
+        if let Some((writer, _)) = viewer {
+            writer.abort("upstream body failed");
+        }
+    };
+    if let Some(stream) = stream {
+        let reader = match body::Reader::new(&stream) {
+            Ok(r) => r,
+            Err(e) => return failed(fill, viewer, &e),
+        };
+        loop {
+            let chunk = match reader.read().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(e) => return failed(fill, viewer, &e),
+            };
+            let copied = with_isolate(|iso| fill.accept(iso, &chunk.to_vec(), tick().now_ms)).unwrap_or(Chunk::TooLarge);
+            if copied == Chunk::TooLarge {
+                worker::console_log!("not stored: body larger than {} bytes", fill.max_bytes());
+                let Some((writer, writable)) = viewer.take() else { return reader.cancel().await };
+                if writer.write(&chunk).await.is_err() {
+                    return reader.cancel().await;
+                }
+                writer.release();
+                reader.release();
+                if let Err(e) = body::pipe(&stream, &writable).await {
+                    worker::console_warn!("upstream body: {}", body::js_reason(&e));
+                }
+                return;
+            }
+            if let Some((writer, _)) = &viewer {
+                if writer.write(&chunk).await.is_err() {
+                    viewer = None;
+                }
+            }
+        }
+    }
+    if let Some((writer, _)) = viewer.take() {
+        if let Err(e) = writer.close().await {
+            worker::console_warn!("viewer body: {}", body::js_reason(&e));
+        }
+    }
+    if let Some(w) = with_isolate(|iso| fill.finish(iso, tick().now_ms)).flatten() {
+        l2::put(w).await;
+    }
+}
+
+/// One upstream attempt: `Err(Timeout)` after `timeout_ms` (counted once
+/// a streamed body has been sent), `Err(ConnectError)` when it fails.
+async fn send<U: Upstream>(
+    up: &U,
+    request: &http::Request<()>,
+    body: Option<JsValue>,
+    timeout_ms: u64,
+) -> Result<Response, Outcome> {
+    let mut init = RequestInit::new();
+    init.with_method(Method::from(request.method().as_str().to_owned()))
+        .with_headers(to_worker_headers(request.headers()))
+        .with_redirect(RequestRedirect::Manual);
+    // A streamed body goes through an identity stream whose pipe ends when
+    // the origin has read it all: the timeout starts then.
+    let mut piping: Option<(JsValue, JsValue)> = None;
+    let body = match body {
+        Some(b) if b.is_instance_of::<js_sys::Uint8Array>() => Some(b),
+        Some(stream) => match body::identity() {
+            Ok((readable, writer, writable)) => {
+                writer.release();
+                piping = Some((stream, writable));
+                Some(readable)
+            }
+            Err(_) => Some(stream),
+        },
+        None => None,
+    };
+    if body.is_some() {
+        init.with_body(body);
+    }
+    let upstream = Request::new_with_init(&request.uri().to_string(), &init).map_err(|_| Outcome::ConnectError)?;
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let sending = Box::pin(up.send(upstream, &signal));
+    let timer = Box::pin(async move {
+        if let Some((stream, writable)) = &piping {
+            if let Err(e) = body::pipe(stream, writable).await {
+                worker::console_warn!("request body: {}", body::js_reason(&e));
+            }
+        }
+        Delay::from(Duration::from_millis(timeout_ms)).await;
+    });
+    let raced = select(sending, timer).await;
+    match raced {
+        Either::Left((Ok(resp), _)) => Ok(resp),
+        Either::Left((Err(e), _)) => {
+            worker::console_warn!("upstream {}: {e}", request.uri().host().unwrap_or(""));
+            Err(Outcome::ConnectError)
+        }
+        Either::Right(((), _)) => {
+            controller.abort();
+            Err(Outcome::Timeout)
+        }
+    }
+}
