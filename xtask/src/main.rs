@@ -22,6 +22,7 @@ mod canonical;
 mod conformance;
 mod setup;
 mod deploy;
+mod example;
 mod fuzz;
 mod scan;
 mod sign;
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
         Some("package") => deploy::package(&root(), &args[1..]),
         Some("sign") => sign::run(&args[1..]),
         Some("fuzz") => fuzz::main(&args[1..]),
+        Some("example") => example::run(&root()),
         _ => {
             eprintln!("usage: cargo xtask <setup|build-worker|dev|test|sign|package|fuzz [--time S] [TARGET...]|conformance|bench cache|bench memory|bench sign>");
             return ExitCode::from(2);
@@ -158,6 +160,10 @@ fn test() -> Result<(), String> {
             move || build_worker(&root, deploy::Build::Local)
         })),
         ("end to end: edge in workerd + origins + bucket", Box::new(move || run(&mut e2e))),
+        ("Workers library example: Offload in front of the app's handler, in workerd", Box::new({
+            let root = root.clone();
+            move || example::run(&root)
+        })),
         ("fuzz: every cargo-fuzz target, a few seconds each", Box::new({
             let root = root.clone();
             move || fuzz::short_run(&root)

@@ -60,7 +60,10 @@ fn viewer() -> Viewer {
     v
 }
 
-fn host(counts: Arc<Counts>, origin: fn(&str, &str, usize) -> Result<(u16, &'static str, String), Outcome>) -> Arc<Host> {
+/// An origin's answer: status, Cache-Control, body.
+type Answer = Result<(u16, &'static str, String), Outcome>;
+
+fn host(counts: Arc<Counts>, origin: fn(&str, &str, usize) -> Answer) -> Arc<Host> {
     let config = Config::from_toml(CFG).unwrap();
     let secrets = SecretMap::from_bindings([("PURGE", TOKEN)]);
     let handler = move |req: Request<Bytes>| {
@@ -90,7 +93,7 @@ fn cache_status(r: &Response<Bytes>) -> String {
     r.headers().get("cache-status").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default()
 }
 
-fn versioned(_: &str, _: &str, seen: usize) -> Result<(u16, &'static str, String), Outcome> {
+fn versioned(_: &str, _: &str, seen: usize) -> Answer {
     Ok((200, "max-age=10, stale-while-revalidate=60", format!("v{seen}")))
 }
 
@@ -141,7 +144,7 @@ async fn stale_while_revalidate_refreshes_in_the_background() {
 
 #[tokio::test(start_paused = true)]
 async fn stale_if_error_when_every_origin_is_down() {
-    fn down_after_first(_: &str, _: &str, seen: usize) -> Result<(u16, &'static str, String), Outcome> {
+    fn down_after_first(_: &str, _: &str, seen: usize) -> Answer {
         if seen == 1 { Ok((200, "max-age=10", "kept".into())) } else { Err(Outcome::ConnectError) }
     }
     let counts = Arc::new(Counts::default());
@@ -156,7 +159,7 @@ async fn stale_if_error_when_every_origin_is_down() {
 
 #[tokio::test(start_paused = true)]
 async fn failover_to_the_next_region() {
-    fn near_down(host: &str, _: &str, _: usize) -> Result<(u16, &'static str, String), Outcome> {
+    fn near_down(host: &str, _: &str, _: usize) -> Answer {
         if host.starts_with("near") { Err(Outcome::ConnectError) } else { Ok((200, "no-store", "from far".into())) }
     }
     let counts = Arc::new(Counts::default());
@@ -188,7 +191,7 @@ async fn purge_empties_both_caches() {
 
 #[tokio::test(start_paused = true)]
 async fn a_slow_origin_times_out_and_the_next_answers() {
-    fn slow_near(_: &str, _: &str, _: usize) -> Result<(u16, &'static str, String), Outcome> {
+    fn slow_near(_: &str, _: &str, _: usize) -> Answer {
         Ok((200, "no-store", "ok".into()))
     }
     let counts = Arc::new(Counts::default());

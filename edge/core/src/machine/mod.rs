@@ -173,6 +173,7 @@ pub struct Reply {
 
 /// Where the viewer's body comes from.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per response, moved once
 pub enum ReplyBody {
     /// No body (null-body statuses, `HEAD`, empty bodies). Drop the last
     /// upstream response's body, if any.
