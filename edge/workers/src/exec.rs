@@ -110,10 +110,15 @@ async fn background(ctx: Option<&Context>, work: impl Future<Output = ()> + 'sta
     }
 }
 
+/// The body of an upstream response as a `ReadableStream` (a body an
+/// application handler built from bytes is wrapped in one).
 fn upstream_stream(resp: Option<Response>) -> Option<JsValue> {
     match resp?.into_parts().1 {
         ResponseBody::Stream(s) => Some(s.into()),
-        ResponseBody::Body(b) => Some(js_sys::Uint8Array::from(b.as_slice()).into()),
+        ResponseBody::Body(b) => {
+            let bytes: js_sys::Object = js_sys::Uint8Array::from(b.as_slice()).into();
+            worker::web_sys::Response::new_with_opt_buffer_source(Some(&bytes)).ok()?.body().map(Into::into)
+        }
         ResponseBody::Empty => None,
     }
 }
