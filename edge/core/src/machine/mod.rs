@@ -333,7 +333,7 @@ impl Machine {
             (State::Done, _) => Io::Finished,
             (state, input) => {
                 // An executor answered with the wrong input: end cleanly.
-                let what = format!("executor answered {input:?} in state {}", state_name(&state));
+                let what = format!("executor answered {} in state {}", input_name(&input), state_name(&state));
                 self.state = state;
                 self.release(iso, t);
                 self.fail(iso, &Error::Upstream(what))
@@ -679,6 +679,17 @@ fn body_error(e: &BodyFailure) -> Error {
 /// a 502 rather than a panic).
 fn lost(what: &str) -> Error {
     Error::Upstream(format!("request machine lost its {what}"))
+}
+
+fn input_name(i: &Input) -> &'static str {
+    match i {
+        Input::Start => "start",
+        Input::Done => "done",
+        Input::Body(_) => "body",
+        Input::CacheEntry(_) => "cache-entry",
+        Input::Woke => "woke",
+        Input::Upstream(_) => "upstream",
+    }
 }
 
 fn state_name(s: &State) -> &'static str {
