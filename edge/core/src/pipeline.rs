@@ -511,6 +511,7 @@ impl Edge {
             let creds = self.keys.bucket_credentials(bucket.alias()).ok_or_else(|| {
                 Error::Upstream(format!("bucket {:?}: no credentials configured", bucket.alias()))
             })?;
+            let day_key = self.keys.bucket_signing_key(bucket.alias(), now_ms / 1000, bucket.region(), "s3");
             let signed = sign::sign_origin_request(
                 &sign::OriginRequest {
                     method: req.method().as_str(),
@@ -521,7 +522,7 @@ impl Edge {
                 creds,
                 bucket.region(),
                 now_ms / 1000,
-                None,
+                day_key.as_ref(),
             )
             .map_err(|e| bad_request(&format!("object key cannot be signed: {e}")))?;
             for (name, value) in &signed.headers {

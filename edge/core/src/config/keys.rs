@@ -19,12 +19,13 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use super::Config;
 use crate::route::auth::SigningKey;
 use crate::secret::{Platform, Secret, SecretError, SecretMap};
 use crate::sign::link::MIN_KEY_LEN;
-use crate::sign::{Credentials, LinkKey, LinkKeySet};
+use crate::sign::{AmzDate, Credentials, LinkKey, LinkKeySet, SigningKey as SigV4Key};
 
 /// Shortest origin-auth secret and purge token, bytes.
 pub const MIN_TOKEN_LEN: usize = 16;
@@ -35,7 +36,32 @@ pub struct EdgeKeys {
     origin_auth: Option<SigningKey>,
     links: Option<LinkKeySet>,
     purge_token: Option<Secret>,
-    buckets: BTreeMap<String, Credentials>,
+    buckets: BTreeMap<String, BucketCredentials>,
+}
+
+/// A bucket's credentials and the SigV4 key last derived from them.
+#[derive(Debug, Clone)]
+struct BucketCredentials {
+    credentials: Credentials,
+    day_key: DayKey,
+}
+
+impl BucketCredentials {
+    fn new(credentials: Credentials) -> Self {
+        Self { credentials, day_key: DayKey::default() }
+    }
+}
+
+/// The SigV4 signing key of one UTC day, region and service, kept so that
+/// deriving it (four HMACs) happens once a day, not per signed request.
+/// Replaced with the credentials it came from. `Debug` shows its scope only.
+#[derive(Debug, Default)]
+struct DayKey(Mutex<Option<SigV4Key>>);
+
+impl Clone for DayKey {
+    fn clone(&self) -> Self {
+        Self(Mutex::new(self.0.lock().ok().and_then(|k| k.clone())))
+    }
 }
 
 impl EdgeKeys {
@@ -79,7 +105,7 @@ impl EdgeKeys {
             let secret = values.resolve(&secret_field, &c.secret_access_key)?;
             let secret = String::from_utf8(secret.expose().to_vec())
                 .map_err(|_| SecretError::invalid(&secret_field, &c.secret_access_key, platform, "is not UTF-8"))?;
-            keys.buckets.insert(b.alias().to_owned(), Credentials::new(id, secret, None));
+            keys.buckets.insert(b.alias().to_owned(), BucketCredentials::new(Credentials::new(id, secret, None)));
         }
         if let Some(l) = config.links() {
             let mut set = Vec::with_capacity(l.keys.len());
@@ -113,11 +139,31 @@ impl EdgeKeys {
     }
     /// Credentials per bucket alias.
     pub fn bucket_credentials(&self, alias: &str) -> Option<&Credentials> {
-        self.buckets.get(alias)
+        self.buckets.get(alias).map(|b| &b.credentials)
     }
-    /// Replace a bucket's credentials (the Lambda role's, or refreshed ones).
+    /// The SigV4 signing key of a bucket's credentials for `now_secs`'s UTC
+    /// day, `region` and `service`: the kept one while its scope matches,
+    /// else derived and kept. `None` without credentials or for a time the
+    /// signer refuses anyway (it then derives and reports the error itself).
+    pub fn bucket_signing_key(&self, alias: &str, now_secs: u64, region: &str, service: &str) -> Option<SigV4Key> {
+        let bucket = self.buckets.get(alias)?;
+        let time = AmzDate::from_unix_secs(now_secs).ok()?;
+        let mut kept = bucket.day_key.0.lock().ok();
+        if let Some(key) = kept.as_deref().and_then(Option::as_ref) {
+            if key.matches(&time, region, service) {
+                return Some(key.clone());
+            }
+        }
+        let key = SigV4Key::derive(&bucket.credentials, &time, region, service);
+        if let Some(slot) = kept.as_deref_mut() {
+            *slot = Some(key.clone());
+        }
+        Some(key)
+    }
+    /// Replace a bucket's credentials (the Lambda role's, or refreshed ones);
+    /// the key derived from the old ones goes with them.
     pub fn set_bucket_credentials(&mut self, alias: &str, credentials: Credentials) {
-        self.buckets.insert(alias.to_owned(), credentials);
+        self.buckets.insert(alias.to_owned(), BucketCredentials::new(credentials));
     }
 }
 
@@ -203,5 +249,38 @@ mod tests {
         lambda.insert(&link, Secret::new(b"link-key-a-0123456789abcdef012345".to_vec()));
         let keys = EdgeKeys::resolve(&cfg, &lambda).unwrap();
         assert!(keys.bucket_credentials("www").is_none());
+    }
+
+    #[test]
+    fn the_day_key_is_kept_per_scope_and_goes_with_its_credentials() {
+        let day = 1_700_000_000; // 2023-11-14T22:13:20Z
+        let mut keys = EdgeKeys::default();
+        assert!(keys.bucket_signing_key("www", day, "us-east-1", "s3").is_none());
+        let old = Credentials::new("AKID", "old-secret", None);
+        keys.set_bucket_credentials("www", old.clone());
+        let t = AmzDate::from_unix_secs(day).unwrap();
+        let first = keys.bucket_signing_key("www", day, "us-east-1", "s3").unwrap();
+        assert_eq!(first, SigV4Key::derive(&old, &t, "us-east-1", "s3"));
+        // Kept: the same key an hour later; a clone keeps it too.
+        assert_eq!(keys.bucket_signing_key("www", day + 3600, "us-east-1", "s3").unwrap(), first);
+        assert_eq!(keys.clone().buckets["www"].day_key.0.lock().unwrap().as_ref(), Some(&first));
+        // Another day, region or service: derived for that scope.
+        let t2 = AmzDate::from_unix_secs(day + 86_400).unwrap();
+        let next = keys.bucket_signing_key("www", day + 86_400, "us-east-1", "s3").unwrap();
+        assert_eq!(next, SigV4Key::derive(&old, &t2, "us-east-1", "s3"));
+        assert_ne!(next, first);
+        let eu = keys.bucket_signing_key("www", day + 86_400, "eu-west-1", "s3").unwrap();
+        assert_eq!(eu, SigV4Key::derive(&old, &t2, "eu-west-1", "s3"));
+        // New credentials drop the key derived from the old ones.
+        let new = Credentials::new("AKID", "new-secret", None);
+        keys.set_bucket_credentials("www", new.clone());
+        let renewed = keys.bucket_signing_key("www", day + 86_400, "eu-west-1", "s3").unwrap();
+        assert_eq!(renewed, SigV4Key::derive(&new, &t2, "eu-west-1", "s3"));
+        assert_ne!(renewed, eu);
+        // A time the signer refuses: no key (the signer reports the error).
+        assert!(keys.bucket_signing_key("www", u64::MAX, "eu-west-1", "s3").is_none());
+        // Debug never shows the secret or the key.
+        let shown = format!("{keys:?}");
+        assert!(!shown.contains("new-secret") && !shown.contains(&renewed.to_hex()), "{shown}");
     }
 }

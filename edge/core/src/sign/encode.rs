@@ -1,8 +1,18 @@
 //! Percent-encoding, hex and HMAC helpers shared by the signing modules.
 
+use hmac::digest::KeyInit;
+use hmac::{Hmac, Mac};
 use percent_encoding::{AsciiSet, CONTROLS, NON_ALPHANUMERIC};
+use sha2::{Digest, Sha256};
 
-use super::sha256::{HmacKey, Sha256};
+/// HMAC-SHA256 (RustCrypto `hmac` over `sha2`). A value made by
+/// [`hmac_key`] holds the inner and outer hash states after the padded key
+/// block, so cloning it and feeding only the message is how a key used more
+/// than once pays for its two key blocks once.
+pub(crate) type HmacSha256 = Hmac<Sha256>;
+
+/// SHA-256 block size (bytes), the length HMAC pads its key to.
+const BLOCK: usize = 64;
 
 /// SigV4 `UriEncode`: everything except the RFC 3986 unreserved characters
 /// `A-Z a-z 0-9 - . _ ~` is percent-encoded (upper-case hex). Non-ASCII bytes
@@ -143,15 +153,51 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     out
 }
 
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
 pub(crate) fn sha256_hex(data: &[u8]) -> String {
     let mut out = String::with_capacity(64);
-    push_hex32(&mut out, &Sha256::digest(data));
+    push_hex32(&mut out, &sha256(data));
     out
+}
+
+/// The HMAC-SHA256 key `key_parts[0] ‖ key_parts[1] ‖ …` (e.g. `"AWS4"` and
+/// a secret, without building the joined string), ready to clone.
+///
+/// RFC 2104: a key longer than a block is hashed first, a shorter one is
+/// zero padded — done here so the key is always exactly one block and
+/// making the state cannot fail (`new_from_slice` returns a `Result`).
+pub(crate) fn hmac_key(key_parts: &[&[u8]]) -> HmacSha256 {
+    let mut block = [0u8; BLOCK];
+    let len: usize = key_parts.iter().map(|p| p.len()).sum();
+    if len > BLOCK {
+        let mut h = Sha256::new();
+        for part in key_parts {
+            h.update(part);
+        }
+        block[..32].copy_from_slice(&h.finalize());
+    } else {
+        for (b, k) in block.iter_mut().zip(key_parts.iter().flat_map(|p| p.iter())) {
+            *b = *k;
+        }
+    }
+    <HmacSha256 as KeyInit>::new(&block.into())
+}
+
+/// HMAC over the concatenation of `parts` with a prepared key state.
+pub(crate) fn hmac_with(key: &HmacSha256, parts: &[&[u8]]) -> [u8; 32] {
+    let mut mac = key.clone();
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
 }
 
 /// HMAC-SHA256 over the concatenation of `parts`.
 pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    HmacKey::new(key).mac(parts)
+    hmac_with(&hmac_key(&[key]), parts)
 }
 
 #[cfg(test)]
@@ -161,6 +207,38 @@ mod tests {
     use wasm_bindgen_test::wasm_bindgen_test as test;
 
     use super::*;
+
+    #[test]
+    fn sha256_known_answers() {
+        // FIPS 180-2 examples: empty, one block, two blocks.
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            sha256_hex(b"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"
+        );
+    }
+
+    #[test]
+    fn hmac_key_parts_join_into_one_key() {
+        // "AWS4" + secret given in two parts is the joined key, for keys
+        // shorter than, equal to and longer than a block.
+        for len in [0, 1, 60, 64, 65, 131] {
+            let secret = vec![0x5a; len];
+            let joined = [b"AWS4".as_slice(), &secret].concat();
+            assert_eq!(
+                hmac_with(&hmac_key(&[b"AWS4", &secret]), &[b"20150830"]),
+                hmac_sha256(&joined, &[b"20150830"]),
+                "{len}"
+            );
+        }
+    }
 
     #[test]
     fn hmac_matches_rfc4231_case_2_and_6() {

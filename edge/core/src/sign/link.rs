@@ -59,7 +59,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use subtle::ConstantTimeEq;
 
-use super::encode::hmac_sha256;
+use super::encode::{hmac_key, hmac_with, HmacSha256};
 use super::presign::PresignMethod;
 
 /// The query parameter that carries a token in a signed URL.
@@ -568,11 +568,22 @@ pub struct GrantRequest<'a> {
 }
 
 /// A link-signing key with its id. `Debug` never shows the secret.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct LinkKey {
     id: String,
     secret: Vec<u8>,
+    /// `secret` as HMAC states, so a MAC costs the message only.
+    state: HmacSha256,
 }
+
+impl PartialEq for LinkKey {
+    fn eq(&self, other: &Self) -> bool {
+        // `state` is a function of `secret`.
+        self.id == other.id && self.secret == other.secret
+    }
+}
+
+impl Eq for LinkKey {}
 
 impl LinkKey {
     /// `id`: 1..=32 of `A-Za-z0-9_-`; `secret`: at least 32 bytes.
@@ -595,7 +606,8 @@ impl LinkKey {
                 reason: "secret must be at least 32 bytes",
             });
         }
-        Ok(Self { id, secret })
+        let state = hmac_key(&[&secret]);
+        Ok(Self { id, secret, state })
     }
 
     pub fn id(&self) -> &str {
@@ -603,7 +615,7 @@ impl LinkKey {
     }
 
     fn mac(&self, audience: Audience, payload: &[u8]) -> [u8; 32] {
-        hmac_sha256(&self.secret, &[audience.mac_prefix(), payload])
+        hmac_with(&self.state, &[audience.mac_prefix(), payload])
     }
 }
 

@@ -1,9 +1,9 @@
 //! A small AWS Signature Version 4 signer.
 //!
-//! Written by hand on a small SHA-256/HMAC (`super::sha256`, checked against
-//! `sha2` and `hmac`) and `percent-encoding` so that it stays far smaller in
-//! Wasm than the `aws-sigv4` crate, whose behaviour it follows setting for
-//! setting (the crate is this module's test oracle).
+//! Written by hand on `sha2`/`hmac` (RustCrypto) and `percent-encoding` so
+//! that it stays far smaller in Wasm than the `aws-sigv4` crate, whose
+//! behaviour it follows setting for setting (the crate is this module's test
+//! oracle).
 //!
 //! Each stage is exposed, as in `aws-sigv4`:
 //!
@@ -43,10 +43,9 @@ use std::borrow::Cow;
 use std::fmt;
 
 use super::encode::{
-    hex, hex32, parse_query, push_hex32, push_uri_encoded, sha256_hex, uri_encode_path,
-    NOT_IN_URI_PATH,
+    hex, hex32, hmac_key, hmac_with, parse_query, push_hex32, push_uri_encoded, sha256,
+    sha256_hex, uri_encode_path, HmacSha256, NOT_IN_URI_PATH,
 };
-use super::sha256::{HmacKey, Sha256};
 
 /// The only algorithm this signer implements.
 pub const ALGORITHM: &str = "AWS4-HMAC-SHA256";
@@ -390,7 +389,7 @@ impl fmt::Debug for Credentials {
 pub struct SigningKey {
     key: [u8; 32],
     /// `key` as HMAC states, so a cached key signs with the message only.
-    mac: HmacKey,
+    mac: HmacSha256,
     date: [u8; 8],
     region: String,
     service: String,
@@ -413,14 +412,14 @@ impl SigningKey {
     pub fn derive(credentials: &Credentials, time: &AmzDate, region: &str, service: &str) -> Self {
         let mut date = [0u8; 8];
         date.copy_from_slice(&time.date_time_bytes()[..8]);
-        let k_date =
-            HmacKey::with_prefix(b"AWS4", credentials.secret_access_key().as_bytes()).mac(&[&date]);
-        let k_region = HmacKey::new(&k_date).mac(&[region.as_bytes()]);
-        let k_service = HmacKey::new(&k_region).mac(&[service.as_bytes()]);
-        let key = HmacKey::new(&k_service).mac(&[b"aws4_request"]);
+        let secret = credentials.secret_access_key().as_bytes();
+        let k_date = hmac_with(&hmac_key(&[b"AWS4", secret]), &[&date]);
+        let k_region = hmac_with(&hmac_key(&[&k_date]), &[region.as_bytes()]);
+        let k_service = hmac_with(&hmac_key(&[&k_region]), &[service.as_bytes()]);
+        let key = hmac_with(&hmac_key(&[&k_service]), &[b"aws4_request"]);
         Self {
             key,
-            mac: HmacKey::new(&key),
+            mac: hmac_key(&[&key]),
             date,
             region: region.to_owned(),
             service: service.to_owned(),
@@ -1116,13 +1115,13 @@ pub fn string_to_sign(
     out.push('/');
     out.push_str(service);
     out.push_str("/aws4_request\n");
-    push_hex32(&mut out, &Sha256::digest(canonical_request.as_bytes()));
+    push_hex32(&mut out, &sha256(canonical_request.as_bytes()));
     out
 }
 
 /// Stage 3: the hex signature of a string to sign.
 pub fn calculate_signature(key: &SigningKey, string_to_sign: &str) -> String {
-    ascii(&hex32(&key.mac.mac(&[string_to_sign.as_bytes()]))).to_owned()
+    ascii(&hex32(&hmac_with(&key.mac, &[string_to_sign.as_bytes()]))).to_owned()
 }
 
 // ---------------------------------------------------------------------------
