@@ -1,5 +1,5 @@
 //! Offload in front of an application's own handler, in the same Worker:
-//! `offload_workers::handle` with the application as the [`Handler`]
+//! `offload_workers_executor::handle` with the application as the [`Handler`]
 //! upstream. Cache hits are answered by Offload and never reach the
 //! application; misses, revalidations and everything uncacheable do.
 //!
@@ -8,7 +8,7 @@
 
 use std::cell::Cell;
 
-use offload_workers::Handler;
+use offload_workers_executor::Handler;
 use worker::{event, Context, Env, Request, Response};
 
 const CONFIG: &str = include_str!("../offload.toml");
@@ -31,5 +31,5 @@ async fn app(req: Request) -> worker::Result<Response> {
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> worker::Result<Response> {
-    offload_workers::handle(CONFIG, req, &env, &ctx, Handler(app)).await
+    offload_workers_executor::handle(CONFIG, req, &env, &ctx, Handler(app)).await
 }
