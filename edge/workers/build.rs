@@ -1,6 +1,11 @@
 //! Bundle and validate the edge config at build time (shared by
-//! edge/workers and edge/lambda-edge): a bad config fails
-//! the build with a message naming the field and value.
+//! edge/workers, edge/workers-example and edge/lambda-edge): a bad config
+//! fails the build with a message naming the field and value. Writes
+//! `$OUT_DIR/offload.toml` and its JSON form `$OUT_DIR/offload.json`, which
+//! the edge reads at run time without a TOML parser in its Wasm.
+//!
+//! The config: `$OFFLOAD_CONFIG`, else the crate's own `offload.toml`, else
+//! the repository's.
 
 use std::path::PathBuf;
 
@@ -9,7 +14,14 @@ fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_default());
     let path = std::env::var_os("OFFLOAD_CONFIG")
         .map(PathBuf::from)
-        .unwrap_or_else(|| manifest.join("../../offload.toml"));
+        .unwrap_or_else(|| {
+            let own = manifest.join("offload.toml");
+            if own.is_file() {
+                own
+            } else {
+                manifest.join("../../offload.toml")
+            }
+        });
     println!("cargo:rerun-if-changed={}", path.display());
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -18,13 +30,18 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if let Err(e) = offload_core::Config::from_toml(&text) {
-        eprintln!("error: {}: {e}", path.display());
-        std::process::exit(1);
-    }
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default()).join("offload.toml");
-    if let Err(e) = std::fs::write(&out, text) {
-        eprintln!("error: cannot write {}: {e}", out.display());
-        std::process::exit(1);
+    let json = match offload_core::Config::toml_to_json(&text) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("error: {}: {e}", path.display());
+            std::process::exit(1);
+        }
+    };
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default());
+    for (name, content) in [("offload.toml", &text), ("offload.json", &json)] {
+        if let Err(e) = std::fs::write(out.join(name), content) {
+            eprintln!("error: cannot write {}: {e}", out.join(name).display());
+            std::process::exit(1);
+        }
     }
 }

@@ -11,7 +11,9 @@ use std::cell::Cell;
 use offload_workers_executor::Handler;
 use worker::{event, Context, Env, Request, Response};
 
-const CONFIG: &str = include_str!("../offload.toml");
+/// `offload.toml` of this crate, validated and turned into JSON by the
+/// build script.
+const CONFIG: &str = include_str!(concat!(env!("OUT_DIR"), "/offload.json"));
 
 thread_local! {
     static SEEN: Cell<u64> = const { Cell::new(0) };

@@ -210,6 +210,7 @@ pub struct RouteConfigError {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum RouteConfigErrorKind {
+    #[cfg_attr(not(feature = "toml"), allow(dead_code))] // from_toml only
     Syntax,
     BadName,
     BadUrl(&'static str),
@@ -444,6 +445,7 @@ pub struct Routing {
 
 impl Routing {
     /// Parse and validate a TOML document of `[regions.*]` and `[routing]`.
+    #[cfg(feature = "toml")]
     pub fn from_toml(text: &str) -> Result<Self, RouteConfigError> {
         let raw: RawRoutingDoc = toml::from_str(text)
             .map_err(|e| RouteConfigError::new("", e.to_string().trim_end(), RouteConfigErrorKind::Syntax))?;

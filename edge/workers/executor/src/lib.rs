@@ -66,10 +66,12 @@ thread_local! {
 }
 
 /// Answer one viewer request with Offload in front of `upstream`. The
-/// first call builds the isolate from `config_toml` and the Worker's
+/// first call builds the isolate from `config_json` (the JSON form of an
+/// `offload.toml`, made at build time by `Config::toml_to_json`; the
+/// shared `edge/workers/build.rs` does it) and the Worker's
 /// secret bindings (a missing binding is a 500 naming it, never a value).
-pub async fn handle<U: Upstream>(config_toml: &str, req: Request, env: &Env, ctx: &Context, upstream: U) -> worker::Result<Response> {
-    if let Err(e) = init(config_toml, env) {
+pub async fn handle<U: Upstream>(config_json: &str, req: Request, env: &Env, ctx: &Context, upstream: U) -> worker::Result<Response> {
+    if let Err(e) = init(config_json, env) {
         worker::console_error!("{e}");
         return to_worker_response(&e.to_response());
     }
@@ -82,16 +84,16 @@ pub async fn handle<U: Upstream>(config_toml: &str, req: Request, env: &Env, ctx
     exec::run(Machine::new(head, viewer), body, Some(ctx), upstream).await
 }
 
-fn init(config_toml: &str, env: &Env) -> Result<(), Error> {
+fn init(config_json: &str, env: &Env) -> Result<(), Error> {
     ISOLATE.with(|cell| {
         let mut slot = cell.borrow_mut();
-        let built = slot.get_or_insert_with(|| build(config_toml, env));
+        let built = slot.get_or_insert_with(|| build(config_json, env));
         built.as_ref().map(drop).map_err(Clone::clone)
     })
 }
 
-fn build(config_toml: &str, env: &Env) -> Result<Isolate, Error> {
-    let config = Config::from_toml(config_toml)?;
+fn build(config_json: &str, env: &Env) -> Result<Isolate, Error> {
+    let config = Config::from_json(config_json)?;
     let secrets = secrets(&config, env);
     Ok(Isolate::new(Edge::new(config, &secrets)?))
 }
