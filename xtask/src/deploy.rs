@@ -361,13 +361,13 @@ pub fn steps(root: &Path) -> Vec<Step> {
     let (r1, r2, r3, r4, r5, r6, r7) = (r.clone(), r.clone(), r.clone(), r.clone(), r.clone(), r.clone(), r);
     vec![
         ("Lambda@Edge package (wasm32, wasm-opt -Oz, zip, size quotas)", Box::new(move || package_lambda_edge(&r1, Build::Local).map(|_| ()))),
-        ("Lambda@Edge handlers in Node, secrets from moto (node --test tests/lambda-edge)", Box::new(move || {
+        ("Lambda@Edge handlers in Node, secrets from moto (node --test tests/lambda-edge: fixtures, hostile and decision tables)", Box::new(move || {
             ensure_moto(&r2)?;
             write_lambda_test_secrets(&r2)?;
             node_tests(&r2, "tests/lambda-edge/")
         })),
         ("S3 presign = AWS SDK v3, byte for byte (10000 random cases)", Box::new(move || sign_compat(&r3, 10_000))),
-        ("CloudFront Function: generate + node --test tests/cloudfront-function", Box::new(move || {
+        ("CloudFront Function: generate + node --test tests/cloudfront-function (rules, hostile and decision tables)", Box::new(move || {
             package_cloudfront_function(&r4, Build::Local)?;
             node_tests(&r4, "tests/cloudfront-function/")
         })),
