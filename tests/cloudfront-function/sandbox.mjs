@@ -5,6 +5,7 @@
 // request (tests/shared-cases/). Shared by function.test.mjs,
 // hostile.test.mjs and shared-decisions.test.mjs.
 
+import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import vm from 'node:vm';
 import { readFileSync, existsSync } from 'node:fs';
@@ -132,4 +133,22 @@ export function leadsTo(uri, upstream, forwarded) {
   const u = decoded(uri);
   const candidates = upstream.startsWith('bucket:') ? [`/www${u}`, `/www${u}index.html`] : [u, u.replace(/^\/eu(?=\/)/, '')];
   return candidates.includes(fwd);
+}
+
+/**
+ * The function's answer against a table expectation: for an edge refusal
+ * the function gives (status 400 or 403, no upstream) that status and a
+ * body whose error contains `want.error`; otherwise the request passed on.
+ * Returns whether the function answered.
+ */
+export function assertAnswer(out, want) {
+  const answered = out.statusCode !== undefined;
+  if (want.upstream === null && (want.status === 400 || want.status === 403)) {
+    assert.ok(answered, `passed on (${out.uri}), want ${want.status}`);
+    assert.equal(out.statusCode, want.status, out.body);
+    if (want.error) assert.ok(JSON.parse(out.body).error.includes(want.error), `${out.body} lacks ${JSON.stringify(want.error)}`);
+    return true;
+  }
+  assert.ok(!answered, `answered ${out.statusCode} ${out.body}, want it passed on`);
+  return false;
 }

@@ -90,14 +90,17 @@ async function verify(token, path, method, ip, now) {
     return null;
 }
 
-function refuse(message) {
+// The edge's JSON error answers (the core's shape), never stored.
+function answer(status, text, body) {
     return {
-        statusCode: 403,
-        statusDescription: 'Forbidden',
+        statusCode: status,
+        statusDescription: text,
         headers: { 'content-type': { value: 'application/json' }, 'cache-control': { value: 'no-store' } },
-        body: JSON.stringify({ error: message, field: TK, status: 403 })
+        body: JSON.stringify(body)
     };
 }
+function refuse(message) { return answer(403, 'Forbidden', { error: message, field: TK, status: 403 }); }
+function bad(message) { return answer(400, 'Bad Request', { error: 'bad request: ' + message, status: 400 }); }
 
 // The canonical request of offload-core (proxy/canonical.rs), from its
 // byte-class table C: the same refusals with the same messages.
@@ -167,14 +170,6 @@ function canon(s, isPath) {
     return out;
 }
 
-function bad(message) {
-    return {
-        statusCode: 400,
-        statusDescription: 'Bad Request',
-        headers: { 'content-type': { value: 'application/json' }, 'cache-control': { value: 'no-store' } },
-        body: JSON.stringify({ error: 'bad request: ' + message, status: 400 })
-    };
-}
 
 // [error message or null, the query object with every name and value canonical].
 function canonQuery(q) {
