@@ -49,6 +49,9 @@ pub fn test_secret(field: &str) -> String {
     format!("hostile-suite-test-value-{field}-0123456789abcdef")
 }
 
+/// A request sent upstream: its URI and sorted headers.
+pub type Sent = (String, Vec<(String, Vec<u8>)>);
+
 /// What a request got.
 #[derive(Debug, Default)]
 pub struct Answer {
@@ -58,8 +61,7 @@ pub struct Answer {
     pub upstream: Option<String>,
     pub forwarded: Option<String>,
     pub method: Option<String>,
-    /// The request sent upstream: its URI and sorted headers.
-    pub sent: Option<(String, Vec<(String, Vec<u8>)>)>,
+    pub sent: Option<Sent>,
     pub error: Option<String>,
     pub cache_status: String,
     pub body: Vec<u8>,
