@@ -99,10 +99,11 @@ for (const c of table.cases.filter((c) => !c.not_applicable?.[TARGET])) {
     if (typeof afterViewer.status === 'string') {
       out = afterViewer;
     } else {
-      // Passed on: the same request, only the query may have changed.
-      const { querystring: _q, ...rest } = afterViewer;
-      const { querystring: _q0, ...restIn } = viewerEvent.Records[0].cf.request;
-      assert.deepEqual(rest, restIn, 'viewer-request changed more than the query');
+      // Passed on: the same request, only the URI (made canonical) and the
+      // query may have changed.
+      const { querystring: _q, uri: _u, ...rest } = afterViewer;
+      const { querystring: _q0, uri: _u0, ...restIn } = viewerEvent.Records[0].cf.request;
+      assert.deepEqual(rest, restIn, 'viewer-request changed more than the URI and the query');
       out = run('origin-request', originRequestEvent(c, afterViewer), nowMs);
     }
 
