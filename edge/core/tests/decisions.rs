@@ -124,6 +124,11 @@ fn shared_decision_table_natively() {
     let (mut checked, mut not_applicable, mut failures) = (0, Vec::new(), Vec::new());
     for case in cases {
         let name = case["name"].as_str().unwrap();
+        // A target name the runners do not know would skip nothing and say so nowhere.
+        for (target, reason) in case["not_applicable"].as_object().into_iter().flatten() {
+            assert!(["native", "workers", "lambda", "cloudfront"].contains(&target.as_str()), "{name}: unknown target {target}");
+            assert!(reason.as_str().is_some_and(|r| r.len() > 20), "{name}: not_applicable.{target} needs a reason");
+        }
         if let Some(reason) = case["not_applicable"][TARGET].as_str() {
             not_applicable.push(format!("{name}: {reason}"));
             continue;
