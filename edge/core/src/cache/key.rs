@@ -48,6 +48,10 @@ pub const TRACKING_PARAMS: [&str; 16] = [
     "igshid", "li_fat_id", "mc_cid", "mc_eid", "_ga", "_gl",
 ];
 
+/// Tracking parameters dropped by prefix (case-insensitively), besides
+/// [`TRACKING_PARAMS`].
+pub const TRACKING_PREFIX: &str = "utm_";
+
 /// How a route builds cache keys. Meant to be embedded in route config.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -450,7 +454,7 @@ fn matches_pattern(pattern: &str, name: &str) -> bool {
 
 fn is_tracking(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    lower.starts_with("utm_") || TRACKING_PARAMS.contains(&lower.as_str())
+    lower.starts_with(TRACKING_PREFIX) || TRACKING_PARAMS.contains(&lower.as_str())
 }
 
 fn normalize_query(rules: &KeyRules, query: &str) -> String {

@@ -41,6 +41,10 @@ use serde::{Deserialize, Serialize, Serializer};
 
 /// The test header honoured when `trust_test_header` is on.
 pub const TEST_HEADER: &str = "x-offload-geo";
+/// The header the CloudFront Function sets to the region that claims the
+/// viewer's country ([`crate::route::select::region_for_country`]); a
+/// viewer's own value is removed.
+pub const REGION_HINT_HEADER: &str = "x-offload-region-hint";
 
 /// Mean Earth radius (IUGG), kilometres.
 pub const EARTH_RADIUS_KM: f64 = 6371.0088;

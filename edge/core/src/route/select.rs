@@ -54,7 +54,7 @@ use std::fmt;
 use serde::Serialize;
 
 use super::config::{Pool, Region, Routing};
-use super::geo::ViewerLocation;
+use super::geo::{Country, ViewerLocation};
 use super::health::{HealthTable, OriginStatus};
 
 /// Why the first attempt goes where it goes.
@@ -178,6 +178,28 @@ fn order_group(group: &mut [Candidate<'_>], rand: u32) {
     }
 }
 
+/// How a region claims a viewer: 0 by country, 1 by continent, 2 not at
+/// all (then only distance orders it).
+fn tier(region: &Region, viewer: &ViewerLocation) -> u8 {
+    if viewer.country.is_some_and(|c| region.countries().contains(&c)) {
+        0
+    } else if viewer.continent.is_some_and(|c| region.continents().contains(&c)) {
+        1
+    } else {
+        2
+    }
+}
+
+/// The first region (in name order) that claims a viewer from `country`
+/// by country, else by continent; `None` when no region claims it. This is
+/// the CloudFront Function's region hint (it knows only the country).
+pub fn region_for_country(routing: &Routing, country: Country) -> Option<&Region> {
+    let viewer = ViewerLocation { country: Some(country), ..Default::default() }.with_derived_continent();
+    let regions = routing.regions();
+    let best = regions.iter().map(|r| tier(r, &viewer)).min().filter(|t| *t < 2)?;
+    regions.iter().find(|r| tier(r, &viewer) == best)
+}
+
 /// Select the ordered attempts for one request. Pure and deterministic
 /// given its arguments; `rand` should be uniformly random per request.
 pub fn select(
@@ -195,13 +217,7 @@ pub fn select(
         .iter()
         .filter(|r| pool.contains(r.name()))
         .map(|r| {
-            let tier = if viewer.country.is_some_and(|c| r.countries().contains(&c)) {
-                0
-            } else if viewer.continent.is_some_and(|c| r.continents().contains(&c)) {
-                1
-            } else {
-                2
-            };
+            let tier = tier(r, viewer);
             Candidate {
                 region: r,
                 tier,
@@ -338,6 +354,21 @@ cookie = "r"
 
     fn loc(s: &str) -> ViewerLocation {
         parse_test_header(s).unwrap()
+    }
+
+    #[test]
+    fn region_for_country_prefers_countries_then_continents() {
+        let r = routing();
+        let hint = |c: &str| region_for_country(&r, Country::parse(c).unwrap()).map(|r| r.name().to_owned());
+        // By country over by continent; among equals, the first by name.
+        assert_eq!(hint("DE").as_deref(), Some("eu-central-1"));
+        assert_eq!(hint("FR").as_deref(), Some("eu-central-1"));
+        assert_eq!(hint("CA").as_deref(), Some("us-east-1"));
+        assert_eq!(hint("MX").as_deref(), Some("us-east-1"));
+        assert_eq!(hint("JP").as_deref(), Some("ap-northeast-1"));
+        // No region claims South America or Oceania.
+        assert_eq!(hint("BR"), None);
+        assert_eq!(hint("NZ"), None);
     }
 
     fn eject(h: &mut HealthTable, origin: &str, now: u64) {

@@ -76,9 +76,13 @@ pub const MAX_GRANT_EXPIRES: u64 = 604_800;
 /// Longest object key or key prefix (S3's limit).
 pub const MAX_KEY_LEN: usize = 1024;
 
-const VERSION: &str = "v2";
-const RETIRED_VERSION: &str = "v1";
-const LINK_FIELDS: usize = 7;
+/// The token format version this edge issues and accepts (the payload's
+/// first field).
+pub const VERSION: &str = "v2";
+/// The version refused with [`LinkError::RetiredVersion`].
+pub const RETIRED_VERSION: &str = "v1";
+/// Number of `|`-separated fields in a download link's payload.
+pub const LINK_FIELDS: usize = 7;
 const PRESIGN_FIELDS: usize = 12;
 
 /// Why a token is refused (verification) or cannot be issued. Messages name
@@ -218,7 +222,7 @@ impl Audience {
         }
     }
     /// The MAC's domain-separation prefix.
-    fn mac_prefix(self) -> &'static [u8] {
+    pub fn mac_prefix(self) -> &'static [u8] {
         match self {
             Audience::Link => b"offload-link-v2\n",
             Audience::Presign => b"offload-presign-v2\n",
@@ -233,7 +237,7 @@ impl fmt::Display for Audience {
 }
 
 /// The methods a token may name, in their canonical order.
-const METHOD_NAMES: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+pub const METHOD_NAMES: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
 
 /// A set of HTTP methods a token allows.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]

@@ -1,0 +1,320 @@
+//! What the shared-table runners (hostile.rs, decisions.rs) share: the
+//! repository's offload.toml with local test secrets, the tables'
+//! placeholders, and one request through the core the way an executor
+//! runs it: the purge endpoint, the presign endpoint, then
+//! `Edge::canonicalize` → `Edge::plan` → the L1 cache (`EdgeCache`) →
+//! `Edge::begin`, against a simulated upstream (the bucket serves the
+//! files of `www/`; the origin answers like origin-shim for the routes the
+//! tables use: `/api/headers` and `/api/echo` no-store, `/healthz`, 404
+//! otherwise).
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
+use offload_core::cache::edge::{AfterResponse, CacheDecision};
+use offload_core::cache::EdgeCache;
+use offload_core::sign::link::issue_link;
+use offload_core::sign::{LinkClaims, Scope};
+use offload_core::{Config, Edge, EdgeState, Plan, Step, Upstream, Viewer};
+use serde_json::Value;
+
+pub const NOW_MS: u64 = 1_700_000_000_000;
+pub const HOST: &str = "edge.example";
+/// The viewer's address (the platforms' runners use the same).
+pub const CLIENT_IP: &str = "203.0.113.178";
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A table (`tests/shared-cases/<name>`), checked to be written for the
+/// bundled config and to have unique case names.
+pub fn load_table(name: &str) -> Value {
+    let path = root().join("tests/shared-cases").join(name);
+    let table: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(table["config"], "offload.toml", "{name}: written for the bundled config");
+    let mut names = std::collections::BTreeSet::new();
+    for case in table["cases"].as_array().unwrap() {
+        let n = case["name"].as_str().unwrap();
+        assert!(names.insert(n.to_owned()), "{name}: duplicate case {n}");
+    }
+    table
+}
+
+/// The local test value of a secret field (e.g. `routing.origin_auth.secret`).
+pub fn test_secret(field: &str) -> String {
+    format!("hostile-suite-test-value-{field}-0123456789abcdef")
+}
+
+/// A request sent upstream: its URI and sorted headers.
+pub type Sent = (String, Vec<(String, Vec<u8>)>);
+
+/// What a request got.
+#[derive(Debug, Default)]
+pub struct Answer {
+    pub status: u16,
+    /// Region name, `bucket:<alias>`, or `None` when the edge (or the
+    /// platform's request parser) answered.
+    pub upstream: Option<String>,
+    pub forwarded: Option<String>,
+    pub method: Option<String>,
+    pub sent: Option<Sent>,
+    pub error: Option<String>,
+    pub cache_status: String,
+    pub body: Vec<u8>,
+}
+
+impl Answer {
+    /// A header of the request sent upstream.
+    pub fn sent_header(&self, name: &str) -> Option<String> {
+        let (_, headers) = self.sent.as_ref()?;
+        headers.iter().find(|(n, _)| n == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    }
+}
+
+pub struct Suite {
+    pub edge: Edge,
+    pub state: EdgeState,
+    pub cache: EdgeCache,
+    pub config: Config,
+    pub private_file: Vec<u8>,
+}
+
+/// The tables' placeholders: `{{link:SCOPE}}`, `{{link-expired:SCOPE}}`,
+/// `{{link-tampered:SCOPE}}`, `{{host}}`, `{{HOST}}`, `{{host-dot}}`,
+/// `{{run}}`, `{{X*N}}`.
+pub fn expand(s: &str, edge: &Edge, host: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        let Some(j) = rest[i..].find("}}") else { break };
+        let inner = &rest[i + 2..i + j];
+        rest = &rest[i + j + 2..];
+        let (kind, arg) = inner.split_once(':').unwrap_or((inner, ""));
+        let key = edge.keys().links().and_then(|l| l.current()).expect("offload.toml has a [links] key");
+        let token = |expires: u64| issue_link(key, &LinkClaims::new(Scope::parse(arg).unwrap(), expires)).unwrap();
+        match kind {
+            "link" => out.push_str(&token(NOW_MS / 1000 + 300)),
+            "link-expired" => out.push_str(&token(NOW_MS / 1000 - 60)),
+            "link-tampered" => {
+                let t = token(NOW_MS / 1000 + 300);
+                let (p, mac) = t.split_once('.').unwrap();
+                let first = if mac.starts_with('A') { 'B' } else { 'A' };
+                out.push_str(&format!("{p}.{first}{}", &mac[1..]));
+            }
+            "host" => out.push_str(host),
+            "HOST" => out.push_str(&host.to_ascii_uppercase()),
+            "host-dot" => out.push_str(&format!("{host}.")),
+            "run" => out.push_str("native"),
+            rep => {
+                let (c, n) = rep.split_once('*').unwrap_or_else(|| panic!("unknown placeholder {{{{{rep}}}}}"));
+                out.push_str(&c.repeat(n.parse().unwrap()));
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `request.headers` as `[name, value]` pairs: the hostile table writes
+/// pairs (a name may repeat), the decision table an object.
+fn header_pairs(headers: &Value) -> Vec<(String, String)> {
+    match headers {
+        Value::Array(a) => a.iter().map(|p| (p[0].as_str().unwrap_or("").to_owned(), p[1].as_str().unwrap_or("").to_owned())).collect(),
+        Value::Object(o) => o.iter().map(|(n, v)| (n.clone(), v.as_str().unwrap_or("").to_owned())).collect(),
+        _ => Vec::new(),
+    }
+}
+
+impl Suite {
+    pub fn new() -> Self {
+        let text = std::fs::read_to_string(root().join("offload.toml")).unwrap();
+        let config = Config::from_toml(&text).unwrap();
+        // Local test values for every secret the config names (Workers
+        // bindings, as the local stack gives them).
+        let secrets = offload_core::secret::SecretMap::from_bindings(config.secret_refs().into_iter().filter_map(|(field, r)| {
+            let src = r.source(offload_core::secret::Platform::Workers)?;
+            let offload_core::secret::Source::Binding(name) = src else { return None };
+            Some((name.to_owned(), test_secret(&field)))
+        }));
+        let edge = Edge::new(config.clone(), &secrets).unwrap();
+        let state = EdgeState::new(&config);
+        let cache = EdgeCache::new(&edge);
+        let private_file = std::fs::read(root().join("www/private/report.txt")).unwrap();
+        Self { edge, state, cache, config, private_file }
+    }
+
+    /// The region whose origin a request URL goes to.
+    fn region_of(&self, authority: &str) -> Option<String> {
+        let regions = self.config.routing().regions();
+        regions.iter().find(|r| r.origins().iter().any(|o| o.base_url().ends_with(authority))).map(|r| r.name().to_owned())
+    }
+
+    /// The simulated upstream: the bucket holds `www/`, the origin answers
+    /// like origin-shim's routes the tables use.
+    fn upstream_answer(upstream: &str, path: &str) -> (u16, Vec<(&'static str, String)>, Vec<u8>) {
+        if let Some(key) = upstream.strip_prefix("bucket:").and(path.strip_prefix("/www/")) {
+            let key: String = percent_encoding::percent_decode_str(key).decode_utf8_lossy().into_owned();
+            let file = root().join("www").join(&key);
+            return match std::fs::read(&file) {
+                Ok(b) if !key.split('/').any(|s| s == ".." || s.is_empty()) => (200, vec![("content-type", "text/plain".into())], b),
+                _ => (404, vec![("content-type", "application/xml".into())], b"<Error><Code>NoSuchKey</Code></Error>".to_vec()),
+            };
+        }
+        match path.split('?').next().unwrap_or("") {
+            "/api/headers" | "/api/echo" => (200, vec![("cache-control", "no-store".into())], b"{}".to_vec()),
+            "/healthz" => (200, vec![("cache-control", "no-store".into())], b"ok".to_vec()),
+            _ => (404, vec![("cache-control", "no-store".into())], b"{\"error\":\"not found\"}".to_vec()),
+        }
+    }
+
+    fn build(&self, req: &Value, host: &str, skip_header: Option<&str>) -> Result<Request<()>, String> {
+        let method = req["method"].as_str().unwrap_or("GET");
+        let target = expand(req["target"].as_str().unwrap_or("/"), &self.edge, host);
+        let mut r = Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).map_err(|e| format!("method: {e}"))?)
+            .uri(target.as_str())
+            .body(())
+            .map_err(|e| format!("target {target:.60}: {e}"))?;
+        let mut headers = HeaderMap::new();
+        let mut has_host = false;
+        for (n, v) in header_pairs(&req["headers"]) {
+            let n = n.to_ascii_lowercase();
+            if skip_header == Some(n.as_str()) {
+                continue;
+            }
+            let v = expand(&v, &self.edge, host);
+            has_host |= n == "host";
+            // A header the `http` crate refuses is one a native server
+            // (hyper) refuses before any edge code runs.
+            let name = HeaderName::from_bytes(n.as_bytes()).map_err(|e| format!("header {n}: {e}"))?;
+            let value = HeaderValue::from_bytes(v.as_bytes()).map_err(|e| format!("header {n}: {e}"))?;
+            headers.append(name, value);
+        }
+        if !has_host && r.uri().authority().is_none() {
+            headers.insert(http::header::HOST, HeaderValue::from_str(host).unwrap());
+        }
+        // Where the viewer is: the trusted test header (offload.toml trusts it).
+        let v = &req["viewer"];
+        let mut geo = format!("country={}", v["country"].as_str().unwrap_or("US"));
+        if let (Some(lat), Some(lon)) = (v["lat"].as_f64(), v["lon"].as_f64()) {
+            geo.push_str(&format!(";lat={lat};lon={lon}"));
+        }
+        headers.insert(offload_core::route::geo::TEST_HEADER, HeaderValue::from_str(&geo).unwrap());
+        *r.headers_mut() = headers;
+        Ok(r)
+    }
+
+    /// One request, as an executor runs it.
+    pub fn run(&mut self, req: &Value, skip_header: Option<&str>) -> Answer {
+        let r = match self.build(req, HOST, skip_header) {
+            Ok(r) => r,
+            // Refused by the request parser, before the edge.
+            Err(e) => return Answer { status: 400, error: Some(e), ..Answer::default() },
+        };
+        let respond = |resp: http::Response<Vec<u8>>| {
+            let j: Value = serde_json::from_slice(resp.body()).unwrap_or(Value::Null);
+            Answer {
+                status: resp.status().as_u16(),
+                error: j["error"].as_str().map(str::to_owned),
+                body: resp.body().clone(),
+                ..Answer::default()
+            }
+        };
+        let canon = match self.edge.canonicalize(&r) {
+            Ok(c) => c,
+            Err(resp) => return respond(*resp),
+        };
+        let body = req["body"].as_str().unwrap_or("").as_bytes();
+        let viewer = Viewer { ip: Some(CLIENT_IP.parse().unwrap()), tls: false, location: Default::default() };
+        // The edge's own endpoints come first, as in every executor.
+        if self.cache.is_purge(&canon) {
+            return respond(self.cache.purge(self.edge.config(), &canon, body, NOW_MS).response);
+        }
+        if self.edge.is_presign(&canon) {
+            return respond(self.edge.presign_endpoint(&canon, body, &viewer, NOW_MS / 1000));
+        }
+        let mut fwd = match self.edge.plan(&canon, &viewer, NOW_MS) {
+            Plan::Respond(resp) => return respond(resp),
+            Plan::Forward(f) => f,
+        };
+        let decision = self.cache.lookup(self.edge.config(), &fwd, NOW_MS);
+        let fetch = match decision {
+            CacheDecision::Respond(c) => {
+                let h = c.to_http();
+                return Answer {
+                    status: h.status().as_u16(),
+                    upstream: Some("cache".into()),
+                    cache_status: header(h.headers(), "cache-status"),
+                    body: h.body().clone(),
+                    ..Answer::default()
+                };
+            }
+            CacheDecision::Fetch(f) => Some(f),
+            CacheDecision::Bypass(_) => None,
+            other => panic!("unexpected cache decision {other:?}"),
+        };
+        self.edge.begin(&mut fwd, &mut self.state, NOW_MS, 7);
+        let Step::Send { request, .. } = &fwd.step else { panic!("no request to send: {:?}", fwd.step) };
+        let mut request = request.clone();
+        if let Some(f) = &fetch {
+            f.prepare(&mut request);
+        }
+        let upstream = match &fwd.upstream {
+            Upstream::Bucket { alias } => format!("bucket:{alias}"),
+            Upstream::Origins => {
+                let authority = request.uri().authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
+                self.region_of(&authority).unwrap_or_else(|| format!("unknown upstream {authority}"))
+            }
+        };
+        let forwarded = request.uri().path_and_query().map(|pq| pq.as_str().to_owned()).unwrap_or_default();
+        let mut sent_headers: Vec<(String, Vec<u8>)> =
+            request.headers().iter().map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec())).collect();
+        sent_headers.sort();
+        let (status, hs, body) = Self::upstream_answer(&upstream, &forwarded);
+        let mut headers = HeaderMap::new();
+        for (n, v) in hs {
+            headers.insert(n, HeaderValue::from_str(&v).unwrap());
+        }
+        let cache_status = match fetch {
+            None => String::new(),
+            Some(f) => match self.cache.on_response(f, status, &headers, NOW_MS, NOW_MS) {
+                AfterResponse::Store(p) => {
+                    let stored = self.cache.store(p, Arc::from(body.clone()), NOW_MS);
+                    stored.delivery.apply(&mut fwd, &mut headers);
+                    fwd.cache_status.to_string()
+                }
+                AfterResponse::Deliver(d) => {
+                    d.apply(&mut fwd, &mut headers);
+                    fwd.cache_status.to_string()
+                }
+                other => panic!("unexpected answer to a fresh fetch: {other:?}"),
+            },
+        };
+        self.edge.finish(&fwd, StatusCode::from_u16(status).unwrap(), &mut headers);
+        Answer {
+            status,
+            upstream: Some(upstream),
+            forwarded: Some(forwarded.clone()),
+            method: Some(request.method().as_str().to_owned()),
+            sent: Some((request.uri().to_string(), sent_headers)),
+            error: None,
+            cache_status: if cache_status.is_empty() { header(&headers, "cache-status") } else { cache_status },
+            body,
+        }
+    }
+}
+
+pub fn header(h: &HeaderMap, n: &str) -> String {
+    h.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+}
+
+/// Straight to stderr, past the test harness's capture: summary lines are
+/// read by people and by the closing notes.
+pub fn summary(line: &str) {
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("{line}\n").as_bytes());
+}
