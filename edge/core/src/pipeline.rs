@@ -29,7 +29,7 @@
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, Uri};
 
-use crate::cache::{CacheStatus, FwdReason};
+use crate::cache::{cache_status_name, CacheQuery, CacheStatus, EdgeCache, FwdReason};
 use crate::config::{Bucket, Config, EdgeKeys, Target};
 use crate::error::{Error, RequestError, RequestErrorKind};
 use crate::proxy::canonical::{object_key, CanonicalRequest};
@@ -206,6 +206,24 @@ impl Edge {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// An empty L1 cache with this edge's name, `[cache]` settings and
+    /// purge token.
+    pub fn new_cache(&self) -> EdgeCache {
+        EdgeCache::new(self.config.name(), self.config.cache(), self.keys.purge_token().cloned())
+    }
+
+    /// What the cache needs to know about a planned request: its canonical
+    /// form, the route's cache settings, whether the plan bypasses the
+    /// cache, and whether a bucket answers it.
+    pub fn cache_query<'a>(&'a self, fwd: &'a Forward) -> CacheQuery<'a> {
+        CacheQuery {
+            request: &fwd.request,
+            rules: self.config.routes().get(fwd.route).and_then(|r| r.cache()),
+            bypass: fwd.cache_status.fwd() == Some(FwdReason::Bypass),
+            bucket: matches!(fwd.upstream, Upstream::Bucket { .. }),
+        }
     }
 
     /// The one canonical form of a viewer request (see
@@ -567,11 +585,6 @@ impl Edge {
     }
 }
 
-/// The `Cache-Status` header name (RFC 9211).
-pub fn cache_status_name() -> HeaderName {
-    HeaderName::from_static("cache-status")
-}
-
 fn is_cacheable_method(m: &Method) -> bool {
     matches!(*m, Method::GET | Method::HEAD)
 }
@@ -598,3 +611,8 @@ pub use endpoints::{presign_too_large, PRESIGN_MAX_BODY};
 
 #[cfg(test)]
 mod tests;
+
+/// The edge cache driven through the pipeline: plan, look up, answer,
+/// finish (the cache itself never sees a `Forward` or the config).
+#[cfg(test)]
+mod cache_tests;

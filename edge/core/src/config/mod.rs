@@ -30,7 +30,7 @@ pub use raw::RawConfig;
 
 use crate::cache::key::KeyRules;
 use crate::cache::store::StoreConfig;
-use crate::cache::CacheRules;
+use crate::cache::{CacheSettings, RouteCache, RouteKeys};
 use crate::route::{Pool, RouteConfigError, Routing};
 use crate::secret::{RawSecret, SecretError, SecretRef};
 
@@ -254,29 +254,12 @@ pub enum Target {
     Bucket(String),
 }
 
-/// A route's cache settings: freshness/storage rules and key rules.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteCache {
-    pub rules: CacheRules,
-    pub key: KeyRules,
-}
-
 /// `[presign]`: the endpoint that mints S3 presigned URLs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PresignSettings {
     pub path: String,
     pub max_expires: u64,
     pub buckets: Vec<String>,
-}
-
-/// `[cache]`: the in-isolate store and the purge endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CacheSettings {
-    pub store: StoreConfig,
-    pub lock_timeout_ms: u64,
-    pub purge_path: String,
-    /// Where the purge token comes from (resolved into [`EdgeKeys`]).
-    pub purge_token: Option<SecretRef>,
 }
 
 /// `[links]`: the signed-link keys, by reference.
@@ -435,6 +418,20 @@ impl Config {
             .iter()
             .filter(|r| r.pattern.matches(path))
             .max_by_key(|r| r.pattern.specificity())
+    }
+}
+
+impl RouteKeys for Config {
+    fn key_rules_for(&self, canonical_path: &str) -> Option<&KeyRules> {
+        self.route_for(canonical_path).and_then(Route::cache).map(|c| &c.key)
+    }
+}
+
+impl TryFrom<raw::RawCacheSettings> for CacheSettings {
+    type Error = ConfigError;
+
+    fn try_from(raw: raw::RawCacheSettings) -> Result<Self, ConfigError> {
+        validate_cache_settings(raw)
     }
 }
 
@@ -629,7 +626,7 @@ impl TryFrom<RawConfig> for Config {
 
         let routing = Routing::from_raw(raw.regions, raw.routing)
             .map_err(|e| ConfigError::new("", "", ConfigErrorKind::Routing(e)))?;
-        let cache = validate_cache_settings(raw.cache)?;
+        let cache = CacheSettings::try_from(raw.cache)?;
 
         let mut buckets = BTreeMap::new();
         for (key, b) in raw.buckets {

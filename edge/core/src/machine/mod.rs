@@ -59,7 +59,7 @@ pub struct Isolate {
 impl Isolate {
     pub fn new(edge: Edge) -> Self {
         let state = EdgeState::new(edge.config());
-        let cache = EdgeCache::new(&edge);
+        let cache = edge.new_cache();
         Self { edge, state, cache }
     }
 }
@@ -409,7 +409,7 @@ impl Machine {
         self.fwd = Some(fwd);
         if !send_body {
             let decision = match self.fwd.as_deref() {
-                Some(fwd) => iso.cache.lookup(iso.edge.config(), fwd, t.now_ms),
+                Some(fwd) => iso.cache.lookup(iso.edge.cache_query(fwd), t.now_ms),
                 None => CacheDecision::Bypass(None),
             };
             return self.decide(iso, decision, t);
@@ -610,7 +610,7 @@ impl Machine {
         let Some(fetch) = self.fetch.take() else {
             let Some(fwd) = self.fwd.as_deref() else { return self.fail(iso, &lost("plan")) };
             if fwd.send_body {
-                iso.cache.invalidate_after(iso.edge.config(), fwd, head.status, &head.headers, t.now_ms);
+                iso.cache.invalidate_after(iso.edge.cache_query(fwd), head.status, &head.headers, t.now_ms);
             }
             iso.edge.finish(fwd, status, &mut head.headers);
             let body = if self.no_viewer_body(head.status) { ReplyBody::Empty } else { ReplyBody::Upstream };
@@ -625,7 +625,7 @@ impl Machine {
                 self.replan(iso, t)
             }
             AfterResponse::Deliver(d) => {
-                d.apply(fwd, &mut head.headers);
+                d.apply(&mut fwd.cache_status, &mut head.headers);
                 iso.edge.finish(fwd, status, &mut head.headers);
                 let out = d.status(head.status);
                 let body = if self.no_viewer_body(out) { ReplyBody::Empty } else { ReplyBody::Upstream };
@@ -636,7 +636,7 @@ impl Machine {
                 // at most `max_entry_bytes` is kept and stored once the
                 // body is complete.
                 let delivery = iso.cache.streaming_delivery(&pending, t.now_ms);
-                delivery.apply(fwd, &mut head.headers);
+                delivery.apply(&mut fwd.cache_status, &mut head.headers);
                 iso.edge.finish(fwd, status, &mut head.headers);
                 let out = delivery.status(head.status);
                 let fill = CacheFill::new(pending);
