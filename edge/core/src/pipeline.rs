@@ -31,7 +31,7 @@ use http::{Method, Request, Response, Uri};
 
 use crate::cache::{cache_status_name, CacheQuery, CacheStatus, EdgeCache, FwdReason};
 use crate::config::{Bucket, Config, EdgeKeys, Target};
-use crate::error::{Error, RequestError, RequestErrorKind};
+use crate::error::{Error, InternalError, RequestError, RequestErrorKind, UpstreamError};
 use crate::proxy::canonical::{object_key, CanonicalRequest};
 use crate::proxy::headers::{append_list, forward_request_headers, strip_hop_by_hop};
 use crate::proxy::Viewer;
@@ -289,7 +289,7 @@ impl Edge {
         let Some(pending) = fwd.pending.take() else { return };
         let routing = self.config.routing();
         let Some(Target::Pool(pool)) = self.config.routes().get(fwd.route).map(|r| r.target()) else {
-            fwd.step = Step::GiveUp { response: self.error_response(&bad_request("route has no origins").into()), stale_ok: true };
+            fwd.step = Step::GiveUp { response: self.error_response(&InternalError::NoOrigins.into()), stale_ok: true };
             return;
         };
         let allow_unsafe = self.config.routes().get(fwd.route).is_some_and(|r| r.allow_unsafe_retry());
@@ -384,7 +384,7 @@ impl Edge {
                     upstream: Upstream::Origins,
                     cache_status,
                     step: Step::GiveUp {
-                        response: self.error_response(&Error::Upstream("origin not chosen yet (Edge::begin)".into())),
+                        response: self.error_response(&InternalError::OriginNotChosen.into()),
                         stale_ok: true,
                     },
                     path_and_query,
@@ -399,7 +399,7 @@ impl Edge {
                 let bucket = self
                     .config
                     .bucket(alias)
-                    .ok_or_else(|| bad_request("route names a missing bucket"))?;
+                    .ok_or(InternalError::UnknownBucket)?;
                 let request = self.bucket_request(&req, bucket, &fwd_path_of(&path_and_query), now_ms)?;
                 Ok(Forward {
                     method: req.method().clone(),
@@ -428,7 +428,7 @@ impl Edge {
                 let routing = self.config.routing();
                 let origin = routing
                     .origin(&attempt.origin)
-                    .ok_or_else(|| bad_request("selected origin is not configured"))?;
+                    .ok_or(InternalError::UnknownOrigin)?;
                 let url = format!("{}{}", origin.base_url(), fwd.path_and_query);
                 let uri: Uri = url.parse().map_err(|_| bad_request("request target is not a valid URI"))?;
                 let mut headers = fwd.headers.clone();
@@ -470,7 +470,7 @@ impl Edge {
             fwd.step = match outcome {
                 Outcome::Status(_) => Step::Deliver,
                 _ => Step::GiveUp {
-                    response: self.error_response(&Error::Upstream("bucket unreachable".into())),
+                    response: self.error_response(&UpstreamError::BucketUnreachable.into()),
                     stale_ok: true,
                 },
             };
@@ -526,9 +526,10 @@ impl Edge {
         set(&mut headers, header::HOST, &host)?;
         let mut final_url = url.clone();
         if bucket.signed() {
-            let creds = self.keys.bucket_credentials(bucket.alias()).ok_or_else(|| {
-                Error::Upstream(format!("bucket {:?}: no credentials configured", bucket.alias()))
-            })?;
+            let creds = self
+                .keys
+                .bucket_credentials(bucket.alias())
+                .ok_or_else(|| InternalError::NoBucketCredentials(bucket.alias().to_owned()))?;
             let signed = sign::sign_origin_request(
                 &sign::OriginRequest {
                     method: req.method().as_str(),

@@ -40,6 +40,7 @@ use crate::pipeline::{presign_too_large, PRESIGN_MAX_BODY};
 use crate::proxy::body::{declared_length, BodyKind, BodyLimit};
 use crate::proxy::canonical::CanonicalRequest;
 use crate::route::Outcome;
+use crate::error::{InternalError, UpstreamError};
 use crate::{Edge, EdgeState, Error, Forward, Plan, RequestError, Step, Viewer};
 
 pub use fill::{CacheFill, Chunk};
@@ -333,10 +334,10 @@ impl Machine {
             (State::Done, _) => Io::Finished,
             (state, input) => {
                 // An executor answered with the wrong input: end cleanly.
-                let what = format!("executor answered {input:?} in state {}", state_name(&state));
+                let what = InternalError::UnexpectedInput { input: input_name(&input), state: state_name(&state) };
                 self.state = state;
                 self.release(iso, t);
-                self.fail(iso, &Error::Upstream(what))
+                self.fail(iso, &what.into())
             }
         };
         self.after(io)
@@ -510,7 +511,7 @@ impl Machine {
             }
             Plan::Respond(_) => {
                 self.release(iso, t);
-                self.fail(iso, &Error::Upstream("refetch not planned".into()))
+                self.fail(iso, &InternalError::RefetchNotPlanned.into())
             }
         }
     }
@@ -551,7 +552,7 @@ impl Machine {
                         SendBody::ViewerStream
                     }
                     Upload::Stream { sent: true } => {
-                        return self.fail(iso, &Error::Upstream("request body already sent".into()));
+                        return self.fail(iso, &InternalError::BodyAlreadySent.into());
                     }
                 };
                 self.sent_at = t.now_ms;
@@ -561,7 +562,7 @@ impl Machine {
             Step::Deliver => {
                 let Some(head) = self.last.take() else {
                     self.release(iso, t);
-                    return self.fail(iso, &Error::Upstream("no upstream response".into()));
+                    return self.fail(iso, &InternalError::NoUpstreamResponse.into());
                 };
                 let line = self.fwd.as_ref().map(|f| f.log_line(head.status)).unwrap_or_default();
                 let next = self.delivered(iso, head, t);
@@ -604,7 +605,7 @@ impl Machine {
             // The platform cannot relay it (its constructor throws): a
             // clear 502 instead.
             self.release(iso, t);
-            let e = Error::Upstream(format!("origin answered with status {}, which cannot be relayed", head.status));
+            let e = UpstreamError::UnrelayableStatus(head.status).into();
             return self.fail(iso, &e);
         };
         let Some(fetch) = self.fetch.take() else {
@@ -677,8 +678,19 @@ fn body_error(e: &BodyFailure) -> Error {
 
 /// An internal state the machine should always have (a bug, reported as
 /// a 502 rather than a panic).
-fn lost(what: &str) -> Error {
-    Error::Upstream(format!("request machine lost its {what}"))
+fn lost(what: &'static str) -> Error {
+    InternalError::MachineLost(what).into()
+}
+
+fn input_name(i: &Input) -> &'static str {
+    match i {
+        Input::Start => "Start",
+        Input::Done => "Done",
+        Input::Body(_) => "Body",
+        Input::CacheEntry(_) => "CacheEntry",
+        Input::Woke => "Woke",
+        Input::Upstream(_) => "Upstream",
+    }
 }
 
 fn state_name(s: &State) -> &'static str {
