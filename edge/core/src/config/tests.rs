@@ -155,23 +155,18 @@ fn bucket_fields_are_checked() {
     let e = err(&format!("{base}bucket = \"Bad_Name\"\n"));
     assert!(e.contains("buckets.b.bucket"), "{e}");
     let e = err(&format!("{base}bucket = \"okname\"\nstyle = \"weird\"\n"));
-    assert!(e.starts_with("config: buckets.b.style: ") && e.contains("unknown variant `weird`, expected `path` or `virtual`"), "{e}");
-    let json = Config::from_json(r#"{"buckets": {"b": {"endpoint": "http://s3.test", "bucket": "okname", "region": "r", "style": "weird"}}}"#)
-        .unwrap_err()
-        .to_string();
-    assert!(json.starts_with("config: buckets.b.style: unknown variant `weird`"), "{json}");
+    // A serde enum: TOML's error shows the line and the expected values.
+    assert!(e.contains("style = \"weird\"") && e.contains("unknown variant `weird`, expected `path` or `virtual`"), "{e}");
     // `pool` is "all" or a list (a serde type, not a matched string).
     for (pool, want) in [
         ("\"some\"", "invalid value: string \"some\", expected \"all\" or a list of region names"),
         ("3", "invalid type: integer `3`, expected \"all\" or a list of region names"),
     ] {
         let e = Config::from_toml(&format!("{R}[[routes]]\npath = \"/*\"\npool = {pool}\n")).unwrap_err().to_string();
-        assert!(e.starts_with("config: routes[0].pool: ") && e.contains(want), "{e}");
+        assert!(e.contains(&format!("pool = {pool}")) && e.contains(want), "{e}");
     }
     let all = Config::from_toml(&format!("{R}[[routes]]\npath = \"/*\"\npool = \"all\"\n")).unwrap();
     assert_eq!(all.routes()[0].target(), &Target::Pool(Pool::All));
-    let trailing = Config::from_json("{} x").unwrap_err().to_string();
-    assert!(trailing.starts_with("config: trailing characters"), "{trailing}");
 }
 
 #[test]
