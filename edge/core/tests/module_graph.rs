@@ -325,6 +325,15 @@ fn top_level_modules_have_no_cycle() {
     );
 }
 
+/// Secrets stay in a leaf module: every layer may hold a reference or a
+/// value, and `secret` depends on nothing in the crate.
+#[test]
+fn secret_is_a_leaf() {
+    let graph = module_graph(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
+    let deps = graph.get("secret").expect("a top-level `secret` module");
+    assert!(deps.is_empty(), "secret -> {deps:?}\ngraph:\n{}", render(&graph));
+}
+
 #[test]
 fn the_checker_sees_paths_groups_and_reexports() {
     let code = code_only(
