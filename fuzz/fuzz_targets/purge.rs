@@ -13,7 +13,6 @@ use http::{Method, Request};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
-use offload_core::cache::edge::EdgeCache;
 use offload_core::Edge;
 use offload_fuzz::{assert_no_secret, edge, Fields, PURGE_TOKEN};
 
@@ -27,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
     let mode = f.bytes(0).first().copied().unwrap_or(0);
     let edge = shared();
     let config = edge.config();
-    let mut cache = EdgeCache::new(edge);
+    let mut cache = edge.new_cache();
     let good_token = mode & 1 != 0;
     let authorization = if good_token { format!("Bearer {PURGE_TOKEN}").into_bytes() } else { f.bytes(1).to_vec() };
     let method = if mode & 2 == 0 { Method::POST } else { Method::GET };

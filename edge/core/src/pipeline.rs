@@ -29,9 +29,9 @@
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, Uri};
 
-use crate::cache::{CacheStatus, FwdReason};
+use crate::cache::{cache_status_name, CacheQuery, CacheStatus, EdgeCache, FwdReason};
 use crate::config::{Bucket, Config, EdgeKeys, Target};
-use crate::error::{Error, RequestError, RequestErrorKind};
+use crate::error::{Error, InternalError, RequestError, RequestErrorKind, UpstreamError};
 use crate::proxy::canonical::{object_key, CanonicalRequest};
 use crate::proxy::headers::{append_list, forward_request_headers, strip_hop_by_hop};
 use crate::proxy::Viewer;
@@ -208,6 +208,24 @@ impl Edge {
         &self.config
     }
 
+    /// An empty L1 cache with this edge's name, `[cache]` settings and
+    /// purge token.
+    pub fn new_cache(&self) -> EdgeCache {
+        EdgeCache::new(self.config.name(), self.config.cache(), self.keys.purge_token().cloned())
+    }
+
+    /// What the cache needs to know about a planned request: its canonical
+    /// form, the route's cache settings, whether the plan bypasses the
+    /// cache, and whether a bucket answers it.
+    pub fn cache_query<'a>(&'a self, fwd: &'a Forward) -> CacheQuery<'a> {
+        CacheQuery {
+            request: &fwd.request,
+            rules: self.config.routes().get(fwd.route).and_then(|r| r.cache()),
+            bypass: fwd.cache_status.fwd() == Some(FwdReason::Bypass),
+            bucket: matches!(fwd.upstream, Upstream::Bucket { .. }),
+        }
+    }
+
     /// The one canonical form of a viewer request (see
     /// [`crate::proxy::canonical`]); every later step takes it. `Err` is
     /// the 400 to send, naming what was wrong with the target.
@@ -271,7 +289,7 @@ impl Edge {
         let Some(pending) = fwd.pending.take() else { return };
         let routing = self.config.routing();
         let Some(Target::Pool(pool)) = self.config.routes().get(fwd.route).map(|r| r.target()) else {
-            fwd.step = Step::GiveUp { response: self.error_response(&bad_request("route has no origins").into()), stale_ok: true };
+            fwd.step = Step::GiveUp { response: self.error_response(&InternalError::NoOrigins.into()), stale_ok: true };
             return;
         };
         let allow_unsafe = self.config.routes().get(fwd.route).is_some_and(|r| r.allow_unsafe_retry());
@@ -366,7 +384,7 @@ impl Edge {
                     upstream: Upstream::Origins,
                     cache_status,
                     step: Step::GiveUp {
-                        response: self.error_response(&Error::Upstream("origin not chosen yet (Edge::begin)".into())),
+                        response: self.error_response(&InternalError::OriginNotChosen.into()),
                         stale_ok: true,
                     },
                     path_and_query,
@@ -381,7 +399,7 @@ impl Edge {
                 let bucket = self
                     .config
                     .bucket(alias)
-                    .ok_or_else(|| bad_request("route names a missing bucket"))?;
+                    .ok_or(InternalError::UnknownBucket)?;
                 let request = self.bucket_request(&req, bucket, &fwd_path_of(&path_and_query), now_ms)?;
                 Ok(Forward {
                     method: req.method().clone(),
@@ -410,7 +428,7 @@ impl Edge {
                 let routing = self.config.routing();
                 let origin = routing
                     .origin(&attempt.origin)
-                    .ok_or_else(|| bad_request("selected origin is not configured"))?;
+                    .ok_or(InternalError::UnknownOrigin)?;
                 let url = format!("{}{}", origin.base_url(), fwd.path_and_query);
                 let uri: Uri = url.parse().map_err(|_| bad_request("request target is not a valid URI"))?;
                 let mut headers = fwd.headers.clone();
@@ -452,7 +470,7 @@ impl Edge {
             fwd.step = match outcome {
                 Outcome::Status(_) => Step::Deliver,
                 _ => Step::GiveUp {
-                    response: self.error_response(&Error::Upstream("bucket unreachable".into())),
+                    response: self.error_response(&UpstreamError::BucketUnreachable.into()),
                     stale_ok: true,
                 },
             };
@@ -508,9 +526,10 @@ impl Edge {
         set(&mut headers, header::HOST, &host)?;
         let mut final_url = url.clone();
         if bucket.signed() {
-            let creds = self.keys.bucket_credentials(bucket.alias()).ok_or_else(|| {
-                Error::Upstream(format!("bucket {:?}: no credentials configured", bucket.alias()))
-            })?;
+            let creds = self
+                .keys
+                .bucket_credentials(bucket.alias())
+                .ok_or_else(|| InternalError::NoBucketCredentials(bucket.alias().to_owned()))?;
             let day_key = self.keys.bucket_signing_key(bucket.alias(), now_ms / 1000, bucket.region(), "s3");
             let signed = sign::sign_origin_request(
                 &sign::OriginRequest {
@@ -568,11 +587,6 @@ impl Edge {
     }
 }
 
-/// The `Cache-Status` header name (RFC 9211).
-pub fn cache_status_name() -> HeaderName {
-    HeaderName::from_static("cache-status")
-}
-
 fn is_cacheable_method(m: &Method) -> bool {
     matches!(*m, Method::GET | Method::HEAD)
 }
@@ -599,3 +613,8 @@ pub use endpoints::{presign_too_large, PRESIGN_MAX_BODY};
 
 #[cfg(test)]
 mod tests;
+
+/// The edge cache driven through the pipeline: plan, look up, answer,
+/// finish (the cache itself never sees a `Forward` or the config).
+#[cfg(test)]
+mod cache_tests;

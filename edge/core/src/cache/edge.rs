@@ -3,7 +3,8 @@
 //! pieces of this module into decisions. Pure: `now_ms` is passed in, and
 //! every answer is data the adapter performs.
 //!
-//! The flow for a request the pipeline planned as [`Forward`]:
+//! The flow for a request the pipeline planned (`pipeline::Forward`, seen
+//! here as the [`CacheQuery`] the pipeline builds from it):
 //!
 //! 1. [`EdgeCache::is_purge`] / [`EdgeCache::purge`]: the authenticated
 //!    purge endpoint is answered before `Edge::plan`.
@@ -52,16 +53,15 @@ use subtle::ConstantTimeEq;
 
 use super::coalesce::{Begin, CoalesceConfig, Coalescer, Outcome, Permit, Poll, Ticket};
 use super::conditional::{evaluate, not_modified_headers, Conditional};
-use crate::proxy::canonical::CanonicalRequest;
 use super::key::{fnv1a64, PrimaryKey, UrlKey};
 use super::policy::{set_age, CachePolicy, Exchange, Lookup, Revalidation};
 use super::revalidate::{after_revalidation, Revalidated};
+use super::settings::{CacheSettings, RouteCache, RouteKeys};
 use super::store::{invalidation_targets, tags_from_headers, Entry, Found, NewEntry, PurgeMode, Store};
-use super::{CachePhase, CacheStatus, FwdReason, Timestamp};
-use crate::config::{Config, RouteCache};
-use crate::pipeline::{cache_status_name, Forward, Upstream};
+use super::{cache_status_name, CachePhase, CacheStatus, FwdReason, Timestamp};
+use crate::proxy::canonical::CanonicalRequest;
 use crate::proxy::headers::append_list;
-use crate::route::auth::Secret;
+use crate::secret::Secret;
 
 /// Private response field carrying Offload's metadata on platform-cache
 /// (L2) entries. Never sent to viewers.
@@ -91,6 +91,20 @@ enum Coalesce {
     Begin,
     Have(Permit),
     Never,
+}
+
+/// What the cache needs to know about a request the pipeline planned
+/// (`Edge::cache_query` builds it from a `Forward`).
+#[derive(Debug, Clone, Copy)]
+pub struct CacheQuery<'a> {
+    /// The viewer's request in canonical form: what the cache keys on.
+    pub request: &'a CanonicalRequest,
+    /// The route's cache settings; `None`: the route is not cached.
+    pub rules: Option<&'a RouteCache>,
+    /// The plan bypasses the cache already (`fwd=bypass`).
+    pub bypass: bool,
+    /// The upstream is an S3 bucket (its `x-amz-*` fields are not stored).
+    pub bucket: bool,
 }
 
 /// A cacheable request: its key, the viewer's headers and the route's rules.
@@ -253,12 +267,13 @@ impl Delivery {
     fn pass(cache_status: CacheStatus) -> Self {
         Self { cache_status, age: None, buffered: false, not_modified: false, date: None }
     }
-    /// Set the `Cache-Status` on `fwd` (for `Edge::finish`) and fix the
-    /// upstream headers: internal fields removed, `Age` set for stored
-    /// responses, framing fields of a buffered (decoded) body removed, and
-    /// reduced to the 304 fields when the viewer's condition matched.
-    pub fn apply(&self, fwd: &mut Forward, headers: &mut HeaderMap) {
-        fwd.cache_status = self.cache_status.clone();
+    /// Set the response's `Cache-Status` entry (the `Forward`'s, for
+    /// `Edge::finish`) and fix the upstream headers: internal fields
+    /// removed, `Age` set for stored responses, framing fields of a
+    /// buffered (decoded) body removed, and reduced to the 304 fields when
+    /// the viewer's condition matched.
+    pub fn apply(&self, cache_status: &mut CacheStatus, headers: &mut HeaderMap) {
+        *cache_status = self.cache_status.clone();
         strip_internal(headers);
         if let Some(d) = self.date.as_ref().filter(|_| !headers.contains_key(header::DATE)) {
             headers.insert(header::DATE, d.clone());
@@ -390,18 +405,19 @@ fn ts(now_ms: u64) -> Timestamp {
 }
 
 impl EdgeCache {
-    /// An empty cache with the edge's `[cache]` settings and purge token.
-    pub fn new(edge: &crate::Edge) -> Self {
-        let config = edge.config();
-        let settings = config.cache();
+    /// An empty cache named `name` (in `Cache-Status` and `Via`) with the
+    /// `[cache]` settings and the purge token resolved from their
+    /// reference (`None`: the purge endpoint is off). `Edge::new_cache`
+    /// passes the edge's.
+    pub fn new(name: &str, settings: &CacheSettings, purge_token: Option<Secret>) -> Self {
         let coalesce = CoalesceConfig { lock_timeout_ms: settings.lock_timeout_ms, ..CoalesceConfig::default() };
         Self {
-            name: config.name().to_owned(),
+            name: name.to_owned(),
             store: Store::new(settings.store),
             coalescer: Coalescer::new(coalesce),
             max_entry_bytes: settings.store.max_entry_bytes,
             purge_path: settings.purge_path.clone(),
-            purge_token: edge.keys().purge_token().cloned(),
+            purge_token,
             markers: VecDeque::new(),
             lookups: 0,
         }
@@ -426,18 +442,18 @@ impl EdgeCache {
     // ----- lookup -------------------------------------------------------
 
     /// Decide how to answer a planned request from the cache. The key is
-    /// built from the request's canonical form ([`Forward::viewer_request`]).
-    pub fn lookup(&mut self, config: &Config, fwd: &Forward, now_ms: u64) -> CacheDecision {
-        let req = fwd.viewer_request().request();
+    /// built from the request's canonical form ([`CacheQuery::request`]).
+    pub fn lookup(&mut self, query: CacheQuery<'_>, now_ms: u64) -> CacheDecision {
+        let req = query.request.request();
         self.lookups = self.lookups.wrapping_add(1);
         if self.lookups.is_multiple_of(SWEEP_EVERY) {
             self.store.sweep(ts(now_ms));
             self.coalescer.sweep(now_ms);
         }
-        let Some(rules) = config.routes().get(fwd.route).and_then(|r| r.cache()) else {
+        let Some(rules) = query.rules else {
             return CacheDecision::Bypass(None);
         };
-        if !matches!(*req.method(), Method::GET | Method::HEAD) || fwd.cache_status.fwd() == Some(FwdReason::Bypass) {
+        if !matches!(*req.method(), Method::GET | Method::HEAD) || query.bypass {
             return CacheDecision::Bypass(None);
         }
         let scheme = req.uri().scheme_str().unwrap_or("https");
@@ -460,7 +476,7 @@ impl EdgeCache {
             method: req.method().clone(),
             headers: req.headers().clone(),
             rules: rules.clone(),
-            bucket: matches!(fwd.upstream, Upstream::Bucket { .. }),
+            bucket: query.bucket,
         };
         self.decide(request, Coalesce::Begin, false, now_ms)
     }
@@ -915,14 +931,13 @@ impl EdgeCache {
     /// `Location`/`Content-Location`. Returns the URLs invalidated.
     pub fn invalidate_after(
         &mut self,
-        config: &Config,
-        fwd: &Forward,
+        query: CacheQuery<'_>,
         status: u16,
         response_headers: &HeaderMap,
         now_ms: u64,
     ) -> Vec<UrlKey> {
-        let req = fwd.viewer_request().request();
-        let Some(rules) = config.routes().get(fwd.route).and_then(|r| r.cache()) else {
+        let req = query.request.request();
+        let Some(rules) = query.rules else {
             return Vec::new();
         };
         let scheme = req.uri().scheme_str().unwrap_or("https");
@@ -952,8 +967,9 @@ impl EdgeCache {
     /// Answer the purge endpoint: `POST` with `Authorization: Bearer
     /// <purge_token>` and a JSON body `{"urls": [...], "tags": [...],
     /// "soft": false}`. URLs are absolute or paths (resolved against the
-    /// request's host); each is keyed with its route's key rules.
-    pub fn purge(&mut self, config: &Config, req: &CanonicalRequest, body: &[u8], now_ms: u64) -> PurgeResult {
+    /// request's host); each is keyed with its route's key rules (found by
+    /// `routes` from the URL's canonical path).
+    pub fn purge(&mut self, routes: &impl RouteKeys, req: &CanonicalRequest, body: &[u8], now_ms: u64) -> PurgeResult {
         let none = |response| PurgeResult { response, l2_delete: Vec::new() };
         if let Some(refused) = self.purge_precheck(req) {
             return none(refused);
@@ -962,7 +978,7 @@ impl EdgeCache {
         if body.len() > PURGE_MAX_BODY {
             return none(self.purge_too_large());
         }
-        let parsed = match parse_purge(config, req, body) {
+        let parsed = match parse_purge(routes, req, body) {
             Ok(p) => p,
             Err((field, why)) => {
                 return none(self.json(400, serde_json::json!({ "error": format!("purge: {field}: {why}"), "field": field, "status": 400 })));
@@ -1239,7 +1255,7 @@ fn byte_range(headers: &HeaderMap, len: usize) -> Option<(usize, usize)> {
 /// Whether the platform's `fetch()` decoded the body: it decodes a single
 /// `gzip` or `br` coding (keeping the field). Any other `Content-Encoding`
 /// arrives as sent and must stay with the body.
-fn decoded_by_platform(headers: &HeaderMap) -> bool {
+pub(crate) fn decoded_by_platform(headers: &HeaderMap) -> bool {
     let mut codings = headers
         .get_all(header::CONTENT_ENCODING)
         .iter()
@@ -1276,7 +1292,7 @@ struct PurgeRequest {
     soft: bool,
 }
 
-fn parse_purge(config: &Config, req: &Request<()>, body: &[u8]) -> Result<PurgeRequest, (String, String)> {
+fn parse_purge(routes: &impl RouteKeys, req: &Request<()>, body: &[u8]) -> Result<PurgeRequest, (String, String)> {
     let err = |f: &str, why: &str| (f.to_owned(), why.to_owned());
     let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| err("body", &format!("not JSON ({e})")))?;
     let obj = v.as_object().ok_or_else(|| err("body", "expected a JSON object"))?;
@@ -1337,8 +1353,7 @@ fn parse_purge(config: &Config, req: &Request<()>, body: &[u8]) -> Result<PurgeR
         // (`/%61pi/x` is `/api/x`: the route's key rules must apply).
         let raw_path = pq.split('?').next().unwrap_or("/");
         let path = crate::proxy::canonical::canonical_path(raw_path).map_err(|e| (field.clone(), e.to_string()))?;
-        let rules = config.route_for(&path).and_then(|r| r.cache());
-        let key_rules = rules.map(|r| r.key.clone()).unwrap_or_default();
+        let key_rules = routes.key_rules_for(&path).cloned().unwrap_or_default();
         let url = UrlKey::new(&key_rules, &scheme, &authority, &pq).map_err(|e| (field.clone(), e.to_string()))?;
         let l2 = PrimaryKey::new(&key_rules, &Method::GET, url.clone(), &HeaderMap::new()).ok().map(|k| l2_key(&k));
         keys.push((url, l2));
@@ -1346,5 +1361,3 @@ fn parse_purge(config: &Config, req: &Request<()>, body: &[u8]) -> Result<PurgeR
     Ok(PurgeRequest { urls: keys, tags, soft })
 }
 
-#[cfg(test)]
-mod tests;

@@ -162,6 +162,10 @@ impl KeyError {
     pub fn field(&self) -> &str {
         self.field
     }
+    /// The offending value (cut at 200 bytes).
+    pub fn value(&self) -> &str {
+        &self.value
+    }
 }
 
 /// The URL part of a key: what purge-by-URL and invalidation match.

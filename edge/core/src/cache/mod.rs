@@ -25,16 +25,18 @@ pub mod key;
 pub mod phase;
 pub mod policy;
 pub mod revalidate;
+pub mod settings;
 pub mod status;
 pub mod store;
 pub mod time;
 
-pub use edge::{CacheDecision, EdgeCache};
+pub use edge::{CacheDecision, CacheQuery, EdgeCache};
 pub use phase::CachePhase;
 pub use policy::{
     CachePolicy, CacheRules, CacheRulesError, Exchange, FreshnessSource, Lookup, NoCacheReason, RevalidateReason,
     Revalidation,
 };
 pub use revalidate::{after_revalidation, on_origin_error, Revalidated};
-pub use status::{CacheStatus, FwdReason};
+pub use settings::{CacheSettings, RouteCache, RouteKeys};
+pub use status::{cache_status_name, CacheStatus, FwdReason};
 pub use time::Timestamp;

@@ -98,6 +98,10 @@ impl CacheRulesError {
     pub fn field(&self) -> &str {
         self.field
     }
+    /// The offending value as written.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
 }
 
 impl CacheRules {

@@ -8,6 +8,13 @@
 
 use std::fmt;
 
+use http::HeaderName;
+
+/// The `Cache-Status` header name (RFC 9211).
+pub fn cache_status_name() -> HeaderName {
+    HeaderName::from_static("cache-status")
+}
+
 /// Why the request went forward to the origin (RFC 9211 §2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FwdReason {

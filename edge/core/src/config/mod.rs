@@ -30,7 +30,7 @@ pub use raw::RawConfig;
 
 use crate::cache::key::KeyRules;
 use crate::cache::store::StoreConfig;
-use crate::cache::CacheRules;
+use crate::cache::{CacheSettings, RouteCache, RouteKeys};
 use crate::route::{Pool, RouteConfigError, Routing};
 use crate::secret::{RawSecret, SecretError, SecretRef};
 
@@ -53,8 +53,10 @@ enum ConfigErrorKind {
     TargetCount,
     BadName,
     BadValue(&'static str),
-    /// A nested validator's message (already names field and value).
-    Nested,
+    /// A route's `cache` table (the field is `routes[i].cache.<name>`).
+    CacheRules(crate::cache::CacheRulesError),
+    /// A route's `cache_key` table.
+    CacheKey(crate::cache::key::KeyError),
     /// A bad secret reference (names the field, never a value).
     Secret(Box<SecretError>),
 }
@@ -77,6 +79,9 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (field, value) = (&self.field, &self.value);
         match &self.kind {
+            // serde's message; TOML's shows the line, column and source
+            // line (a field path tracker would cost the Workers Wasm 43 KB
+            // gzipped).
             ConfigErrorKind::Syntax => write!(f, "config: {value}"),
             ConfigErrorKind::Routing(e) => write!(f, "{e}"),
             ConfigErrorKind::UnknownBucket => {
@@ -99,7 +104,8 @@ impl fmt::Display for ConfigError {
                 "config: {field}: bad name {value:?}: use 1-63 of [A-Za-z0-9._-]"
             ),
             ConfigErrorKind::BadValue(why) => write!(f, "config: {field}: bad value {value:?}: {why}"),
-            ConfigErrorKind::Nested => write!(f, "config: {field}: {value}"),
+            ConfigErrorKind::CacheRules(e) => write!(f, "config: {field}: {e}"),
+            ConfigErrorKind::CacheKey(e) => write!(f, "config: {field}: {e}"),
             ConfigErrorKind::Secret(e) => write!(f, "config: {e}"),
         }
     }
@@ -107,10 +113,12 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Addressing style of an S3 bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Addressing style of an S3 bucket (`style = "path"` or `"virtual"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum BucketStyle {
     /// `endpoint/bucket/key`
+    #[default]
     Path,
     /// `bucket.endpoint/key`
     Virtual,
@@ -254,29 +262,12 @@ pub enum Target {
     Bucket(String),
 }
 
-/// A route's cache settings: freshness/storage rules and key rules.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteCache {
-    pub rules: CacheRules,
-    pub key: KeyRules,
-}
-
 /// `[presign]`: the endpoint that mints S3 presigned URLs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PresignSettings {
     pub path: String,
     pub max_expires: u64,
     pub buckets: Vec<String>,
-}
-
-/// `[cache]`: the in-isolate store and the purge endpoint.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CacheSettings {
-    pub store: StoreConfig,
-    pub lock_timeout_ms: u64,
-    pub purge_path: String,
-    /// Where the purge token comes from (resolved into [`EdgeKeys`]).
-    pub purge_token: Option<SecretRef>,
 }
 
 /// `[links]`: the signed-link keys, by reference.
@@ -456,6 +447,20 @@ impl Config {
     }
 }
 
+impl RouteKeys for Config {
+    fn key_rules_for(&self, canonical_path: &str) -> Option<&KeyRules> {
+        self.route_for(canonical_path).and_then(Route::cache).map(|c| &c.key)
+    }
+}
+
+impl TryFrom<raw::RawCacheSettings> for CacheSettings {
+    type Error = ConfigError;
+
+    fn try_from(raw: raw::RawCacheSettings) -> Result<Self, ConfigError> {
+        validate_cache_settings(raw)
+    }
+}
+
 fn validate_cache_settings(raw: raw::RawCacheSettings) -> Result<CacheSettings, ConfigError> {
     let defaults = StoreConfig::default();
     let store = StoreConfig {
@@ -630,6 +635,105 @@ fn parse_base_url(field: &str, value: &str) -> Result<(Scheme, String, String), 
     Ok((scheme, authority.as_str().to_ascii_lowercase(), base_path))
 }
 
+/// `[buckets.<alias>]`: one bucket, with its alias.
+impl TryFrom<(String, raw::RawBucket)> for Bucket {
+    type Error = ConfigError;
+
+    fn try_from((key, b): (String, raw::RawBucket)) -> Result<Self, ConfigError> {
+        if !valid_name(&key) {
+            return Err(ConfigError::new("buckets", key, ConfigErrorKind::BadName));
+        }
+        let field = format!("buckets.{key}.endpoint");
+        let (scheme, authority, base_path) = parse_base_url(&field, &b.endpoint)?;
+        if !base_path.is_empty() {
+            return Err(ConfigError::new(
+                field,
+                b.endpoint,
+                ConfigErrorKind::BadUrl("an S3 endpoint must not have a path"),
+            ));
+        }
+        // S3 bucket naming rules (the subset that matters for URLs).
+        let bucket_ok = (3..=63).contains(&b.bucket.len())
+            && b.bucket
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-');
+        if !bucket_ok {
+            return Err(ConfigError::new(
+                format!("buckets.{key}.bucket"),
+                b.bucket,
+                ConfigErrorKind::BadValue("S3 bucket names are 3-63 of [a-z0-9.-]"),
+            ));
+        }
+        if b.region.is_empty() || !valid_name(&b.region) {
+            return Err(ConfigError::new(
+                format!("buckets.{key}.region"),
+                b.region,
+                ConfigErrorKind::BadValue("not a region name"),
+            ));
+        }
+        let style = b.style.unwrap_or_default();
+        if let Some(index) = &b.index {
+            if index.is_empty() || index.starts_with('/') {
+                return Err(ConfigError::new(
+                    format!("buckets.{key}.index"),
+                    index.clone(),
+                    ConfigErrorKind::BadValue("must be a non-empty relative key"),
+                ));
+            }
+        }
+        let prefix = b.prefix.unwrap_or_default();
+        if prefix.starts_with('/') {
+            return Err(ConfigError::new(
+                format!("buckets.{key}.prefix"),
+                prefix,
+                ConfigErrorKind::BadValue("must not start with '/'"),
+            ));
+        }
+        if !b.signed && b.access_key_id.is_some() {
+            return Err(ConfigError::new(
+                format!("buckets.{key}.access_key_id"),
+                "(set)",
+                ConfigErrorKind::BadValue("credentials are only used when `signed = true`"),
+            ));
+        }
+        if b.access_key_id.is_some() != b.secret_access_key.is_some() {
+            return Err(ConfigError::new(
+                format!("buckets.{key}.secret_access_key"),
+                if b.secret_access_key.is_some() { "(set)" } else { "(missing)" },
+                ConfigErrorKind::BadValue("give both access_key_id and secret_access_key, or neither"),
+            ));
+        }
+        let credentials = match (b.access_key_id, b.secret_access_key) {
+            (Some(id), Some(secret)) => Some(BucketCredentialRefs {
+                access_key_id: secret_ref(&format!("buckets.{key}.access_key_id"), id)?,
+                secret_access_key: secret_ref(&format!("buckets.{key}.secret_access_key"), secret)?,
+            }),
+            _ => None,
+        };
+        Ok(Bucket {
+            alias: key,
+            scheme,
+            authority,
+            bucket: b.bucket,
+            region: b.region,
+            style,
+            index: b.index,
+            prefix,
+            signed: b.signed,
+            credentials,
+        })
+    }
+}
+
+/// `[links]`: the signed-link keys, by reference.
+impl TryFrom<raw::RawLinks> for LinkRefs {
+    type Error = ConfigError;
+
+    fn try_from(raw: raw::RawLinks) -> Result<Self, ConfigError> {
+        validate_links(raw)
+    }
+}
+
 impl TryFrom<RawConfig> for Config {
     type Error = ConfigError;
 
@@ -647,105 +751,11 @@ impl TryFrom<RawConfig> for Config {
 
         let routing = Routing::from_raw(raw.regions, raw.routing)
             .map_err(|e| ConfigError::new("", "", ConfigErrorKind::Routing(e)))?;
-        let cache = validate_cache_settings(raw.cache)?;
+        let cache = CacheSettings::try_from(raw.cache)?;
 
         let mut buckets = BTreeMap::new();
         for (key, b) in raw.buckets {
-            if !valid_name(&key) {
-                return Err(ConfigError::new("buckets", key, ConfigErrorKind::BadName));
-            }
-            let field = format!("buckets.{key}.endpoint");
-            let (scheme, authority, base_path) = parse_base_url(&field, &b.endpoint)?;
-            if !base_path.is_empty() {
-                return Err(ConfigError::new(
-                    field,
-                    b.endpoint,
-                    ConfigErrorKind::BadUrl("an S3 endpoint must not have a path"),
-                ));
-            }
-            // S3 bucket naming rules (the subset that matters for URLs).
-            let bucket_ok = (3..=63).contains(&b.bucket.len())
-                && b.bucket
-                    .bytes()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-');
-            if !bucket_ok {
-                return Err(ConfigError::new(
-                    format!("buckets.{key}.bucket"),
-                    b.bucket,
-                    ConfigErrorKind::BadValue("S3 bucket names are 3-63 of [a-z0-9.-]"),
-                ));
-            }
-            if b.region.is_empty() || !valid_name(&b.region) {
-                return Err(ConfigError::new(
-                    format!("buckets.{key}.region"),
-                    b.region,
-                    ConfigErrorKind::BadValue("not a region name"),
-                ));
-            }
-            let style = match b.style.as_deref() {
-                None | Some("path") => BucketStyle::Path,
-                Some("virtual") => BucketStyle::Virtual,
-                Some(other) => {
-                    return Err(ConfigError::new(
-                        format!("buckets.{key}.style"),
-                        other,
-                        ConfigErrorKind::BadValue("expected \"path\" or \"virtual\""),
-                    ))
-                }
-            };
-            if let Some(index) = &b.index {
-                if index.is_empty() || index.starts_with('/') {
-                    return Err(ConfigError::new(
-                        format!("buckets.{key}.index"),
-                        index.clone(),
-                        ConfigErrorKind::BadValue("must be a non-empty relative key"),
-                    ));
-                }
-            }
-            let prefix = b.prefix.unwrap_or_default();
-            if prefix.starts_with('/') {
-                return Err(ConfigError::new(
-                    format!("buckets.{key}.prefix"),
-                    prefix,
-                    ConfigErrorKind::BadValue("must not start with '/'"),
-                ));
-            }
-            if !b.signed && b.access_key_id.is_some() {
-                return Err(ConfigError::new(
-                    format!("buckets.{key}.access_key_id"),
-                    "(set)",
-                    ConfigErrorKind::BadValue("credentials are only used when `signed = true`"),
-                ));
-            }
-            if b.access_key_id.is_some() != b.secret_access_key.is_some() {
-                return Err(ConfigError::new(
-                    format!("buckets.{key}.secret_access_key"),
-                    if b.secret_access_key.is_some() { "(set)" } else { "(missing)" },
-                    ConfigErrorKind::BadValue("give both access_key_id and secret_access_key, or neither"),
-                ));
-            }
-            let credentials = match (b.access_key_id, b.secret_access_key) {
-                (Some(id), Some(secret)) => Some(BucketCredentialRefs {
-                    access_key_id: secret_ref(&format!("buckets.{key}.access_key_id"), id)?,
-                    secret_access_key: secret_ref(&format!("buckets.{key}.secret_access_key"), secret)?,
-                }),
-                _ => None,
-            };
-            buckets.insert(
-                key.clone(),
-                Bucket {
-                    alias: key,
-                    scheme,
-                    authority,
-                    bucket: b.bucket,
-                    region: b.region,
-                    style,
-                    index: b.index,
-                    prefix,
-                    signed: b.signed,
-                    credentials,
-                },
-            );
+            buckets.insert(key.clone(), Bucket::try_from((key, b))?);
         }
 
         let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
@@ -817,12 +827,11 @@ impl TryFrom<RawConfig> for Config {
                     rules.keyed_cookie = keyed("cookie");
                     rules.keyed_authorization = keyed("authorization");
                     rules.validate().map_err(|e| {
-                        ConfigError::new(format!("routes[{i}].cache.{}", e.field()), e.to_string(), ConfigErrorKind::Nested)
+                        ConfigError::new(format!("routes[{i}].cache.{}", e.field()), e.value(), ConfigErrorKind::CacheRules(e.clone()))
                     })?;
                     let key = key.unwrap_or_default();
-                    key.validate().map_err(|e| {
-                        ConfigError::new(format!("routes[{i}].cache_key"), e.to_string(), ConfigErrorKind::Nested)
-                    })?;
+                    key.validate()
+                        .map_err(|e| ConfigError::new(format!("routes[{i}].cache_key"), e.value(), ConfigErrorKind::CacheKey(e.clone())))?;
                     Some(RouteCache { rules, key })
                 }
             };
@@ -852,7 +861,7 @@ impl TryFrom<RawConfig> for Config {
             });
         }
 
-        let links = raw.links.map(validate_links).transpose()?;
+        let links = raw.links.map(LinkRefs::try_from).transpose()?;
         if let Some(i) = routes.iter().position(|r| r.signed_links) {
             if links.is_none() {
                 return Err(ConfigError::new(

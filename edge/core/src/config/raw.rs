@@ -84,7 +84,7 @@ pub struct RawBucket {
     pub region: String,
     /// `path` (endpoint/bucket/key) or `virtual` (bucket.endpoint/key).
     #[serde(default)]
-    pub style: Option<String>,
+    pub style: Option<super::BucketStyle>,
     /// Object served for a path ending in `/`.
     #[serde(default)]
     pub index: Option<String>,

@@ -155,7 +155,18 @@ fn bucket_fields_are_checked() {
     let e = err(&format!("{base}bucket = \"Bad_Name\"\n"));
     assert!(e.contains("buckets.b.bucket"), "{e}");
     let e = err(&format!("{base}bucket = \"okname\"\nstyle = \"weird\"\n"));
-    assert!(e.contains("buckets.b.style") && e.contains("weird"), "{e}");
+    // A serde enum: TOML's error shows the line and the expected values.
+    assert!(e.contains("style = \"weird\"") && e.contains("unknown variant `weird`, expected `path` or `virtual`"), "{e}");
+    // `pool` is "all" or a list (a serde type, not a matched string).
+    for (pool, want) in [
+        ("\"some\"", "invalid value: string \"some\", expected \"all\" or a list of region names"),
+        ("3", "invalid type: integer `3`, expected \"all\" or a list of region names"),
+    ] {
+        let e = Config::from_toml(&format!("{R}[[routes]]\npath = \"/*\"\npool = {pool}\n")).unwrap_err().to_string();
+        assert!(e.contains(&format!("pool = {pool}")) && e.contains(want), "{e}");
+    }
+    let all = Config::from_toml(&format!("{R}[[routes]]\npath = \"/*\"\npool = \"all\"\n")).unwrap();
+    assert_eq!(all.routes()[0].target(), &Target::Pool(Pool::All));
 }
 
 #[test]

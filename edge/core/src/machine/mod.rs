@@ -40,6 +40,7 @@ use crate::pipeline::{presign_too_large, PRESIGN_MAX_BODY};
 use crate::proxy::body::{declared_length, BodyKind, BodyLimit};
 use crate::proxy::canonical::CanonicalRequest;
 use crate::route::Outcome;
+use crate::error::{InternalError, UpstreamError};
 use crate::{Edge, EdgeState, Error, Forward, Plan, RequestError, Step, Viewer};
 
 pub use fill::{CacheFill, Chunk};
@@ -59,7 +60,7 @@ pub struct Isolate {
 impl Isolate {
     pub fn new(edge: Edge) -> Self {
         let state = EdgeState::new(edge.config());
-        let cache = EdgeCache::new(&edge);
+        let cache = edge.new_cache();
         Self { edge, state, cache }
     }
 }
@@ -333,10 +334,10 @@ impl Machine {
             (State::Done, _) => Io::Finished,
             (state, input) => {
                 // An executor answered with the wrong input: end cleanly.
-                let what = format!("executor answered {} in state {}", input_name(&input), state_name(&state));
+                let what = InternalError::UnexpectedInput { input: input_name(&input), state: state_name(&state) };
                 self.state = state;
                 self.release(iso, t);
-                self.fail(iso, &Error::Upstream(what))
+                self.fail(iso, &what.into())
             }
         };
         self.after(io)
@@ -409,7 +410,7 @@ impl Machine {
         self.fwd = Some(fwd);
         if !send_body {
             let decision = match self.fwd.as_deref() {
-                Some(fwd) => iso.cache.lookup(iso.edge.config(), fwd, t.now_ms),
+                Some(fwd) => iso.cache.lookup(iso.edge.cache_query(fwd), t.now_ms),
                 None => CacheDecision::Bypass(None),
             };
             return self.decide(iso, decision, t);
@@ -510,7 +511,7 @@ impl Machine {
             }
             Plan::Respond(_) => {
                 self.release(iso, t);
-                self.fail(iso, &Error::Upstream("refetch not planned".into()))
+                self.fail(iso, &InternalError::RefetchNotPlanned.into())
             }
         }
     }
@@ -551,7 +552,7 @@ impl Machine {
                         SendBody::ViewerStream
                     }
                     Upload::Stream { sent: true } => {
-                        return self.fail(iso, &Error::Upstream("request body already sent".into()));
+                        return self.fail(iso, &InternalError::BodyAlreadySent.into());
                     }
                 };
                 self.sent_at = t.now_ms;
@@ -561,7 +562,7 @@ impl Machine {
             Step::Deliver => {
                 let Some(head) = self.last.take() else {
                     self.release(iso, t);
-                    return self.fail(iso, &Error::Upstream("no upstream response".into()));
+                    return self.fail(iso, &InternalError::NoUpstreamResponse.into());
                 };
                 let line = self.fwd.as_ref().map(|f| f.log_line(head.status)).unwrap_or_default();
                 let next = self.delivered(iso, head, t);
@@ -604,13 +605,13 @@ impl Machine {
             // The platform cannot relay it (its constructor throws): a
             // clear 502 instead.
             self.release(iso, t);
-            let e = Error::Upstream(format!("origin answered with status {}, which cannot be relayed", head.status));
+            let e = UpstreamError::UnrelayableStatus(head.status).into();
             return self.fail(iso, &e);
         };
         let Some(fetch) = self.fetch.take() else {
             let Some(fwd) = self.fwd.as_deref() else { return self.fail(iso, &lost("plan")) };
             if fwd.send_body {
-                iso.cache.invalidate_after(iso.edge.config(), fwd, head.status, &head.headers, t.now_ms);
+                iso.cache.invalidate_after(iso.edge.cache_query(fwd), head.status, &head.headers, t.now_ms);
             }
             iso.edge.finish(fwd, status, &mut head.headers);
             let body = if self.no_viewer_body(head.status) { ReplyBody::Empty } else { ReplyBody::Upstream };
@@ -625,7 +626,7 @@ impl Machine {
                 self.replan(iso, t)
             }
             AfterResponse::Deliver(d) => {
-                d.apply(fwd, &mut head.headers);
+                d.apply(&mut fwd.cache_status, &mut head.headers);
                 iso.edge.finish(fwd, status, &mut head.headers);
                 let out = d.status(head.status);
                 let body = if self.no_viewer_body(out) { ReplyBody::Empty } else { ReplyBody::Upstream };
@@ -636,7 +637,7 @@ impl Machine {
                 // at most `max_entry_bytes` is kept and stored once the
                 // body is complete.
                 let delivery = iso.cache.streaming_delivery(&pending, t.now_ms);
-                delivery.apply(fwd, &mut head.headers);
+                delivery.apply(&mut fwd.cache_status, &mut head.headers);
                 iso.edge.finish(fwd, status, &mut head.headers);
                 let out = delivery.status(head.status);
                 let fill = CacheFill::new(pending);
@@ -677,18 +678,18 @@ fn body_error(e: &BodyFailure) -> Error {
 
 /// An internal state the machine should always have (a bug, reported as
 /// a 502 rather than a panic).
-fn lost(what: &str) -> Error {
-    Error::Upstream(format!("request machine lost its {what}"))
+fn lost(what: &'static str) -> Error {
+    InternalError::MachineLost(what).into()
 }
 
 fn input_name(i: &Input) -> &'static str {
     match i {
-        Input::Start => "start",
-        Input::Done => "done",
-        Input::Body(_) => "body",
-        Input::CacheEntry(_) => "cache-entry",
-        Input::Woke => "woke",
-        Input::Upstream(_) => "upstream",
+        Input::Start => "Start",
+        Input::Done => "Done",
+        Input::Body(_) => "Body",
+        Input::CacheEntry(_) => "CacheEntry",
+        Input::Woke => "Woke",
+        Input::Upstream(_) => "Upstream",
     }
 }
 

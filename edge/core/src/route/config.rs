@@ -120,11 +120,36 @@ pub struct RawLocation {
 }
 
 /// A pool as written: `"all"` or a list of region names.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RawPool {
-    Keyword(String),
+    All,
     Regions(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for RawPool {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawPool;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"all\" or a list of region names")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawPool, E> {
+                match v {
+                    "all" => Ok(RawPool::All),
+                    other => Err(E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+                }
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawPool, A::Error> {
+                let mut names = Vec::new();
+                while let Some(n) = seq.next_element::<String>()? {
+                    names.push(n);
+                }
+                Ok(RawPool::Regions(names))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -496,12 +521,7 @@ impl Routing {
     /// `field` names it in errors.
     pub fn pool(&self, field: &str, raw: &RawPool) -> Result<Pool, RouteConfigError> {
         match raw {
-            RawPool::Keyword(k) if k == "all" => Ok(Pool::All),
-            RawPool::Keyword(k) => Err(RouteConfigError::new(
-                field,
-                k,
-                RouteConfigErrorKind::BadValue("expected \"all\" or a list of region names"),
-            )),
+            RawPool::All => Ok(Pool::All),
             RawPool::Regions(names) => {
                 if names.is_empty() {
                     return Err(RouteConfigError::new(field, "[]", RouteConfigErrorKind::Empty));
@@ -976,7 +996,10 @@ secret = { binding = "ORIGIN_AUTH" }
                 "[regions.r]\nlocation = { lat = 1.0, lon = 2.0 }\norigins = [{ url = \"http://a\", host_header = \"a b\" }]".into(),
                 "regions.r.origins[0].host_header: bad value \"a b\"",
             ),
-            (region("[routing]\npool = \"some\""), "config: routing.pool: bad value \"some\""),
+            (
+                region("[routing]\npool = \"some\""),
+                "invalid value: string \"some\", expected \"all\" or a list of region names",
+            ),
             (region("[routing]\npool = []"), "config: routing.pool: must not be empty"),
             (region("[routing]\npool = [\"r2\"]"), "config: routing.pool[0]: unknown region \"r2\""),
             (region("[routing]\npool = [\"r1\", \"r1\"]"), "config: routing.pool[1]: \"r1\" listed twice"),
@@ -1031,7 +1054,7 @@ secret = { binding = "ORIGIN_AUTH" }
     #[test]
     fn route_pools_validate_against_regions() {
         let r = Routing::from_toml(GOOD).unwrap();
-        assert_eq!(r.pool("routes[0].pool", &RawPool::Keyword("all".into())).unwrap(), Pool::All);
+        assert_eq!(r.pool("routes[0].pool", &RawPool::All).unwrap(), Pool::All);
         let e = r.pool("routes[3].pool", &RawPool::Regions(vec!["mars-1".into()])).unwrap_err();
         assert_eq!(e.field(), "routes[3].pool[0]");
         assert_eq!(e.value(), "mars-1");

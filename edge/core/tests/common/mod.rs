@@ -143,7 +143,7 @@ impl Suite {
         }));
         let edge = Edge::new(config.clone(), &secrets).unwrap();
         let state = EdgeState::new(&config);
-        let cache = EdgeCache::new(&edge);
+        let cache = edge.new_cache();
         let private_file = std::fs::read(root().join("www/private/report.txt")).unwrap();
         Self { edge, state, cache, config, private_file }
     }
@@ -242,7 +242,7 @@ impl Suite {
             Plan::Respond(resp) => return respond(resp),
             Plan::Forward(f) => f,
         };
-        let decision = self.cache.lookup(self.edge.config(), &fwd, NOW_MS);
+        let decision = self.cache.lookup(self.edge.cache_query(&fwd), NOW_MS);
         let fetch = match decision {
             CacheDecision::Respond(c) => {
                 let h = c.to_http();
@@ -285,11 +285,11 @@ impl Suite {
             Some(f) => match self.cache.on_response(f, status, &headers, NOW_MS, NOW_MS) {
                 AfterResponse::Store(p) => {
                     let stored = self.cache.store(p, Arc::from(body.clone()), NOW_MS);
-                    stored.delivery.apply(&mut fwd, &mut headers);
+                    stored.delivery.apply(&mut fwd.cache_status, &mut headers);
                     fwd.cache_status.to_string()
                 }
                 AfterResponse::Deliver(d) => {
-                    d.apply(&mut fwd, &mut headers);
+                    d.apply(&mut fwd.cache_status, &mut headers);
                     fwd.cache_status.to_string()
                 }
                 other => panic!("unexpected answer to a fresh fetch: {other:?}"),

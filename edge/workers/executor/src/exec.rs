@@ -11,7 +11,7 @@ use offload_core::machine::{
     BodyFailure, CacheFill, Chunk, Input, Io, Level, Machine, Reply, ReplyBody, SendBody, Tick, UpstreamHead,
 };
 use offload_core::route::Outcome;
-use offload_core::Error;
+use offload_core::error::InternalError;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::{AbortController, Context, Delay, Method, Request, RequestInit, RequestRedirect, Response, ResponseBody};
 
@@ -25,7 +25,7 @@ fn tick() -> Tick {
 }
 
 fn not_initialized() -> worker::Result<Response> {
-    respond_error(&Error::Upstream("edge not initialized".into()))
+    respond_error(&InternalError::NotInitialized.into())
 }
 
 /// Run `m`. `viewer_body`: the viewer's body stream (taken by the first

@@ -1,7 +1,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::type_complexity)]
+use std::sync::Arc;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode};
+
+use crate::cache::edge::{
+    decoded_by_platform, normalize_response_headers, Adopted, AfterResponse, CacheDecision, CacheFetch, CachedResponse,
+    EdgeCache, META_HEADER, PURGE_MAX_BODY,
+};
+use crate::cache::{CachePhase, Timestamp};
 use crate::proxy::canonical::CanonicalRequest;
-use super::*;
-use crate::{Edge, EdgeState, Plan, Step, Viewer};
+use crate::{Config, Edge, EdgeState, Forward, Plan, Step, Viewer};
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
@@ -79,7 +88,7 @@ fn get(url: &str) -> Request<()> {
 impl Harness {
     fn new() -> Self {
         let edge = Edge::new(config(), &crate::secret::SecretMap::from_bindings([("PURGE", TOKEN)])).unwrap();
-        let cache = EdgeCache::new(&edge);
+        let cache = edge.new_cache();
         let state = EdgeState::new(edge.config());
         Self { edge, state, cache }
     }
@@ -97,7 +106,7 @@ impl Harness {
 
     fn lookup(&mut self, r: &Request<()>, now_ms: u64) -> (Box<Forward>, CacheDecision) {
         let fwd = self.plan(r, now_ms);
-        let d = self.cache.lookup(self.edge.config(), &fwd, now_ms);
+        let d = self.cache.lookup(self.edge.cache_query(&fwd), now_ms);
         (fwd, d)
     }
 
@@ -108,13 +117,13 @@ impl Harness {
             AfterResponse::Serve(c) => c.into(),
             AfterResponse::Refetch(f) => panic!("unexpected refetch {f:?}"),
             AfterResponse::Deliver(d) => {
-                d.apply(&mut fwd, &mut h);
+                d.apply(&mut fwd.cache_status, &mut h);
                 self.edge.finish(&fwd, StatusCode::from_u16(status).unwrap(), &mut h);
                 Served { status, headers: h, body: body.as_bytes().to_vec() }
             }
             AfterResponse::Store(p) => {
                 let r = self.cache.store(p, Arc::from(body.as_bytes().to_vec()), now_ms);
-                r.delivery.apply(&mut fwd, &mut h);
+                r.delivery.apply(&mut fwd.cache_status, &mut h);
                 self.edge.finish(&fwd, StatusCode::from_u16(status).unwrap(), &mut h);
                 let out = r.delivery.status(status);
                 Served { status: out, headers: h, body: if out == 304 { Vec::new() } else { body.as_bytes().to_vec() } }
@@ -417,8 +426,7 @@ fn unsafe_methods_invalidate_their_target() {
         h.run(&get(URL), 200, ITEM, "one", T0);
         let post = req(method, URL, &[]);
         let fwd = h.plan(&post, T0 + 1000);
-        let config = h.edge.config().clone();
-        let targets = h.cache.invalidate_after(&config, &fwd, status, &HeaderMap::new(), T0 + 1000);
+        let targets = h.cache.invalidate_after(h.edge.cache_query(&fwd), status, &HeaderMap::new(), T0 + 1000);
         assert_eq!(targets.len(), usize::from(invalidated), "{method} {status}");
         let (_, d) = h.lookup(&get(URL), T0 + 2000);
         match d {
@@ -506,7 +514,7 @@ fn l2_entries_round_trip_and_respect_purges() {
     let AfterResponse::Store(p) = h.cache.on_response(f, 200, &headers(ITEM), T0, T0) else { panic!() };
     let result = h.cache.store(p, Arc::from(b"one".to_vec()), T0);
     let mut out = HeaderMap::new();
-    result.delivery.apply(&mut fwd, &mut out);
+    result.delivery.apply(&mut fwd.cache_status, &mut out);
     let w = result.l2.expect("an L2 write");
     assert_eq!(w.key, key);
     assert!(key.starts_with("https://l2.offload.invalid/v1/"));
@@ -577,7 +585,7 @@ fn response_delay_is_measured_in_real_time() {
     let mut hs = headers(&[("cache-control", "max-age=60"), ("age", "15")]);
     let AfterResponse::Store(p) = h.cache.on_response(f, 200, &hs, T0 + 999, T0 + 1001) else { panic!("not storable") };
     let r = h.cache.store(p, Arc::from(b"x".to_vec()), T0 + 1001);
-    r.delivery.apply(&mut fwd, &mut hs);
+    r.delivery.apply(&mut fwd.cache_status, &mut hs);
     assert_eq!(hs.get("age").and_then(|v| v.to_str().ok()), Some("15"));
 }
 
@@ -829,7 +837,7 @@ fn purge_urls_use_the_route_of_their_canonical_path() {
     )
     .unwrap();
     let edge = Edge::new(config, &crate::secret::SecretMap::from_bindings([("PURGE", TOKEN)])).unwrap();
-    let mut cache = EdgeCache::new(&edge);
+    let mut cache = edge.new_cache();
     let bearer = format!("Bearer {TOKEN}");
     let r = CanonicalRequest::new(&req("POST", "http://edge.test/_offload/purge", &[("authorization", bearer.as_str())])).unwrap();
     let listed = |cache: &mut EdgeCache, url: &str| {
