@@ -1,24 +1,21 @@
 //! What the shared-table runners (hostile.rs, decisions.rs) share: the
 //! repository's offload.toml with local test secrets, the tables'
-//! placeholders, and one request through the core the way an executor
-//! runs it: the purge endpoint, the presign endpoint, then
-//! `Edge::canonicalize` → `Edge::plan` → the L1 cache (`EdgeCache`) →
-//! `Edge::begin`, against a simulated upstream (the bucket serves the
-//! files of `www/`; the origin answers like origin-shim for the routes the
+//! placeholders, and one request through the core's request machine
+//! (`offload_core::machine`, the loop every executor runs) with a small
+//! synchronous executor: a simulated upstream (the bucket serves the files
+//! of `www/`; the origin answers like origin-shim for the routes the
 //! tables use: `/api/headers` and `/api/echo` no-store, `/healthz`, 404
-//! otherwise).
+//! otherwise), no platform cache.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
-use offload_core::cache::edge::{AfterResponse, CacheDecision};
-use offload_core::cache::EdgeCache;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request};
+use offload_core::machine::{BodyFailure, Chunk, Input, Io, Isolate, Machine, ReplyBody, Tick, UpstreamHead};
 use offload_core::sign::link::issue_link;
 use offload_core::sign::{LinkClaims, Scope};
-use offload_core::{Config, Edge, EdgeState, Plan, Step, Upstream, Viewer};
+use offload_core::{Config, Edge, Viewer};
 use serde_json::Value;
 
 pub const NOW_MS: u64 = 1_700_000_000_000;
@@ -76,9 +73,7 @@ impl Answer {
 }
 
 pub struct Suite {
-    pub edge: Edge,
-    pub state: EdgeState,
-    pub cache: EdgeCache,
+    pub iso: Isolate,
     pub config: Config,
     pub private_file: Vec<u8>,
 }
@@ -141,11 +136,9 @@ impl Suite {
             let offload_core::secret::Source::Binding(name) = src else { return None };
             Some((name.to_owned(), test_secret(&field)))
         }));
-        let edge = Edge::new(config.clone(), &secrets).unwrap();
-        let state = EdgeState::new(&config);
-        let cache = edge.new_cache();
+        let iso = Isolate::new(Edge::new(config.clone(), &secrets).unwrap());
         let private_file = std::fs::read(root().join("www/private/report.txt")).unwrap();
-        Self { edge, state, cache, config, private_file }
+        Self { iso, config, private_file }
     }
 
     /// The region whose origin a request URL goes to.
@@ -174,7 +167,7 @@ impl Suite {
 
     fn build(&self, req: &Value, host: &str, skip_header: Option<&str>) -> Result<Request<()>, String> {
         let method = req["method"].as_str().unwrap_or("GET");
-        let target = expand(req["target"].as_str().unwrap_or("/"), &self.edge, host);
+        let target = expand(req["target"].as_str().unwrap_or("/"), &self.iso.edge, host);
         let mut r = Request::builder()
             .method(Method::from_bytes(method.as_bytes()).map_err(|e| format!("method: {e}"))?)
             .uri(target.as_str())
@@ -187,7 +180,7 @@ impl Suite {
             if skip_header == Some(n.as_str()) {
                 continue;
             }
-            let v = expand(&v, &self.edge, host);
+            let v = expand(&v, &self.iso.edge, host);
             has_host |= n == "host";
             // A header the `http` crate refuses is one a native server
             // (hyper) refuses before any edge code runs.
@@ -216,96 +209,80 @@ impl Suite {
             // Refused by the request parser, before the edge.
             Err(e) => return Answer { status: 400, error: Some(e), ..Answer::default() },
         };
-        let respond = |resp: http::Response<Vec<u8>>| {
-            let j: Value = serde_json::from_slice(resp.body()).unwrap_or(Value::Null);
-            Answer {
-                status: resp.status().as_u16(),
-                error: j["error"].as_str().map(str::to_owned),
-                body: resp.body().clone(),
-                ..Answer::default()
-            }
-        };
-        let canon = match self.edge.canonicalize(&r) {
-            Ok(c) => c,
-            Err(resp) => return respond(*resp),
-        };
-        let body = req["body"].as_str().unwrap_or("").as_bytes();
+        let body = req["body"].as_str().unwrap_or("").as_bytes().to_vec();
         let viewer = Viewer { ip: Some(CLIENT_IP.parse().unwrap()), tls: false, location: Default::default() };
-        // The edge's own endpoints come first, as in every executor.
-        if self.cache.is_purge(&canon) {
-            return respond(self.cache.purge(self.edge.config(), &canon, body, NOW_MS).response);
-        }
-        if self.edge.is_presign(&canon) {
-            return respond(self.edge.presign_endpoint(&canon, body, &viewer, NOW_MS / 1000));
-        }
-        let mut fwd = match self.edge.plan(&canon, &viewer, NOW_MS) {
-            Plan::Respond(resp) => return respond(resp),
-            Plan::Forward(f) => f,
-        };
-        let decision = self.cache.lookup(self.edge.cache_query(&fwd), NOW_MS);
-        let fetch = match decision {
-            CacheDecision::Respond(c) => {
-                let h = c.to_http();
-                return Answer {
-                    status: h.status().as_u16(),
-                    upstream: Some("cache".into()),
-                    cache_status: header(h.headers(), "cache-status"),
-                    body: h.body().clone(),
-                    ..Answer::default()
-                };
-            }
-            CacheDecision::Fetch(f) => Some(f),
-            CacheDecision::Bypass(_) => None,
-            other => panic!("unexpected cache decision {other:?}"),
-        };
-        self.edge.begin(&mut fwd, &mut self.state, NOW_MS, 7);
-        let Step::Send { request, .. } = &fwd.step else { panic!("no request to send: {:?}", fwd.step) };
-        let mut request = request.clone();
-        if let Some(f) = &fetch {
-            f.prepare(&mut request);
-        }
-        let upstream = match &fwd.upstream {
-            Upstream::Bucket { alias } => format!("bucket:{alias}"),
-            Upstream::Origins => {
-                let authority = request.uri().authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
-                self.region_of(&authority).unwrap_or_else(|| format!("unknown upstream {authority}"))
-            }
-        };
-        let forwarded = request.uri().path_and_query().map(|pq| pq.as_str().to_owned()).unwrap_or_default();
-        let mut sent_headers: Vec<(String, Vec<u8>)> =
-            request.headers().iter().map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec())).collect();
-        sent_headers.sort();
-        let (status, hs, body) = Self::upstream_answer(&upstream, &forwarded);
-        let mut headers = HeaderMap::new();
-        for (n, v) in hs {
-            headers.insert(n, HeaderValue::from_str(&v).unwrap());
-        }
-        let cache_status = match fetch {
-            None => String::new(),
-            Some(f) => match self.cache.on_response(f, status, &headers, NOW_MS, NOW_MS) {
-                AfterResponse::Store(p) => {
-                    let stored = self.cache.store(p, Arc::from(body.clone()), NOW_MS);
-                    stored.delivery.apply(&mut fwd.cache_status, &mut headers);
-                    fwd.cache_status.to_string()
+        let mut machine = Machine::new(r, viewer);
+        let tick = Tick { now_ms: NOW_MS, random: 7 };
+        let mut answer = Answer::default();
+        let mut upstream_body: Vec<u8> = Vec::new();
+        let mut input = Input::Start;
+        for _ in 0..100 {
+            input = match machine.next(&mut self.iso, input, tick) {
+                Io::ReadBody { limit, .. } => {
+                    Input::Body(if body.len() > limit { Err(BodyFailure::TooLarge) } else { Ok(body.clone()) })
                 }
-                AfterResponse::Deliver(d) => {
-                    d.apply(&mut fwd.cache_status, &mut headers);
-                    fwd.cache_status.to_string()
+                Io::CacheGet { .. } => Input::CacheEntry(None),
+                Io::Sleep { .. } => Input::Woke,
+                Io::Send { request, .. } => {
+                    let authority = request.uri().authority().map(|a| a.as_str().to_owned()).unwrap_or_default();
+                    let url = request.uri().to_string();
+                    let bucket = self.config.buckets().find(|b| url.starts_with(&b.url_for_encoded_key("/")));
+                    let upstream = if let Some(b) = bucket {
+                        format!("bucket:{}", b.alias())
+                    } else {
+                        self.region_of(&authority).unwrap_or_else(|| format!("unknown upstream {authority}"))
+                    };
+                    let forwarded = request.uri().path_and_query().map(|pq| pq.as_str().to_owned()).unwrap_or_default();
+                    let mut sent: Vec<(String, Vec<u8>)> =
+                        request.headers().iter().map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec())).collect();
+                    sent.sort();
+                    let (status, hs, b) = Self::upstream_answer(&upstream, &forwarded);
+                    answer.upstream = Some(upstream);
+                    answer.forwarded = Some(forwarded);
+                    answer.method = Some(request.method().as_str().to_owned());
+                    answer.sent = Some((request.uri().to_string(), sent));
+                    upstream_body = b;
+                    let mut headers = HeaderMap::new();
+                    for (n, v) in hs {
+                        headers.insert(n, HeaderValue::from_str(&v).unwrap());
+                    }
+                    Input::Upstream(Ok(UpstreamHead { status, headers }))
                 }
-                other => panic!("unexpected answer to a fresh fetch: {other:?}"),
-            },
-        };
-        self.edge.finish(&fwd, StatusCode::from_u16(status).unwrap(), &mut headers);
-        Answer {
-            status,
-            upstream: Some(upstream),
-            forwarded: Some(forwarded.clone()),
-            method: Some(request.method().as_str().to_owned()),
-            sent: Some((request.uri().to_string(), sent_headers)),
-            error: None,
-            cache_status: if cache_status.is_empty() { header(&headers, "cache-status") } else { cache_status },
-            body,
+                Io::Fill(mut fill) => {
+                    if fill.accept(&mut self.iso, &upstream_body, NOW_MS) == Chunk::Copied {
+                        fill.finish(&mut self.iso, NOW_MS);
+                    }
+                    Input::Done
+                }
+                Io::CachePut(_) | Io::CacheDelete(_) | Io::Log { .. } | Io::Background(_) => Input::Done,
+                Io::Respond(reply) => {
+                    let body = match reply.body {
+                        ReplyBody::Empty => Vec::new(),
+                        ReplyBody::Bytes(b) => b.to_vec(),
+                        ReplyBody::Upstream => std::mem::take(&mut upstream_body),
+                        ReplyBody::UpstreamFill(mut fill) => {
+                            if fill.accept(&mut self.iso, &upstream_body, NOW_MS) == Chunk::Copied {
+                                fill.finish(&mut self.iso, NOW_MS);
+                            }
+                            std::mem::take(&mut upstream_body)
+                        }
+                    };
+                    answer.cache_status = header(&reply.headers, "cache-status");
+                    if answer.upstream.is_none() && answer.cache_status.contains("hit") {
+                        answer.upstream = Some("cache".into());
+                    }
+                    let j: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    if answer.sent.is_none() {
+                        answer.error = j["error"].as_str().map(str::to_owned);
+                    }
+                    answer.status = reply.status;
+                    answer.body = body;
+                    return answer;
+                }
+                Io::Finished => panic!("the machine ended without answering"),
+            };
         }
+        panic!("the machine did not end");
     }
 }
 
