@@ -51,7 +51,7 @@ use std::time::{Duration, Instant};
 use offload_e2e::root;
 
 use crate::conformance::{
-    build_edge, ensure_ports_free, ensure_proxies, run_status, start_edge, start_nginx,
+    build_edge, ensure_ports_free, ensure_proxies, start_edge, start_nginx,
     start_varnish, version_of,
 };
 use offload_supervise::Supervisor;
@@ -129,15 +129,22 @@ pub(crate) struct CacheArgs {
     /// TTL of the lower bound in seconds [default: the origin's max-age].
     #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     ttl: Option<u64>,
+    #[command(flatten)]
+    systems_under_test: BenchBinaries,
+}
+
+/// Where a benchmark's edge and origin come from (`bench cache`, `bench memory`).
+#[derive(clap::Args, Debug)]
+pub(crate) struct BenchBinaries {
     /// A worker-build output to use instead of building the edge.
     #[arg(long, value_name = "DIR")]
-    worker_dir: Option<PathBuf>,
+    pub(crate) worker_dir: Option<PathBuf>,
     /// An origin-shim binary to use instead of building it.
     #[arg(long, value_name = "PATH")]
-    origin_shim: Option<PathBuf>,
+    pub(crate) origin_shim: Option<PathBuf>,
     /// The edge without caches.default (its in-isolate cache alone).
     #[arg(long)]
-    no_cache_api: bool,
+    pub(crate) no_cache_api: bool,
 }
 
 fn path_template(p: &str) -> Result<String, String> {
@@ -159,9 +166,9 @@ fn parse_opts(a: &CacheArgs) -> Opts {
         concurrency: usize::from(a.concurrency),
         path: a.path.clone(),
         ttl: a.ttl,
-        worker_dir: a.worker_dir.clone(),
-        origin_shim: a.origin_shim.clone(),
-        cache_api: !a.no_cache_api,
+        worker_dir: a.systems_under_test.worker_dir.clone(),
+        origin_shim: a.systems_under_test.origin_shim.clone(),
+        cache_api: !a.systems_under_test.no_cache_api,
     }
 }
 
@@ -430,7 +437,7 @@ pub(crate) fn origin_shim_binary(root: &Path, given: Option<&Path>) -> Result<Pa
     }
     eprintln!("building origin-shim (cargo build --release -p origin-shim)...");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run_status(
+    crate::run(
         Command::new(cargo)
             .args(["build", "--quiet", "--release", "-p", "origin-shim"])
             .current_dir(root),

@@ -67,16 +67,6 @@ pub(crate) fn ensure_ports_free(ports: &[u16]) -> Result<(), String> {
     offload_supervise::ensure_ports_free(ports, "another conformance or bench run?")
 }
 
-pub(crate) fn run_status(cmd: &mut Command) -> Result<(), String> {
-    let shown = format!("{cmd:?}");
-    let status = cmd.status().map_err(|e| format!("{shown}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{shown} failed ({status})"))
-    }
-}
-
 fn output_of(cmd: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(cmd).args(args).output().ok()?;
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -118,7 +108,7 @@ pub(crate) fn build_edge(root: &Path, config: &Path, out: &Path) -> Result<(), S
         .current_dir(root.join("edge/workers"))
         .envs(worker_build_env(root))
         .env("OFFLOAD_CONFIG", &config);
-    run_status(&mut cmd)?;
+    crate::run(&mut cmd)?;
     for f in ["index.js", "index_bg.wasm"] {
         if !out.join(f).exists() {
             return Err(format!("worker-build left no {}", out.join(f).display()));
@@ -647,7 +637,7 @@ pub(crate) fn main(args: &ConformanceArgs) -> Result<(), String> {
                 .env("npm_config_base", format!("http://127.0.0.1:{port}"))
                 .env("npm_config_id", id)
                 .env("npm_package_config_id", id);
-            if let Err(e) = run_status(&mut cli) {
+            if let Err(e) = crate::run(&mut cli) {
                 problems.push(format!("{system}: {e}"));
             }
             if system != "direct" {

@@ -47,15 +47,8 @@ pub(crate) struct MemoryArgs {
     /// Bytes uploaded through the edge to the origin.
     #[arg(long = "upload-bytes", value_name = "N", default_value_t = 500_000_000)]
     upload: u64,
-    /// A worker-build output to use instead of building the edge.
-    #[arg(long, value_name = "DIR")]
-    worker_dir: Option<PathBuf>,
-    /// An origin-shim binary to use instead of building it.
-    #[arg(long, value_name = "PATH")]
-    origin_shim: Option<PathBuf>,
-    /// The edge without caches.default (its in-isolate cache alone).
-    #[arg(long)]
-    no_cache_api: bool,
+    #[command(flatten)]
+    systems_under_test: crate::bench::BenchBinaries,
 }
 
 struct Opts {
@@ -70,9 +63,9 @@ fn parse(a: &MemoryArgs) -> Opts {
     Opts {
         download: a.download,
         upload: a.upload,
-        worker_dir: a.worker_dir.clone(),
-        origin_shim: a.origin_shim.clone(),
-        cache_api: !a.no_cache_api,
+        worker_dir: a.systems_under_test.worker_dir.clone(),
+        origin_shim: a.systems_under_test.origin_shim.clone(),
+        cache_api: !a.systems_under_test.no_cache_api,
     }
 }
 
