@@ -1167,7 +1167,13 @@ fn main() -> ExitCode {
         ("hostile_suite_on_workers", hostile_suite_on_workers),
     ];
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    let cases: Vec<&Case> = cases.iter().filter(|(n, _)| filter.is_empty() || filter.iter().any(|f| n.contains(f.as_str()))).collect();
+    let all = cases;
+    let cases: Vec<&Case> = all.iter().filter(|(n, _)| filter.is_empty() || filter.iter().any(|f| n.contains(f.as_str()))).collect();
+    if cases.is_empty() {
+        let names: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
+        eprintln!("error: no case matches {filter:?}; the cases:\n  {}", names.join("\n  "));
+        return ExitCode::FAILURE;
+    }
     // Ctrl-C stops the stack's process groups before the harness exits.
     if let Err(e) = offload_supervise::install_interrupt_handler() {
         eprintln!("error: {e}");
