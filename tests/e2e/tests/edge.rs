@@ -1169,6 +1169,12 @@ fn main() -> ExitCode {
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let all = cases;
     let cases: Vec<&Case> = all.iter().filter(|(n, _)| filter.is_empty() || filter.iter().any(|f| n.contains(f.as_str()))).collect();
+    // `--reverse`: the cases in the opposite order (each starts from the
+    // same state, so the order must not matter).
+    let mut cases = cases;
+    if std::env::args().any(|a| a == "--reverse") {
+        cases.reverse();
+    }
     if cases.is_empty() {
         let names: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
         eprintln!("error: no case matches {filter:?}; the cases:\n  {}", names.join("\n  "));
