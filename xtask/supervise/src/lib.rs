@@ -166,6 +166,11 @@ fn stop_groups(groups: &mut [&mut Group], grace: Duration) {
         // may outlive it: KILL the group in any case.
         signal_group(pgid, Signal::SIGKILL);
         let _ = g.child.wait();
+        // SIGKILL is not instant: return once the group is really gone.
+        let killed = Instant::now() + Duration::from_secs(2);
+        while group_alive(pgid) && Instant::now() < killed {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         g.stopped = true;
         live().retain(|p| *p != pgid);
     }
@@ -388,13 +393,21 @@ mod tests {
 
     #[test]
     fn a_group_ignoring_sigterm_is_killed_after_the_grace_period() {
-        let mut g = Group::spawn("stubborn", sh("trap '' TERM; sleep 300 & wait; sleep 300").stdout(Stdio::null())).unwrap();
+        let ready = scratch("stubborn");
+        let script = format!("trap '' TERM; sleep 300 & touch {}; wait; sleep 300", ready.display());
+        let mut g = Group::spawn("stubborn", sh(&script).stdout(Stdio::null())).unwrap();
         let pgid = g.pid();
-        std::thread::sleep(Duration::from_millis(200));
+        // Only once the trap is set (a loaded machine may take a while).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ready.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(ready.exists(), "the script never got going");
         let t = Instant::now();
         g.stop_within(Duration::from_millis(500));
         assert!(t.elapsed() >= Duration::from_millis(500));
         assert!(!group_alive(pgid));
+        let _ = fs::remove_file(&ready);
     }
 
     #[test]
