@@ -51,9 +51,10 @@ use std::time::{Duration, Instant};
 use offload_e2e::root;
 
 use crate::conformance::{
-    build_edge, ensure_ports_free, ensure_proxies, run_status, start_edge, start_nginx,
-    start_varnish, version_of, Procs,
+    build_edge, ensure_ports_free, ensure_proxies, start_edge, start_nginx,
+    start_varnish, version_of,
 };
+use offload_supervise::Supervisor;
 
 pub(crate) const ORIGIN_PORT: u16 = 18810;
 pub(crate) const EDGE_PORT: u16 = 18811;
@@ -86,87 +87,89 @@ struct Opts {
     cache_api: bool,
 }
 
-const USAGE: &str = "usage: cargo xtask bench sign | cargo xtask bench memory [--help] | cargo xtask bench cache [--duration SECS (60)] [--rate REQ_PER_S (200; 10x is also run)] \
-[--systems offload,varnish,nginx[,direct]] [--keys N (10000)] [--zipf S (0.9)] [--seed N (1)] \
-[--concurrency N (64)] [--path TEMPLATE (/api/items/{key})] [--ttl SECS (default: the origin's max-age)] \
-[--worker-dir DIR] [--origin-shim PATH] [--no-cache-api (the edge without caches.default)]";
+/// `cargo xtask bench <cache|memory|sign>`.
+#[derive(clap::Subcommand, Debug)]
+pub(crate) enum BenchCmd {
+    /// Origin traffic each cache lets through under a Zipf workload, against the ideal, at 1x and 10x rate.
+    Cache(CacheArgs),
+    /// The edge's memory bound and time to first byte with large bodies, under plain workerd.
+    Memory(crate::memory::MemoryArgs),
+    /// Presigned URLs per second: Offload against the AWS SDK and the aws-sigv4 crate.
+    Sign,
+}
 
-fn parse_opts(args: &[String]) -> Result<Opts, String> {
-    let mut o = Opts {
-        duration: Duration::from_secs(60),
-        rate: 200.0,
-        systems: ["offload", "varnish", "nginx"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect(),
-        keys: 10_000,
-        zipf: 0.9,
-        seed: 1,
-        concurrency: 64,
-        path: PATH_TEMPLATE.to_owned(),
-        ttl: None,
-        worker_dir: None,
-        origin_shim: None,
-        cache_api: true,
-    };
-    match args.first().map(String::as_str) {
-        Some("cache") => {}
-        _ => return Err(USAGE.into()),
+/// `cargo xtask bench cache`: the flags (see the module's doc).
+#[derive(clap::Args, Debug)]
+pub(crate) struct CacheArgs {
+    /// Seconds per (system, rate) run (at least 1).
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    duration: f64,
+    /// Client requests per second ("1x"; ten times that is also run).
+    #[arg(long, value_name = "REQ_PER_S", default_value_t = 200.0)]
+    rate: f64,
+    /// Systems to measure, in order.
+    #[arg(long, value_name = "S,S", value_delimiter = ',', default_values_t = ["offload", "varnish", "nginx"].map(String::from),
+          value_parser = clap::builder::PossibleValuesParser::new(ALL_SYSTEMS))]
+    systems: Vec<String>,
+    /// Distinct keys (1..=N).
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    keys: u32,
+    /// The Zipf exponent s.
+    #[arg(long, value_name = "S", default_value_t = 0.9)]
+    zipf: f64,
+    /// Seed of the request sequence (the same for every system).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    seed: u64,
+    /// Requests in flight at most (1 to 1024).
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    concurrency: u16,
+    /// Origin path per key: starts with / and contains {key}.
+    #[arg(long, value_name = "TEMPLATE", default_value = PATH_TEMPLATE, value_parser = path_template)]
+    path: String,
+    /// TTL of the lower bound in seconds [default: the origin's max-age].
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    ttl: Option<u64>,
+    #[command(flatten)]
+    systems_under_test: BenchBinaries,
+}
+
+/// Where a benchmark's edge and origin come from (`bench cache`, `bench memory`).
+#[derive(clap::Args, Debug)]
+pub(crate) struct BenchBinaries {
+    /// A worker-build output to use instead of building the edge.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) worker_dir: Option<PathBuf>,
+    /// An origin-shim binary to use instead of building it.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) origin_shim: Option<PathBuf>,
+    /// The edge without caches.default (its in-isolate cache alone).
+    #[arg(long)]
+    pub(crate) no_cache_api: bool,
+}
+
+fn path_template(p: &str) -> Result<String, String> {
+    if p.starts_with('/') && p.contains("{key}") {
+        Ok(p.to_owned())
+    } else {
+        Err(format!("{p:?} must start with / and contain {{key}}"))
     }
-    let mut it = args[1..].iter();
-    while let Some(a) = it.next() {
-        let flag = a.as_str();
-        let mut value = || {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
-        let num = |v: String| {
-            v.parse::<f64>()
-                .map_err(|_| format!("{flag}: not a number: {v:?}"))
-        };
-        match flag {
-            "--duration" => o.duration = Duration::from_secs_f64(num(value()?)?.max(1.0)),
-            "--rate" => o.rate = num(value()?)?.max(1.0),
-            "--keys" => o.keys = num(value()?)?.max(1.0) as usize,
-            "--zipf" => o.zipf = num(value()?)?,
-            "--seed" => o.seed = num(value()?)? as u64,
-            "--concurrency" => o.concurrency = num(value()?)?.clamp(1.0, 1024.0) as usize,
-            "--ttl" => o.ttl = Some(num(value()?)?.max(1.0) as u64),
-            "--path" => {
-                o.path = value()?;
-                if !o.path.starts_with('/') || !o.path.contains("{key}") {
-                    return Err(format!(
-                        "--path: {:?} must start with / and contain {{key}}",
-                        o.path
-                    ));
-                }
-            }
-            "--systems" => {
-                o.systems = value()?
-                    .split(',')
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                if let Some(bad) = o
-                    .systems
-                    .iter()
-                    .find(|s| !ALL_SYSTEMS.contains(&s.as_str()))
-                {
-                    return Err(format!(
-                        "--systems: unknown system {bad:?} (use {})",
-                        ALL_SYSTEMS.join(",")
-                    ));
-                }
-            }
-            "--worker-dir" => o.worker_dir = Some(PathBuf::from(value()?)),
-            "--origin-shim" => o.origin_shim = Some(PathBuf::from(value()?)),
-            "--no-cache-api" => o.cache_api = false,
-            "-h" | "--help" => return Err(USAGE.into()),
-            other => return Err(format!("bench cache: unknown argument {other:?}\n{USAGE}")),
-        }
+}
+
+fn parse_opts(a: &CacheArgs) -> Opts {
+    Opts {
+        duration: Duration::from_secs_f64(if a.duration.is_finite() { a.duration.max(1.0) } else { 60.0 }),
+        rate: a.rate.max(1.0),
+        systems: a.systems.clone(),
+        keys: a.keys as usize,
+        zipf: a.zipf,
+        seed: a.seed,
+        concurrency: usize::from(a.concurrency),
+        path: a.path.clone(),
+        ttl: a.ttl,
+        worker_dir: a.systems_under_test.worker_dir.clone(),
+        origin_shim: a.systems_under_test.origin_shim.clone(),
+        cache_api: !a.systems_under_test.no_cache_api,
     }
-    Ok(o)
 }
 
 // ------------------------------------------------------------- workload ----
@@ -434,7 +437,7 @@ pub(crate) fn origin_shim_binary(root: &Path, given: Option<&Path>) -> Result<Pa
     }
     eprintln!("building origin-shim (cargo build --release -p origin-shim)...");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    run_status(
+    crate::run(
         Command::new(cargo)
             .args(["build", "--quiet", "--release", "-p", "origin-shim"])
             .current_dir(root),
@@ -444,14 +447,13 @@ pub(crate) fn origin_shim_binary(root: &Path, given: Option<&Path>) -> Result<Pa
     Ok(target.join("release/origin-shim"))
 }
 
-pub(crate) fn main(args: &[String]) -> Result<(), String> {
+pub(crate) fn main(which: BenchCmd) -> Result<(), String> {
     let root = root();
-    match args.first().map(String::as_str) {
-        Some("sign") => return crate::deploy::bench_sign(&root),
-        Some("memory") => return crate::memory::main(&args[1..]),
-        _ => {}
-    }
-    let opts = parse_opts(args)?;
+    let opts = match which {
+        BenchCmd::Sign => return crate::deploy::bench_sign(&root),
+        BenchCmd::Memory(args) => return crate::memory::main(&args),
+        BenchCmd::Cache(args) => parse_opts(&args),
+    };
     let wants = |s: &str| opts.systems.iter().any(|x| x == s);
     ensure_ports_free(&[ORIGIN_PORT, EDGE_PORT, VARNISH_PORT, NGINX_PORT])?;
     let state = root.join(".offload/bench");
@@ -468,7 +470,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     };
     let (have_varnish, have_nginx) = ensure_proxies(wants("varnish"), wants("nginx"));
 
-    let mut procs = Procs::new(&state.join("logs"))?;
+    let mut procs = Supervisor::new(state.join("logs"))?;
     let mut cmd = Command::new(&shim);
     cmd.args([
         "origin",
@@ -479,7 +481,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         "--no-access-log",
     ]);
     procs.spawn("origin", cmd)?;
-    procs.wait_tcp("origin", ORIGIN_PORT, 30)?;
+    procs.wait_tcp("origin", ORIGIN_PORT, Duration::from_secs(30))?;
     let origin = format!("http://127.0.0.1:{ORIGIN_PORT}");
     let ttl = match opts.ttl {
         Some(t) => t,
@@ -735,7 +737,10 @@ mod tests {
 
     #[test]
     fn schedule_is_deterministic_and_at_rate() -> Result<(), String> {
-        let opts = parse_opts(&["cache".into(), "--duration".into(), "10".into()])?;
+        use clap::Parser as _;
+        let cli = crate::Cli::try_parse_from(["xtask", "bench", "cache", "--duration", "10"]).map_err(|e| e.to_string())?;
+        let crate::Cmd::Bench { which: BenchCmd::Cache(args) } = cli.command else { return Err("not bench cache".into()) };
+        let opts = parse_opts(&args);
         let a = schedule(&opts, 200.0, 1);
         assert_eq!(a, schedule(&opts, 200.0, 1));
         assert!((1800..2200).contains(&a.len()), "{} requests", a.len());

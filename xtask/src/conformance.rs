@@ -25,18 +25,17 @@
 //! output, not an error: the command fails only when the harness does.
 //!
 //! This module also holds what `cargo xtask bench cache` shares with it:
-//! the process group helper, the Workers build into a separate directory,
+//! the Workers build into a separate directory,
 //! and the launchers for the edge under workerd, Varnish and nginx.
 
 use std::fmt::Write as _;
 use std::fs::{self, File};
-use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use offload_e2e::{root, worker_build_env};
+use offload_supervise::{log_tail, Group, Supervisor};
 
 /// The suite version this harness is written against (package.json pins it).
 const SUITE_VERSION: &str = "0.4.5";
@@ -64,160 +63,8 @@ const PUBLISHED: [(&str, u32); 6] = [
 
 // ------------------------------------------------------------ processes ----
 
-struct Proc {
-    name: String,
-    child: Child,
-    log: PathBuf,
-}
-
-/// Processes started by the harness, each the leader of its own process
-/// group; [`Procs::stop`] and `Drop` stop the whole group (TERM, then KILL).
-pub(crate) struct Procs {
-    procs: Vec<Proc>,
-    logs: PathBuf,
-}
-
-fn signal_group(signal: &str, pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-s", signal, "--", &format!("-{pid}")])
-        .stderr(Stdio::null())
-        .status();
-}
-
-impl Procs {
-    pub(crate) fn new(logs: &Path) -> Result<Procs, String> {
-        fs::create_dir_all(logs).map_err(|e| format!("{}: {e}", logs.display()))?;
-        Ok(Procs {
-            procs: Vec::new(),
-            logs: logs.to_owned(),
-        })
-    }
-
-    /// Starts `cmd` as `name`, stdout and stderr to `<logs>/<name>.log`.
-    pub(crate) fn spawn(&mut self, name: &str, mut cmd: Command) -> Result<(), String> {
-        let log = self.logs.join(format!("{name}.log"));
-        let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let err = out
-            .try_clone()
-            .map_err(|e| format!("{}: {e}", log.display()))?;
-        cmd.stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0);
-        let shown = format!("{cmd:?}");
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("start {name} ({shown}): {e}"))?;
-        self.procs.push(Proc {
-            name: name.to_owned(),
-            child,
-            log,
-        });
-        Ok(())
-    }
-
-    /// `Err` with the log's tail if `name` has exited.
-    pub(crate) fn check_alive(&mut self, name: &str) -> Result<(), String> {
-        for p in &mut self.procs {
-            if p.name == name {
-                if let Ok(Some(status)) = p.child.try_wait() {
-                    return Err(format!("{name} exited ({status}); {}", log_tail(&p.log)));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Waits until something accepts TCP connections on 127.0.0.1:`port`.
-    pub(crate) fn wait_tcp(&mut self, name: &str, port: u16, secs: u64) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        while Instant::now() < deadline {
-            self.check_alive(name)?;
-            if !port_free(port) {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        let tail = self
-            .procs
-            .iter()
-            .find(|p| p.name == name)
-            .map(|p| log_tail(&p.log))
-            .unwrap_or_default();
-        Err(format!(
-            "{name} did not listen on 127.0.0.1:{port} within {secs} s; {tail}"
-        ))
-    }
-
-    /// Stops `name` (its whole process group) and forgets it.
-    pub(crate) fn stop(&mut self, name: &str) {
-        if let Some(i) = self.procs.iter().position(|p| p.name == name) {
-            let mut p = self.procs.remove(i);
-            stop_proc(&mut p);
-        }
-    }
-
-    /// The process id of `name` (the leader of its group).
-    pub(crate) fn pid(&self, name: &str) -> Option<u32> {
-        self.procs.iter().find(|p| p.name == name).map(|p| p.child.id())
-    }
-
-    pub(crate) fn log_path(&self, name: &str) -> PathBuf {
-        self.logs.join(format!("{name}.log"))
-    }
-}
-
-fn stop_proc(p: &mut Proc) {
-    signal_group("TERM", p.child.id());
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < deadline {
-        if matches!(p.child.try_wait(), Ok(Some(_))) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // Children of the leader (varnish's cache process, nginx's workers,
-    // workerd) may outlive it: KILL the group in any case.
-    signal_group("KILL", p.child.id());
-    let _ = p.child.wait();
-}
-
-impl Drop for Procs {
-    fn drop(&mut self) {
-        while let Some(mut p) = self.procs.pop() {
-            stop_proc(&mut p);
-        }
-    }
-}
-
-fn log_tail(log: &Path) -> String {
-    let text = fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let tail = &lines[lines.len().saturating_sub(20)..];
-    format!("log {}:\n{}", log.display(), tail.join("\n"))
-}
-
-pub(crate) fn port_free(port: u16) -> bool {
-    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_err()
-}
-
 pub(crate) fn ensure_ports_free(ports: &[u16]) -> Result<(), String> {
-    match ports.iter().find(|p| !port_free(**p)) {
-        Some(p) => Err(format!(
-            "port 127.0.0.1:{p} is in use (another conformance or bench run?)"
-        )),
-        None => Ok(()),
-    }
-}
-
-pub(crate) fn run_status(cmd: &mut Command) -> Result<(), String> {
-    let shown = format!("{cmd:?}");
-    let status = cmd.status().map_err(|e| format!("{shown}: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("{shown} failed ({status})"))
-    }
+    offload_supervise::ensure_ports_free(ports, "another conformance or bench run?")
 }
 
 fn output_of(cmd: &str, args: &[&str]) -> Option<String> {
@@ -261,7 +108,7 @@ pub(crate) fn build_edge(root: &Path, config: &Path, out: &Path) -> Result<(), S
         .current_dir(root.join("edge/workers"))
         .envs(worker_build_env(root))
         .env("OFFLOAD_CONFIG", &config);
-    run_status(&mut cmd)?;
+    crate::run(&mut cmd)?;
     for f in ["index.js", "index_bg.wasm"] {
         if !out.join(f).exists() {
             return Err(format!("worker-build left no {}", out.join(f).display()));
@@ -289,7 +136,7 @@ fn workerd_bin(root: &Path) -> Result<PathBuf, String> {
 /// Without `cache_api` the edge gets no Cache API (`caches.default` then
 /// fails, as under plain workerd by default): its in-isolate cache alone.
 pub(crate) fn start_edge(
-    procs: &mut Procs,
+    procs: &mut Supervisor,
     name: &str,
     root: &Path,
     worker_dir: &Path,
@@ -338,13 +185,13 @@ pub(crate) fn start_edge(
         ))
         .current_dir(run_dir);
     procs.spawn(name, cmd)?;
-    procs.wait_tcp(name, port, 60)
+    procs.wait_tcp(name, port, Duration::from_secs(60))
 }
 
 /// Starts varnishd in the foreground as the current user (`-j none`) with
 /// its own working directory, no management port, on 127.0.0.1:`port`.
 pub(crate) fn start_varnish(
-    procs: &mut Procs,
+    procs: &mut Supervisor,
     name: &str,
     vcl: &Path,
     run_dir: &Path,
@@ -365,13 +212,13 @@ pub(crate) fn start_varnish(
         .args(params)
         .current_dir(run_dir);
     procs.spawn(name, cmd)?;
-    procs.wait_tcp(name, port, 60)
+    procs.wait_tcp(name, port, Duration::from_secs(60))
 }
 
 /// Starts nginx in the foreground (master and workers as the current user)
 /// with `conf`, every relative path under `run_dir`.
 pub(crate) fn start_nginx(
-    procs: &mut Procs,
+    procs: &mut Supervisor,
     name: &str,
     conf: &Path,
     run_dir: &Path,
@@ -397,7 +244,7 @@ pub(crate) fn start_nginx(
         .args(["-g", &globals])
         .current_dir(run_dir);
     procs.spawn(name, cmd)?;
-    procs.wait_tcp(name, port, 30)
+    procs.wait_tcp(name, port, Duration::from_secs(30))
 }
 
 fn is_root() -> bool {
@@ -490,49 +337,44 @@ struct Opts {
 
 const ALL_SYSTEMS: [&str; 4] = ["direct", "offload", "varnish", "nginx"];
 
-fn parse_opts(root: &Path, args: &[String]) -> Result<Opts, String> {
-    let mut o = Opts {
-        systems: ALL_SYSTEMS.iter().map(|s| (*s).to_owned()).collect(),
-        worker_dir: None,
-        config: root.join("tests/conformance/offload.conformance.toml"),
-        suite_dir: root.join("node_modules/http-cache-tests"),
-        id: None,
-        out: root.join("tests/conformance/results"),
-        cache_api: true,
-    };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |flag: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{flag} needs a value"))
-        };
-        match a.as_str() {
-            "--systems" => {
-                o.systems = value(a)?.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect();
-                if let Some(bad) = o.systems.iter().find(|s| !ALL_SYSTEMS.contains(&s.as_str())) {
-                    return Err(format!("--systems: unknown system {bad:?} (use {})", ALL_SYSTEMS.join(",")));
-                }
-            }
-            "--worker-dir" => o.worker_dir = Some(PathBuf::from(value(a)?)),
-            "--config" => o.config = PathBuf::from(value(a)?),
-            "--suite-dir" => o.suite_dir = PathBuf::from(value(a)?),
-            "--id" => o.id = Some(value(a)?),
-            "--out" => o.out = PathBuf::from(value(a)?),
-            "--no-cache-api" => o.cache_api = false,
-            "-h" | "--help" => {
-                return Err("usage: cargo xtask conformance [--systems direct,offload,varnish,nginx] \
-                     [--worker-dir DIR (a worker-build output to use instead of building)] \
-                     [--config FILE (edge config to build with)] [--suite-dir DIR] \
-                     [--id TEST_ID (run one test, print its requests and responses)] \
-                     [--out DIR (results; default tests/conformance/results)] \
-                     [--no-cache-api (the edge without caches.default: its in-isolate cache alone)]"
-                    .into())
-            }
-            other => return Err(format!("conformance: unknown argument {other:?} (see --help)")),
-        }
+/// `cargo xtask conformance`: the flags (see the module's doc).
+#[derive(clap::Args, Debug)]
+pub(crate) struct ConformanceArgs {
+    /// Systems to test, in order (`direct`: the suite's server alone, the no-cache baseline).
+    #[arg(long, value_name = "S,S", value_delimiter = ',', default_values_t = ALL_SYSTEMS.map(String::from),
+          value_parser = clap::builder::PossibleValuesParser::new(ALL_SYSTEMS))]
+    systems: Vec<String>,
+    /// A worker-build output to use instead of building the edge with --config.
+    #[arg(long, value_name = "DIR")]
+    worker_dir: Option<PathBuf>,
+    /// Edge config to build with [default: tests/conformance/offload.conformance.toml].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Another copy of the suite (e.g. a checkout of its repository, test-engine/ layout)
+    /// [default: node_modules/http-cache-tests].
+    #[arg(long, value_name = "DIR")]
+    suite_dir: Option<PathBuf>,
+    /// Run this one test and print every request and response.
+    #[arg(long, value_name = "TEST_ID")]
+    id: Option<String>,
+    /// Where the JSON results and summary.txt go [default: tests/conformance/results].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// The edge without caches.default (its in-isolate cache alone).
+    #[arg(long)]
+    no_cache_api: bool,
+}
+
+fn parse_opts(root: &Path, args: &ConformanceArgs) -> Opts {
+    Opts {
+        systems: args.systems.clone(),
+        worker_dir: args.worker_dir.clone(),
+        config: args.config.clone().unwrap_or_else(|| root.join("tests/conformance/offload.conformance.toml")),
+        suite_dir: args.suite_dir.clone().unwrap_or_else(|| root.join("node_modules/http-cache-tests")),
+        id: args.id.clone(),
+        out: args.out.clone().unwrap_or_else(|| root.join("tests/conformance/results")),
+        cache_api: !args.no_cache_api,
     }
-    Ok(o)
 }
 
 /// The suite's CLI: `cli.mjs` in the npm package, `test-engine/cli.mjs` in
@@ -550,45 +392,34 @@ fn run_suite(suite: &Path, base: &str, out: &Path, log: &Path) -> Result<usize, 
     let stdout = File::create(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let stderr = File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
     // The CLI reads its settings the way `npm run cli --base=...` passes them.
-    let mut child = Command::new("node")
-        .args(["--no-warnings", suite_cli(suite)])
+    let mut cmd = Command::new("node");
+    cmd.args(["--no-warnings", suite_cli(suite)])
         .current_dir(suite)
         .env("npm_config_base", base)
         .env("npm_config_id", "")
         .env("npm_package_config_id", "")
         .stdin(Stdio::null())
         .stdout(stdout)
-        .stderr(stderr)
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("node cli.mjs: {e}"))?;
-    let deadline = Instant::now() + SUITE_TIMEOUT;
-    let status = loop {
-        if let Ok(Some(s)) = child.try_wait() {
-            break s;
-        }
-        if Instant::now() > deadline {
-            signal_group("KILL", child.id());
-            let _ = child.wait();
-            return Err(format!(
-                "the suite did not finish against {base} within {} s",
-                SUITE_TIMEOUT.as_secs()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(200));
+        .stderr(stderr);
+    let mut cli = Group::spawn("node cli.mjs", &mut cmd)?;
+    let Some(status) = cli.wait_timeout(SUITE_TIMEOUT) else {
+        return Err(format!(
+            "the suite did not finish against {base} within {} s",
+            SUITE_TIMEOUT.as_secs()
+        ));
     };
     let text = fs::read_to_string(out).unwrap_or_default();
     let parsed: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
         format!(
             "the suite's output against {base} is not JSON ({e}; {status}); {}",
-            log_tail(log)
+            log_tail(log, 20)
         )
     })?;
     let n = parsed.as_object().map_or(0, serde_json::Map::len);
     if n == 0 {
         return Err(format!(
             "the suite reported no results against {base}; {}",
-            log_tail(log)
+            log_tail(log, 20)
         ));
     }
     Ok(n)
@@ -688,9 +519,9 @@ fn row(label: &str, s: &Score) -> String {
     format!("{}\n", line.trim_end())
 }
 
-pub(crate) fn main(args: &[String]) -> Result<(), String> {
+pub(crate) fn main(args: &ConformanceArgs) -> Result<(), String> {
     let root = root();
-    let opts = parse_opts(&root, args)?;
+    let opts = parse_opts(&root, args);
     crate::setup::ensure(&root)?;
     let suite = opts.suite_dir.canonicalize().map_err(|e| {
         format!(
@@ -724,7 +555,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
     };
     let (have_varnish, have_nginx) = ensure_proxies(wants("varnish"), wants("nginx"));
 
-    let mut procs = Procs::new(&state.join("logs"))?;
+    let mut procs = Supervisor::new(state.join("logs"))?;
     let mut cmd = Command::new("node");
     cmd.arg(root.join("tests/conformance/origin-server.mjs"))
         .arg(&suite)
@@ -732,7 +563,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
         .arg(state.join("suite-server.pid"))
         .current_dir(&suite);
     procs.spawn("suite-server", cmd)?;
-    procs.wait_tcp("suite-server", SUITE_PORT, 30)?;
+    procs.wait_tcp("suite-server", SUITE_PORT, Duration::from_secs(30))?;
 
     let mut ran: Vec<(String, String, PathBuf)> = Vec::new(); // (system, label, results)
     let mut problems: Vec<String> = Vec::new();
@@ -806,7 +637,7 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
                 .env("npm_config_base", format!("http://127.0.0.1:{port}"))
                 .env("npm_config_id", id)
                 .env("npm_package_config_id", id);
-            if let Err(e) = run_status(&mut cli) {
+            if let Err(e) = crate::run(&mut cli) {
                 problems.push(format!("{system}: {e}"));
             }
             if system != "direct" {

@@ -64,17 +64,18 @@ fn check_build(root: &Path, build: Build, what: &str) -> Result<Config, String> 
     Ok(config)
 }
 
-/// `cargo xtask package <lambda-edge|cloudfront-function|all>`.
-pub fn package(root: &Path, args: &[String]) -> Result<(), String> {
-    match args.first().map(String::as_str) {
-        Some("lambda-edge") => package_lambda_edge(root, Build::Deploy).map(|_| ()),
-        Some("cloudfront-function") => package_cloudfront_function(root, Build::Deploy).map(|_| ()),
-        Some("all") | None => {
+/// `cargo xtask package [lambda-edge|cloudfront-function|all|check]`.
+pub fn package(root: &Path, target: crate::PackageTarget) -> Result<(), String> {
+    use crate::PackageTarget;
+    match target {
+        PackageTarget::LambdaEdge => package_lambda_edge(root, Build::Deploy).map(|_| ()),
+        PackageTarget::CloudfrontFunction => package_cloudfront_function(root, Build::Deploy).map(|_| ()),
+        PackageTarget::All => {
             package_lambda_edge(root, Build::Deploy)?;
             package_cloudfront_function(root, Build::Deploy).map(|_| ())
         }
         // Every deploy check (what `cargo xtask test` runs from `steps`).
-        Some("check") => {
+        PackageTarget::Check => {
             let mut failed = Vec::new();
             for (name, mut step) in steps(root) {
                 eprintln!("\n==> {name}");
@@ -85,7 +86,6 @@ pub fn package(root: &Path, args: &[String]) -> Result<(), String> {
             }
             if failed.is_empty() { Ok(()) } else { Err(format!("deploy checks failed: {failed:?}")) }
         }
-        Some(other) => Err(format!("package: unknown target {other:?} (lambda-edge, cloudfront-function, all, check)")),
     }
 }
 

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use offload_e2e::worker_build_env;
 
-use crate::conformance::{start_edge, Procs};
+use offload_supervise::Supervisor;
+
+use crate::conformance::start_edge;
 
 const PORT: u16 = 18831;
 
@@ -31,7 +33,7 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     let mut build = Command::new("worker-build");
     build.arg("--release").current_dir(&dir).envs(worker_build_env(root));
     crate::run(&mut build)?;
-    let mut procs = Procs::new(&root.join(".offload/logs"))?;
+    let mut procs = Supervisor::new(root.join(".offload/logs"))?;
     start_edge(&mut procs, "workers-example", root, &dir.join("build"), &root.join(".offload/workers-example"), PORT, true)?;
     let (first, s1) = get("/cached/a")?;
     let (second, s2) = get("/cached/a")?;

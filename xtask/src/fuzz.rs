@@ -186,29 +186,22 @@ pub fn short_run(root: &Path) -> Result<(), String> {
 }
 
 /// `cargo xtask fuzz [--time S] [TARGET...]`.
-pub fn main(args: &[String]) -> Result<(), String> {
-    let mut secs = 60;
-    let mut targets: Vec<&str> = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--time" => {
-                secs = it
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .filter(|s| *s > 0)
-                    .ok_or("--time takes a number of seconds")?;
-            }
-            t => match TARGETS.iter().find(|k| **k == t) {
-                Some(k) => targets.push(k),
-                None => return Err(format!("unknown fuzz target {t:?} (targets: {})", TARGETS.join(", "))),
-            },
-        }
-    }
+#[derive(clap::Args, Debug)]
+pub struct FuzzArgs {
+    /// Seconds each target runs.
+    #[arg(long, value_name = "S", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    time: u64,
+    /// Targets to run (default: all).
+    #[arg(value_name = "TARGET", value_parser = clap::builder::PossibleValuesParser::new(TARGETS))]
+    targets: Vec<String>,
+}
+
+pub fn main(args: &FuzzArgs) -> Result<(), String> {
+    let mut targets: Vec<&str> = args.targets.iter().map(String::as_str).collect();
     if targets.is_empty() {
         targets = TARGETS.to_vec();
     }
-    run_all(&crate::root(), &targets, secs, false)
+    run_all(&crate::root(), &targets, args.time, false)
 }
 
 #[cfg(test)]

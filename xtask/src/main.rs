@@ -1,19 +1,13 @@
 //! `cargo xtask <command>`: install the pinned toolchain, run the local
-//! stack, run every test.
-//!
-//! - `setup`        install what is missing (idempotent, pinned versions)
-//! - `build-worker` build the Workers edge with worker-build (no downloads)
-//! - `dev`          setup, then run the local stack until Ctrl-C
-//! - `test`         setup, then every test: native, Node, Chromium, workerd
-//! - `sign`         issue a signed download link or a presign grant
-//! - `fuzz`         run the cargo-fuzz targets (`--time S` each, default 60)
+//! stack, run every test, build the deploy artifacts, benchmark. Every
+//! command and flag is declared below with `clap`: `cargo xtask --help`
+//! and `cargo xtask <command> --help` list them.
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use clap::{Parser, Subcommand, ValueEnum};
 use offload_e2e::{root, tool_path, worker_build_env, Stack};
 
 mod bench;
@@ -27,23 +21,86 @@ mod fuzz;
 mod scan;
 mod sign;
 
+/// The project's orchestration: toolchain, local stack, tests, artifacts,
+/// benchmarks.
+#[derive(Parser, Debug)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Install what is missing (idempotent, pinned versions).
+    Setup,
+    /// Build the Workers edge with worker-build (no downloads); the
+    /// wrangler.toml build command. Refuses a config that trusts the test
+    /// geo header unless OFFLOAD_LOCAL_STACK=1.
+    BuildWorker,
+    /// Setup, then run the local stack (origins, bucket, edge in workerd)
+    /// until Ctrl-C.
+    Dev,
+    /// Setup, then every test: native, Node, Chromium, workerd, fuzz,
+    /// deploy checks.
+    Test,
+    /// Issue a signed download link or a presign grant.
+    Sign {
+        #[command(subcommand)]
+        what: sign::SignCmd,
+    },
+    /// Build the deploy artifacts under .offload/, or run the deploy checks.
+    Package {
+        /// What to build (`check`: every deploy check of `cargo xtask test`).
+        #[arg(value_enum, default_value_t = PackageTarget::All)]
+        target: PackageTarget,
+    },
+    /// Run the cargo-fuzz targets in fuzz/ on the pinned nightly.
+    Fuzz(fuzz::FuzzArgs),
+    /// The http-cache-tests suite against the edge, Varnish and nginx.
+    Conformance(conformance::ConformanceArgs),
+    /// Build the Workers library example (edge/workers-example) and check
+    /// it under plain workerd: Offload in front of the app's own handler.
+    Example,
+    /// Benchmarks: `cache`, `memory`, `sign`.
+    Bench {
+        #[command(subcommand)]
+        which: bench::BenchCmd,
+    },
+}
+
+/// What `cargo xtask package` builds.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PackageTarget {
+    /// The Lambda@Edge zip.
+    LambdaEdge,
+    /// The CloudFront Function.
+    CloudfrontFunction,
+    /// Both.
+    All,
+    /// Every deploy check (what `cargo xtask test` runs).
+    Check,
+}
+
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("setup") => setup::ensure(&root()),
-        Some("build-worker") => build_worker(&root(), deploy::Build::Deploy),
-        Some("dev") => dev(),
-        Some("test") => test(),
-        Some("conformance") => conformance::main(&args[1..]),
-        Some("bench") => bench::main(&args[1..]),
-        Some("package") => deploy::package(&root(), &args[1..]),
-        Some("sign") => sign::run(&args[1..]),
-        Some("fuzz") => fuzz::main(&args[1..]),
-        Some("example") => example::run(&root()),
-        _ => {
-            eprintln!("usage: cargo xtask <setup|build-worker|dev|test|sign|package|fuzz [--time S] [TARGET...]|conformance|bench cache|bench memory|bench sign>");
-            return ExitCode::from(2);
-        }
+    let cli = Cli::parse();
+    // Ctrl-C (or SIGTERM) stops every process a command started, whole
+    // process groups, before xtask exits.
+    if let Err(e) = offload_supervise::install_interrupt_handler() {
+        eprintln!("xtask: error: {e}");
+        return ExitCode::FAILURE;
+    }
+    let result = match cli.command {
+        Cmd::Setup => setup::ensure(&root()),
+        Cmd::BuildWorker => build_worker(&root(), deploy::Build::Deploy),
+        Cmd::Dev => dev(),
+        Cmd::Test => test(),
+        Cmd::Conformance(args) => conformance::main(&args),
+        Cmd::Bench { which } => bench::main(which),
+        Cmd::Package { target } => deploy::package(&root(), target),
+        Cmd::Sign { what } => sign::run(&what),
+        Cmd::Fuzz(args) => fuzz::main(&args),
+        Cmd::Example => example::run(&root()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -111,10 +168,10 @@ fn dev() -> Result<(), String> {
     println!("A signed link: cargo xtask sign link --path /private/report.txt");
     println!("  logs                             {}", stack.logs.display());
     println!("\nCtrl-C stops everything.");
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&stop);
-    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).map_err(|e| format!("Ctrl-C handler: {e}"))?;
-    while !stop.load(Ordering::SeqCst) {
+    // The first Ctrl-C ends this loop and the stack stops in order; a
+    // second one stops every process group at once.
+    offload_supervise::watch_interrupts();
+    while !offload_supervise::interrupted() {
         if let Some(dead) = stack.dead_process() {
             drop(stack);
             return Err(dead);

@@ -33,12 +33,23 @@ use offload_e2e::http::{blob_byte as pattern_byte, BlobReader};
 use offload_e2e::root;
 
 use crate::bench::{EDGE_PORT, ORIGIN_PORT};
-use crate::conformance::{build_edge, ensure_ports_free, start_edge, Procs};
+use crate::conformance::{build_edge, ensure_ports_free, start_edge};
+use offload_supervise::Supervisor;
 
 const SAMPLE_EVERY: Duration = Duration::from_millis(10);
 
-const USAGE: &str = "usage: cargo xtask bench memory [--download-bytes N (1073741824)] [--upload-bytes N (500000000)] \
-[--worker-dir DIR] [--origin-shim PATH] [--no-cache-api]";
+/// `cargo xtask bench memory`: the flags (see the module's doc).
+#[derive(clap::Args, Debug)]
+pub(crate) struct MemoryArgs {
+    /// Bytes of the storable response downloaded through the edge.
+    #[arg(long = "download-bytes", value_name = "N", default_value_t = 1 << 30)]
+    download: u64,
+    /// Bytes uploaded through the edge to the origin.
+    #[arg(long = "upload-bytes", value_name = "N", default_value_t = 500_000_000)]
+    upload: u64,
+    #[command(flatten)]
+    systems_under_test: crate::bench::BenchBinaries,
+}
 
 struct Opts {
     download: u64,
@@ -48,22 +59,14 @@ struct Opts {
     cache_api: bool,
 }
 
-fn parse(args: &[String]) -> Result<Opts, String> {
-    let mut o = Opts { download: 1 << 30, upload: 500_000_000, worker_dir: None, origin_shim: None, cache_api: true };
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = || it.next().cloned().ok_or_else(|| format!("{a} needs a value\n{USAGE}"));
-        let number = |v: String| v.parse::<u64>().map_err(|_| format!("{a}: expected a byte count, got {v:?}"));
-        match a.as_str() {
-            "--download-bytes" => o.download = number(value()?)?,
-            "--upload-bytes" => o.upload = number(value()?)?,
-            "--worker-dir" => o.worker_dir = Some(PathBuf::from(value()?)),
-            "--origin-shim" => o.origin_shim = Some(PathBuf::from(value()?)),
-            "--no-cache-api" => o.cache_api = false,
-            _ => return Err(USAGE.into()),
-        }
+fn parse(a: &MemoryArgs) -> Opts {
+    Opts {
+        download: a.download,
+        upload: a.upload,
+        worker_dir: a.systems_under_test.worker_dir.clone(),
+        origin_shim: a.systems_under_test.origin_shim.clone(),
+        cache_api: !a.systems_under_test.no_cache_api,
     }
-    Ok(o)
 }
 
 /// VmRSS of `pid` in bytes.
@@ -167,8 +170,8 @@ fn ms(d: Option<Duration>) -> String {
     d.map_or_else(|| "-".to_owned(), |d| format!("{:.0} ms", d.as_secs_f64() * 1000.0))
 }
 
-pub(crate) fn main(args: &[String]) -> Result<(), String> {
-    let opts = parse(args)?;
+pub(crate) fn main(args: &MemoryArgs) -> Result<(), String> {
+    let opts = parse(args);
     let root = root();
     ensure_ports_free(&[ORIGIN_PORT, EDGE_PORT])?;
     let state = root.join(".offload/bench-memory");
@@ -182,11 +185,11 @@ pub(crate) fn main(args: &[String]) -> Result<(), String> {
             out
         }
     };
-    let mut procs = Procs::new(&state.join("logs"))?;
+    let mut procs = Supervisor::new(state.join("logs"))?;
     let mut cmd = Command::new(&shim);
     cmd.args(["origin", "--region", "bench", "--listen", &format!("127.0.0.1:{ORIGIN_PORT}"), "--no-access-log"]);
     procs.spawn("origin", cmd)?;
-    procs.wait_tcp("origin", ORIGIN_PORT, 30)?;
+    procs.wait_tcp("origin", ORIGIN_PORT, Duration::from_secs(30))?;
     start_edge(&mut procs, "edge", &root, &worker_dir, &state.join("run"), EDGE_PORT, opts.cache_api)?;
     let pid = procs.pid("edge").ok_or("no workerd process")?;
     let edge = format!("http://127.0.0.1:{EDGE_PORT}");

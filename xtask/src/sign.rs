@@ -20,39 +20,72 @@ use offload_core::config::EdgeKeys;
 use offload_core::Config;
 use offload_e2e::devvars::DevVars;
 
-const USAGE: &str = "usage: cargo xtask sign link --path P [--methods GET,HEAD] [--expires S] [--ip A] [--config F]\n       \
-cargo xtask sign app-token --bucket B (--prefix P | --key K) [--methods PUT] [--max-size BYTES] [--types T,T] [--max-expires S] [--expires S] [--ip A] [--config F]";
-
-/// The flags each command takes (each with a value).
-const LINK_FLAGS: &[&str] = &["--path", "--methods", "--expires", "--ip", "--config"];
-const GRANT_FLAGS: &[&str] =
-    &["--bucket", "--prefix", "--key", "--methods", "--max-size", "--types", "--max-expires", "--expires", "--ip", "--config"];
-
-/// `--name value` pairs; unknown, repeated or value-less flags are errors.
-fn flags<'a>(args: &'a [String], known: &[&str]) -> Result<Vec<(&'a str, &'a str)>, String> {
-    let mut out: Vec<(&str, &str)> = Vec::new();
-    let mut it = args.iter();
-    while let Some(name) = it.next() {
-        if !known.contains(&name.as_str()) {
-            return Err(format!("unknown flag {name:?} (expected one of {})\n{USAGE}", known.join(", ")));
-        }
-        let value = it.next().ok_or_else(|| format!("{name} needs a value"))?;
-        if out.iter().any(|(n, _)| n == name) {
-            return Err(format!("{name} is given twice"));
-        }
-        out.push((name, value));
-    }
-    Ok(out)
+/// `cargo xtask sign <link|app-token>`.
+#[derive(clap::Subcommand, Debug)]
+pub enum SignCmd {
+    /// A signed URL path (`/path?token=...`) opening one path or a prefix.
+    Link(LinkArgs),
+    /// A presign grant for the presign endpoint (`POST /_offload/presign`).
+    AppToken(GrantArgs),
 }
 
-fn get<'a>(flags: &[(&str, &'a str)], name: &str) -> Option<&'a str> {
-    flags.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+/// `sign link`'s flags.
+#[derive(clap::Args, Debug)]
+pub struct LinkArgs {
+    /// The path the link opens, with an optional query (its scope is the
+    /// canonical path; a path ending in / opens everything below it).
+    #[arg(long, value_name = "P")]
+    path: String,
+    /// Methods the link allows, comma-separated [default: GET,HEAD].
+    #[arg(long, value_name = "M,M")]
+    methods: Option<String>,
+    #[command(flatten)]
+    common: Common,
 }
 
-fn number(flags: &[(&str, &str)], name: &str, what: &str) -> Result<Option<u64>, String> {
-    get(flags, name)
-        .map(|s| s.parse::<u64>().map_err(|_| format!("{name}: not a number of {what}: {s:?}")))
-        .transpose()
+/// `sign app-token`'s flags.
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("scope").required(true).args(["prefix", "key"])))]
+pub struct GrantArgs {
+    /// The bucket the grant is for.
+    #[arg(long, value_name = "B")]
+    bucket: String,
+    /// Every key starting with P.
+    #[arg(long, value_name = "P")]
+    prefix: Option<String>,
+    /// This one key.
+    #[arg(long, value_name = "K")]
+    key: Option<String>,
+    /// Methods the grant allows, comma-separated: GET, HEAD, PUT [default: PUT].
+    #[arg(long, value_name = "M,M")]
+    methods: Option<String>,
+    /// Largest upload in bytes (required when the methods allow PUT).
+    #[arg(long, value_name = "BYTES")]
+    max_size: Option<u64>,
+    /// Content types an upload may have, comma-separated (image/*, */* for any;
+    /// required when the methods allow PUT).
+    #[arg(long, value_name = "T,T")]
+    types: Option<String>,
+    /// Longest lifetime of a presigned URL, in seconds.
+    #[arg(long, value_name = "S", default_value_t = 900)]
+    max_expires: u64,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// What every token takes.
+#[derive(clap::Args, Debug)]
+struct Common {
+    /// Lifetime of the token, in seconds.
+    #[arg(long, value_name = "S", default_value_t = 3600)]
+    expires: u64,
+    /// Bind the token to this client address.
+    #[arg(long, value_name = "A")]
+    ip: Option<IpAddr>,
+    /// The config whose current [links] key signs [default: offload.toml]
+    /// (or set OFFLOAD_LINK_KEY_ID and OFFLOAD_LINK_KEY).
+    #[arg(long, value_name = "F")]
+    config: Option<String>,
 }
 
 fn key(config: Option<&str>) -> Result<LinkKey, String> {
@@ -70,50 +103,43 @@ fn key(config: Option<&str>) -> Result<LinkKey, String> {
         .ok_or_else(|| format!("{path}: no [links] keys (or set OFFLOAD_LINK_KEY_ID and OFFLOAD_LINK_KEY)"))
 }
 
-/// The lifetime, client address and methods every token takes.
-fn common(f: &[(&str, &str)], default_methods: Methods) -> Result<(u64, Option<IpAddr>, Methods), String> {
+/// The expiry time and methods of a token.
+fn common(c: &Common, methods: Option<&str>, default_methods: Methods) -> Result<(u64, Methods), String> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_err(|e| e.to_string())?.as_secs();
-    let expires = number(f, "--expires", "seconds")?.unwrap_or(3600);
-    let client_ip = get(f, "--ip")
-        .map(|s| s.parse::<IpAddr>().map_err(|_| format!("--ip: not an IP address: {s:?}")))
-        .transpose()?;
-    let methods = match get(f, "--methods") {
+    let methods = match methods {
         Some(s) => Methods::parse_list(s).map_err(|e| format!("--methods {s:?}: {e}"))?,
         None => default_methods,
     };
-    Ok((now.saturating_add(expires), client_ip, methods))
+    Ok((now.saturating_add(c.expires), methods))
 }
 
 /// `sign link`: a signed URL path (`/path?token=...`).
-pub fn link(args: &[String]) -> Result<String, String> {
-    let f = flags(args, LINK_FLAGS)?;
-    let path = get(&f, "--path").ok_or("sign link: --path is required")?;
-    let (expires_at, client_ip, methods) = common(&f, Methods::READ)?;
+pub fn link(a: &LinkArgs) -> Result<String, String> {
+    let path = a.path.as_str();
+    let (expires_at, methods) = common(&a.common, a.methods.as_deref(), Methods::READ)?;
     // The edge compares a link's scope with the canonical request path, so
     // the scope is issued in canonical form (`/%70rivate` → `/private`).
     let scope_path = path.split_once('?').map_or(path, |(p, _)| p);
     let scope_path = &offload_core::proxy::canonical::canonical_path(scope_path).map_err(|e| format!("--path {path:?}: {e}"))?;
     let scope = Scope::parse(scope_path).map_err(|e| format!("--path {path:?}: {e}"))?;
-    let claims = LinkClaims { expires_at, scope, client_ip, methods };
-    issue_link_url(&key(get(&f, "--config"))?, &claims, path).map_err(|e| format!("sign link: {e}"))
+    let claims = LinkClaims { expires_at, scope, client_ip: a.common.ip, methods };
+    issue_link_url(&key(a.common.config.as_deref())?, &claims, path).map_err(|e| format!("sign link: {e}"))
 }
 
 /// `sign app-token`: a presign grant for the presign endpoint.
-pub fn app_token(args: &[String]) -> Result<String, String> {
-    let f = flags(args, GRANT_FLAGS)?;
-    let bucket = get(&f, "--bucket").ok_or("sign app-token: --bucket is required")?;
-    let keys = match (get(&f, "--prefix"), get(&f, "--key")) {
-        (Some(p), None) => KeyScope::Prefix(p.to_owned()),
-        (None, Some(k)) => KeyScope::Exact(k.to_owned()),
+pub fn app_token(a: &GrantArgs) -> Result<String, String> {
+    let keys = match (&a.prefix, &a.key) {
+        (Some(p), None) => KeyScope::Prefix(p.clone()),
+        (None, Some(k)) => KeyScope::Exact(k.clone()),
         _ => return Err("sign app-token: give exactly one of --prefix P (every key starting with P) or --key K".into()),
     };
-    let (expires_at, client_ip, methods) = common(&f, Methods::PUT)?;
+    let (expires_at, methods) = common(&a.common, a.methods.as_deref(), Methods::PUT)?;
     if !methods.is_subset_of(Methods::PRESIGNABLE) {
         return Err(format!("--methods {methods}: a presign grant allows only GET, HEAD and PUT"));
     }
     let put = methods.allows("PUT");
-    let max_content_length = number(&f, "--max-size", "bytes")?;
-    let content_types = match get(&f, "--types") {
+    let max_content_length = a.max_size;
+    let content_types = match &a.types {
         Some(list) => list
             .split(',')
             .map(|t| ContentTypePattern::parse(t).map_err(|e| format!("--types {t:?}: {e}")))
@@ -131,15 +157,15 @@ pub fn app_token(args: &[String]) -> Result<String, String> {
     }
     let claims = GrantClaims {
         expires_at,
-        client_ip,
+        client_ip: a.common.ip,
         methods,
-        bucket: bucket.to_owned(),
+        bucket: a.bucket.clone(),
         keys,
         max_content_length,
         content_types,
-        max_expires: number(&f, "--max-expires", "seconds")?.unwrap_or(900),
+        max_expires: a.max_expires,
     };
-    issue_grant(&key(get(&f, "--config"))?, &claims).map_err(|e| format!("sign app-token: {e}"))
+    issue_grant(&key(a.common.config.as_deref())?, &claims).map_err(|e| format!("sign app-token: {e}"))
 }
 
 /// The table of link tokens the CloudFront Function must judge exactly as
@@ -276,12 +302,10 @@ pub fn write_link_agreement_table(config: &Config, dir: &std::path::Path) -> Res
     std::fs::write(&path, key_doc.to_string()).map_err(|e| format!("{}: {e}", path.display()))
 }
 
-pub fn run(args: &[String]) -> Result<(), String> {
-    let rest = args.get(1..).unwrap_or(&[]);
-    let out = match args.first().map(String::as_str) {
-        Some("link") => link(rest)?,
-        Some("app-token") => app_token(rest)?,
-        _ => return Err(USAGE.into()),
+pub fn run(what: &SignCmd) -> Result<(), String> {
+    let out = match what {
+        SignCmd::Link(a) => link(a)?,
+        SignCmd::AppToken(a) => app_token(a)?,
     };
     println!("{out}");
     Ok(())
@@ -294,40 +318,48 @@ mod tests {
     use offload_core::sign::link::{token_from_query, verify_grant, verify_link};
     use offload_core::sign::{GrantRequest, PresignMethod};
 
-    fn args(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_owned).collect()
+    /// `cargo xtask sign <line>` as the command line parses it.
+    fn sign(line: &str) -> Result<String, String> {
+        use clap::Parser as _;
+        let words = ["xtask", "sign"].into_iter().map(str::to_owned).chain(line.split_whitespace().map(str::to_owned));
+        let cli = crate::Cli::try_parse_from(words).map_err(|e| e.to_string())?;
+        let crate::Cmd::Sign { what } = cli.command else { return Err("not a sign command".into()) };
+        match &what {
+            SignCmd::Link(a) => link(a),
+            SignCmd::AppToken(a) => app_token(a),
+        }
     }
 
     #[test]
     fn flags_are_checked() {
         let cases = [
-            ("--path", "--path needs a value"),
-            ("--path /a --bogus 1", "unknown flag \"--bogus\""),
-            ("--path /a --path /b", "--path is given twice"),
+            ("--path", "a value is required for '--path <P>'"),
+            ("--path /a --bogus 1", "unexpected argument '--bogus'"),
+            ("--path /a --path /b", "'--path <P>' cannot be used multiple times"),
             ("--path /a --methods GET,FETCH", "--methods \"GET,FETCH\""),
-            ("--path /a --expires soon", "--expires: not a number of seconds"),
-            ("--path /a --ip nope", "--ip: not an IP address"),
+            ("--path /a --expires soon", "invalid value 'soon' for '--expires <S>'"),
+            ("--path /a --ip nope", "invalid value 'nope' for '--ip <A>'"),
             ("--path a", "--path \"a\""),
-            ("--methods GET", "--path is required"),
+            ("--methods GET", "required arguments were not provided:\n  --path <P>"),
         ];
         for (a, want) in cases {
-            let e = link(&args(a)).unwrap_err();
+            let e = sign(&format!("link {a}")).unwrap_err();
             assert!(e.contains(want), "{a}: {e}");
         }
         let cases = [
-            ("--prefix u/", "--bucket is required"),
-            ("--bucket up", "exactly one of --prefix"),
-            ("--bucket up --prefix u/ --key u/a", "exactly one of --prefix"),
+            ("--prefix u/", "required arguments were not provided:\n  --bucket <B>"),
+            ("--bucket up", "required arguments were not provided:\n  <--prefix <P>|--key <K>>"),
+            ("--bucket up --prefix u/ --key u/a", "'--prefix <P>' cannot be used with '--key <K>'"),
             ("--bucket up --prefix u/ --types */*", "--max-size BYTES is required"),
             ("--bucket up --prefix u/ --max-size 10", "--types is required"),
             ("--bucket up --prefix u/ --max-size 10 --types image", "--types \"image\""),
-            ("--bucket up --prefix u/ --max-size ten --types */*", "--max-size: not a number of bytes"),
+            ("--bucket up --prefix u/ --max-size ten --types */*", "invalid value 'ten' for '--max-size <BYTES>'"),
             ("--bucket up --prefix u/ --methods GET --max-size 10", "only apply when --methods allows PUT"),
             ("--bucket up --prefix u/ --methods GET,POST", "--methods GET,POST: a presign grant allows only GET, HEAD and PUT"),
             ("--bucket up --prefix u/ --methods GET --max-expires 0", "max_expires"),
         ];
         for (a, want) in cases {
-            let e = app_token(&args(a)).unwrap_err();
+            let e = sign(&format!("app-token {a}")).unwrap_err();
             assert!(e.contains(want), "{a}: {e}");
         }
     }
@@ -358,7 +390,7 @@ mod tests {
         let keys = keys.links().unwrap();
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
         // Issued with the repository's offload.toml [links] key.
-        let url = link(&args("--path /private/report.txt?a=1 --methods GET --expires 60")).unwrap();
+        let url = sign("link --path /private/report.txt?a=1 --methods GET --expires 60").unwrap();
         let (path, query) = url.split_once('?').unwrap();
         let token = token_from_query(query).unwrap();
         let claims = verify_link(keys, path, "GET", None, token, now).unwrap();
@@ -366,7 +398,7 @@ mod tests {
         assert!(claims.expires_at >= now + 59 && claims.expires_at <= now + 61);
         assert!(verify_link(keys, path, "HEAD", None, token, now).is_err());
 
-        let grant = app_token(&args("--bucket uploads --prefix user-42/ --max-size 1000 --types image/*,text/plain")).unwrap();
+        let grant = sign("app-token --bucket uploads --prefix user-42/ --max-size 1000 --types image/*,text/plain").unwrap();
         let put = GrantRequest {
             bucket: "uploads",
             key: "user-42/a.png",

@@ -1,15 +1,16 @@
 //! The local Offload stack: two origin-shim regions, the S3-compatible
 //! bucket holding `www/`, and the edge (the Workers build) in workerd via
 //! `wrangler dev`, all on 127.0.0.1. Used by `cargo xtask dev` and by the
-//! end-to-end tests. Every process runs in its own process group and is
-//! stopped (the whole group) when the [`Stack`] is dropped.
+//! end-to-end tests. Every process runs in its own process group, logs to
+//! `.offload/logs/<name>.log` and is stopped (the whole group) when the
+//! [`Stack`] is dropped: all of that is `offload_supervise`'s.
 
-use std::fs::{self, File};
-use std::net::TcpStream;
-use std::os::unix::process::CommandExt;
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
+
+use offload_supervise::{ensure_ports_free, Supervisor};
 
 pub mod devvars;
 pub mod http;
@@ -94,24 +95,14 @@ fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"))
 }
 
-struct Proc {
-    name: String,
-    child: Child,
-    log: PathBuf,
-}
-
 /// A running local stack. Dropping it stops every process it started.
 pub struct Stack {
-    procs: Vec<Proc>,
+    procs: Supervisor,
     pub edge: String,
     /// (region, origin URL, control URL serving `/_shim/*`).
     pub origins: Vec<(String, String, String)>,
     pub bucket: String,
     pub logs: PathBuf,
-}
-
-fn port_free(port: u16) -> bool {
-    TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_err()
 }
 
 impl Stack {
@@ -129,11 +120,7 @@ impl Stack {
         let secret_key = vars.for_ref(&config, "buckets.www.secret_access_key")?.to_owned();
         let mut ports = vec![EDGE_PORT, BUCKET_PORT];
         ports.extend(REGIONS.iter().flat_map(|r| [r.1, r.1 + CONTROL_PORT_OFFSET]));
-        if let Some(p) = ports.iter().find(|p| !port_free(**p)) {
-            return Err(format!(
-                "port 127.0.0.1:{p} is in use (is `cargo xtask dev` already running?)"
-            ));
-        }
+        ensure_ports_free(&ports, "is `cargo xtask dev` or another e2e run already running?")?;
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .args(["build", "--quiet", "-p", "origin-shim"])
             .current_dir(&root)
@@ -146,11 +133,14 @@ impl Stack {
         let state = root.join(".offload");
         let logs = state.join("logs");
         let bucket_root = state.join("bucket");
+        // Every stack starts from the same state: the bucket seeded afresh
+        // from www/, the platform cache (wrangler's persisted state) empty.
         let _ = fs::remove_dir_all(&bucket_root);
+        let _ = fs::remove_dir_all(state.join("wrangler"));
         fs::create_dir_all(&logs).map_err(|e| format!("{}: {e}", logs.display()))?;
 
         let mut stack = Stack {
-            procs: Vec::new(),
+            procs: Supervisor::new(&logs)?,
             edge: format!("http://127.0.0.1:{EDGE_PORT}"),
             origins: REGIONS
                 .iter()
@@ -168,7 +158,7 @@ impl Stack {
                 .args(["--control-listen", &format!("127.0.0.1:{}", port + CONTROL_PORT_OFFSET)])
                 .args(["--auth-header", auth.header().as_str()])
                 .env("OFFLOAD_ORIGIN_AUTH_KEYS", format!("{}={auth_secret}", auth.key_id()));
-            stack.spawn(&format!("origin-{region}"), cmd)?;
+            stack.procs.spawn(&format!("origin-{region}"), cmd)?;
         }
         // The bucket is private: the edge reads `www` with signed requests,
         // browsers upload to `uploads` with presigned URLs.
@@ -179,11 +169,11 @@ impl Stack {
             .args(["--access-key", &access_key, "--bucket", "www", "--seed"])
             .arg(root.join("www"))
             .env("OFFLOAD_S3_SECRET_KEY", &secret_key);
-        stack.spawn("bucket", cmd)?;
+        stack.procs.spawn("bucket", cmd)?;
         for (region, _, control) in stack.origins.clone() {
-            stack.wait_http(&format!("{control}/_shim/stats"), &format!("origin-{region}"), 30)?;
+            wait_ok(&mut stack.procs, &format!("origin-{region}"), &format!("{control}/_shim/stats"), 30)?;
         }
-        stack.wait_tcp(BUCKET_PORT, "bucket", 30)?;
+        stack.procs.wait_tcp("bucket", BUCKET_PORT, Duration::from_secs(30))?;
 
         let mut cmd = Command::new(root.join("node_modules/.bin/wrangler"));
         cmd.args([
@@ -200,95 +190,22 @@ impl Stack {
         .env("CI", "1")
         .env(LOCAL_STACK_ENV, "1")
         .envs(worker_build_env(&root));
-        stack.spawn("edge", cmd)?;
+        stack.procs.spawn("edge", cmd)?;
         // The first start builds the Worker (release Wasm): allow for it.
-        stack.wait_http(&format!("{}/healthz", stack.edge), "edge", 900)?;
+        let health = format!("{}/healthz", stack.edge);
+        wait_ok(&mut stack.procs, "edge", &health, 900)?;
         Ok(stack)
     }
 
-    fn spawn(&mut self, name: &str, mut cmd: Command) -> Result<(), String> {
-        let log = self.logs.join(format!("{name}.log"));
-        let out = File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
-        let err = out.try_clone().map_err(|e| format!("{}: {e}", log.display()))?;
-        cmd.stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
-        let child = cmd.spawn().map_err(|e| format!("start {name}: {e}"))?;
-        self.procs.push(Proc { name: name.to_owned(), child, log });
-        Ok(())
-    }
-
-    fn check_alive(&mut self, name: &str) -> Result<(), String> {
-        for p in &mut self.procs {
-            if p.name == name {
-                if let Ok(Some(status)) = p.child.try_wait() {
-                    let tail = fs::read_to_string(&p.log).unwrap_or_default();
-                    let tail: Vec<&str> = tail.lines().rev().take(30).collect();
-                    let tail: Vec<&str> = tail.into_iter().rev().collect();
-                    return Err(format!("{name} exited ({status}); log {}:\n{}", p.log.display(), tail.join("\n")));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn wait_http(&mut self, url: &str, name: &str, secs: u64) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        while Instant::now() < deadline {
-            self.check_alive(name)?;
-            if matches!(http::get(url), Ok(r) if r.status == 200) {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        Err(format!("{name} did not answer 200 at {url} within {secs} s (log: {})", self.logs.display()))
-    }
-
-    fn wait_tcp(&mut self, port: u16, name: &str, secs: u64) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        while Instant::now() < deadline {
-            self.check_alive(name)?;
-            if !port_free(port) {
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Err(format!("{name} did not listen on 127.0.0.1:{port} within {secs} s"))
-    }
-
-    /// Whether every process is still running (for `xtask dev`'s loop).
+    /// The first process found to have exited, with its log's tail (for
+    /// `xtask dev`'s loop).
     pub fn dead_process(&mut self) -> Option<String> {
-        self.procs.iter_mut().find_map(|p| match p.child.try_wait() {
-            Ok(Some(s)) => Some(format!("{} exited ({s}); see {}", p.name, p.log.display())),
-            _ => None,
-        })
+        self.procs.dead_process()
     }
 }
 
-/// Send `signal` to the process group led by `pid` (each child is started
-/// as a group leader, so this reaches wrangler's workerd children too).
-fn signal_group(signal: &str, pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-s", signal, "--", &format!("-{pid}")])
-        .stderr(Stdio::null())
-        .status();
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        // SIGTERM each process group (wrangler has workerd children), give
-        // them a moment, then SIGKILL whatever is left.
-        for p in &self.procs {
-            signal_group("TERM", p.child.id());
-        }
-        let deadline = Instant::now() + Duration::from_secs(5);
-        for p in &mut self.procs {
-            while Instant::now() < deadline {
-                if matches!(p.child.try_wait(), Ok(Some(_))) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            signal_group("KILL", p.child.id());
-            let _ = p.child.wait();
-        }
-    }
+/// Waits until `url` answers 200 while `name` runs.
+fn wait_ok(procs: &mut Supervisor, name: &str, url: &str, secs: u64) -> Result<(), String> {
+    let what = format!("did not answer 200 at {url}");
+    procs.wait_for(name, &what, Duration::from_secs(secs), || matches!(http::get(url), Ok(r) if r.status == 200))
 }

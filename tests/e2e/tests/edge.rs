@@ -82,15 +82,17 @@ fn api_time_reaches_the_origin_every_time(s: &Stack) -> Result<(), String> {
 }
 
 fn prefix_route_strips_and_reaches_the_other_region(s: &Stack) -> Result<(), String> {
-    let before = origin_count(s, "eu-west-1", "/api/items/abc")?;
-    let r = get(&format!("{}/eu/api/items/abc?x=1", s.edge))?;
+    let id = item_id("eu");
+    let path = format!("/api/items/{id}");
+    let before = origin_count(s, "eu-west-1", &path)?;
+    let r = get(&format!("{}/eu{path}?x=1", s.edge))?;
     ensure!(r.status == 200, "status {} {}", r.status, r.text());
     let j = r.json()?;
-    ensure!(j["region"] == "eu-west-1" && j["id"] == "abc", "body {j}");
-    ensure!(origin_count(s, "eu-west-1", "/api/items/abc")? == before + 1, "eu origin not counted");
+    ensure!(j["region"] == "eu-west-1" && j["id"] == id, "body {j}");
+    ensure!(origin_count(s, "eu-west-1", &path)? == before + 1, "eu origin not counted");
     // Conditional request passes through: the origin answers 304.
     let etag = r.header("etag").ok_or("no etag")?.to_owned();
-    let r = request("GET", &format!("{}/eu/api/items/abc", s.edge), &[("if-none-match", &etag)], None)?;
+    let r = request("GET", &format!("{}/eu{path}", s.edge), &[("if-none-match", &etag)], None)?;
     ensure!(r.status == 304, "conditional status {}", r.status);
     Ok(())
 }
@@ -165,12 +167,59 @@ fn headless_chromium_renders_the_page_through_the_edge(s: &Stack) -> Result<(), 
 }
 
 
+/// When a case last made an origin fail or refuse (a `/_shim/stop`, or
+/// faults with a `fail_ratio` and a status other than 4xx), or cleared
+/// such a fault: the edge's health
+/// state (ejections) and its retry budget remember that for a while, so
+/// the next case waits for them to settle ([`fresh_state`]).
+static HEALTH_DISTURBED: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+
+/// The edge's retry budget counts the retries of the last `window_ms`
+/// (10 s by default, as offload.toml leaves it), plus one slot.
+const BUDGET_WINDOW: std::time::Duration = std::time::Duration::from_secs(11);
+
 fn shim_control(s: &Stack, region: &str, method: &str, path: &str, body: Option<&str>) -> Result<Resp, String> {
     let control = &s.origins.iter().find(|(r, _, _)| r == region).ok_or("no such region")?.2;
+    let disturbs = path == "/_shim/stop" || (path == "/_shim/faults" && method == "POST" && body.is_some_and(|b| b.contains("fail_ratio") && !b.contains("\"fail_status\":4")));
+    let clears = path == "/_shim/start" || (path == "/_shim/faults" && method == "DELETE");
+    if let Ok(mut at) = HEALTH_DISTURBED.lock() {
+        if disturbs || (clears && at.is_some()) {
+            *at = Some(std::time::Instant::now());
+        }
+    }
     let headers: &[(&str, &str)] = if body.is_some() { &[("content-type", "application/json")] } else { &[] };
     let r = request(method, &format!("{control}{path}"), headers, body.map(str::as_bytes))?;
     ensure!(r.status < 300, "{method} {path} on {region}: {} {}", r.status, r.text());
+    if clears {
+        if let Ok(mut at) = HEALTH_DISTURBED.lock() {
+            if at.is_some() {
+                *at = Some(std::time::Instant::now());
+            }
+        }
+    }
     Ok(r)
+}
+
+/// Run before every case, so that each starts from the same state whatever
+/// ran before it (and any case can run alone): no origin faults, no region
+/// stopped, no region ejected at the edge, the retry budget's window clear
+/// of earlier retries, the origins' counters at zero. (The platform cache
+/// starts empty with each stack; cases use their own keys within a run.)
+fn fresh_state(s: &Stack) -> Result<(), String> {
+    for (region, _, _) in &s.origins {
+        shim_control(s, region, "DELETE", "/_shim/faults", None)?;
+    }
+    let disturbed = *HEALTH_DISTURBED.lock().map_err(|_| "poisoned")?;
+    if let Some(at) = disturbed {
+        let settled = at + BUDGET_WINDOW;
+        std::thread::sleep(settled.saturating_duration_since(std::time::Instant::now()));
+        wait_us_east_serves(s)?;
+        *HEALTH_DISTURBED.lock().map_err(|_| "poisoned")? = None;
+    }
+    for (region, _, _) in &s.origins {
+        shim_control(s, region, "POST", "/_shim/reset", None)?;
+    }
+    Ok(())
 }
 
 fn viewers_land_on_their_region(s: &Stack) -> Result<(), String> {
@@ -338,8 +387,8 @@ fn total_count(s: &Stack, region: &str) -> Result<u64, String> {
     Ok(r.json()?["total"].as_u64().unwrap_or(0))
 }
 
-/// Wait until a US viewer is served by us-east-1 again (an earlier test
-/// may have left it ejected; ejection ends with a successful probe).
+/// Wait until a US viewer is served by us-east-1 again (after a stop or
+/// failures it is ejected; ejection ends with a successful probe).
 fn wait_us_east_serves(s: &Stack) -> Result<(), String> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
     loop {
@@ -353,7 +402,6 @@ fn wait_us_east_serves(s: &Stack) -> Result<(), String> {
 }
 
 fn a_stopped_region_fails_over_and_comes_back(s: &Stack) -> Result<(), String> {
-    wait_us_east_serves(s)?;
     shim_control(s, "us-east-1", "POST", "/_shim/stop", None)?;
     let result = (|| {
         for _ in 0..5 {
@@ -371,11 +419,8 @@ fn a_stopped_region_fails_over_and_comes_back(s: &Stack) -> Result<(), String> {
 
 fn retry_budget_caps_origin_requests(s: &Stack) -> Result<(), String> {
     // us-east-1 answers 503 to everything: US viewers fail over, but the
-    // origins together never see more than the budget allows.
-    wait_us_east_serves(s)?;
-    for (region, _, _) in &s.origins {
-        shim_control(s, region, "POST", "/_shim/reset", None)?;
-    }
+    // origins together never see more than the budget allows. (The
+    // counters start at zero: `fresh_state`.)
     shim_control(s, "us-east-1", "POST", "/_shim/faults", Some(r#"{"fail_ratio":1.0,"fail_status":503}"#))?;
     let n = 60u64;
     let mut ok = 0;
@@ -409,7 +454,6 @@ fn failover_under_load_loses_no_gets(s: &Stack) -> Result<(), String> {
     use std::sync::{Arc, Mutex};
     use std::time::{Duration, Instant};
     let secs = std::env::var("OFFLOAD_FAILOVER_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(20u64);
-    wait_us_east_serves(s)?;
     let start = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     // (elapsed ms at start, latency ms, status, attempts, served by us-east-1)
@@ -480,10 +524,14 @@ fn failover_under_load_loses_no_gets(s: &Stack) -> Result<(), String> {
 
 // ----- edge cache -----------------------------------------------------
 
-/// A fresh item id per run (the platform cache outlives the stack).
+/// A number no other case or run uses (nanoseconds since the epoch).
+fn unique() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
+}
+
+/// A cache key of the case's own: an item id no other case or run uses.
 fn item_id(case: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    format!("{case}-{nanos}")
+    format!("{case}-{}", unique())
 }
 
 /// Requests for `path` across every region (a region may be ejected
@@ -822,7 +870,8 @@ fn blob_get(s: &Stack, bytes: u64, seed: u64) -> Result<Resp, String> {
 
 fn large_storable_responses_arrive_whole_and_are_not_stored(s: &Stack) -> Result<(), String> {
     // Larger than max_entry_bytes (4 MiB): streamed complete, not stored.
-    let seed = now_secs() % 1000;
+    // A seed of its own: the small blob's URL is this case's alone.
+    let seed = unique();
     let big = 6_000_000;
     let path = format!("/api/blob/{big}");
     let before = origin_total(s, &path)?;
@@ -1101,7 +1150,6 @@ fn hostile_suite_on_workers(s: &Stack) -> Result<(), String> {
     let cases = table["cases"].as_array().ok_or("no cases")?;
     ensure!(cases.len() >= 60, "{} cases", cases.len());
     let private = std::fs::read(offload_e2e::root().join("www/private/report.txt")).map_err(|e| e.to_string())?;
-    wait_us_east_serves(s)?;
     let run = format!("w{}", now_secs());
     let mut failures = Vec::new();
     for case in cases {
@@ -1147,7 +1195,24 @@ fn main() -> ExitCode {
         ("hostile_suite_on_workers", hostile_suite_on_workers),
     ];
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    let cases: Vec<&Case> = cases.iter().filter(|(n, _)| filter.is_empty() || filter.iter().any(|f| n.contains(f.as_str()))).collect();
+    let all = cases;
+    let cases: Vec<&Case> = all.iter().filter(|(n, _)| filter.is_empty() || filter.iter().any(|f| n.contains(f.as_str()))).collect();
+    // `--reverse`: the cases in the opposite order (each starts from the
+    // same state, so the order must not matter).
+    let mut cases = cases;
+    if std::env::args().any(|a| a == "--reverse") {
+        cases.reverse();
+    }
+    if cases.is_empty() {
+        let names: Vec<&str> = all.iter().map(|(n, _)| *n).collect();
+        eprintln!("error: no case matches {filter:?}; the cases:\n  {}", names.join("\n  "));
+        return ExitCode::FAILURE;
+    }
+    // Ctrl-C stops the stack's process groups before the harness exits.
+    if let Err(e) = offload_supervise::install_interrupt_handler() {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     println!("starting the local stack (origin-shims, bucket, edge in workerd)...");
     let stack = match Stack::start() {
         Ok(s) => s,
@@ -1159,7 +1224,7 @@ fn main() -> ExitCode {
     println!("\nrunning {} tests", cases.len());
     let mut failed = Vec::new();
     for (name, case) in &cases {
-        match case(&stack) {
+        match fresh_state(&stack).map_err(|e| format!("resetting the stack before the case: {e}")).and_then(|()| case(&stack)) {
             Ok(()) => println!("test {name} ... ok"),
             Err(e) => {
                 println!("test {name} ... FAILED\n    {e}");
