@@ -69,17 +69,17 @@ impl Lambda {
 
     /// Both request triggers: the event's request in canonical form and
     /// the core's plan for it, or the response that answers it.
-    fn plan(&self, ev: &Request, host: Option<&str>, now_ms: u64) -> Result<(CanonicalRequest, Box<Forward>), HttpResponse> {
+    fn plan(&self, ev: &Request, host: Option<&str>, now_ms: u64) -> Result<(CanonicalRequest, Box<Forward>), Box<HttpResponse>> {
         let viewer = ev.viewer();
-        let req = ev.to_http(host, viewer.tls).ok_or_else(|| error_json(400, "request target is not valid"))?;
+        let req = ev.to_http(host, viewer.tls).ok_or_else(|| Box::new(error_json(400, "request target is not valid")))?;
         // One canonical form decides everything, here and in CloudFront's
         // cache key (viewer-request rewrites the event's URI to it).
-        let req = self.edge.canonicalize(&req).map_err(|refusal| *refusal)?;
+        let req = self.edge.canonicalize(&req)?;
         if let Some(resp) = self.presign(ev, &req, &viewer, now_ms) {
-            return Err(resp);
+            return Err(Box::new(resp));
         }
         match self.edge.plan(&req, &viewer, now_ms) {
-            Plan::Respond(resp) => Err(resp),
+            Plan::Respond(resp) => Err(Box::new(resp)),
             Plan::Forward(fwd) => Ok((req, fwd)),
         }
     }

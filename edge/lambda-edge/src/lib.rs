@@ -23,9 +23,10 @@
 //!   response to hand back to CloudFront out;
 //! - `presign(json)`: the S3 presigner (compatibility tests, benchmarks).
 //!
-//! The config is bundled at build time (`build.rs` validates it; a bad
-//! config fails the build); it holds secret references only. Lambda@Edge
-//! has no environment variables: secrets come from AWS at cold start.
+//! The config is bundled at build time as JSON (`build.rs` validates
+//! offload.toml; a bad config fails the build); it holds secret references
+//! only. Lambda@Edge has no environment variables: secrets come from AWS
+//! at cold start.
 
 use std::cell::RefCell;
 
@@ -38,12 +39,12 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::wasm_bindgen;
 
 pub mod handlers;
-pub mod presign;
 
 pub use handlers::Lambda;
 
-/// The config bundled at build time (validated by build.rs).
-pub const CONFIG_TOML: &str = include_str!(concat!(env!("OUT_DIR"), "/offload.toml"));
+/// The config bundled at build time: offload.toml validated and turned
+/// into JSON by build.rs.
+pub const CONFIG_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/offload.json"));
 
 thread_local! {
     static LAMBDA: RefCell<Option<Lambda>> = const { RefCell::new(None) };
@@ -51,7 +52,7 @@ thread_local! {
 }
 
 fn config() -> Result<Config, String> {
-    Config::from_toml(CONFIG_TOML).map_err(|e| format!("edge config: {e}"))
+    Config::from_json(CONFIG_JSON).map_err(|e| format!("edge config: {e}"))
 }
 
 fn json(v: &impl Serialize) -> String {
@@ -68,11 +69,8 @@ fn error(message: &str) -> String {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RoleCredentials {
-    #[serde(default)]
     access_key_id: Option<String>,
-    #[serde(default)]
     secret_access_key: Option<String>,
-    #[serde(default)]
     session_token: Option<String>,
 }
 
@@ -89,18 +87,14 @@ impl RoleCredentials {
 struct SecretsInput {
     #[serde(flatten)]
     role: RoleCredentials,
-    #[serde(default)]
     region: Option<String>,
-    #[serde(default)]
     endpoint: Option<String>,
 }
 
+/// The wrapper's `Date.now()`; 0 for anything that is not a finite time
+/// (`as` maps NaN and negatives to 0).
 fn now(now_ms: f64) -> u64 {
-    if now_ms.is_finite() && now_ms > 0.0 {
-        now_ms as u64
-    } else {
-        0
-    }
+    if now_ms.is_finite() { now_ms as u64 } else { 0 }
 }
 
 /// Hand the Lambda role's credentials to the edge (for signed buckets).
@@ -205,10 +199,11 @@ pub fn origin_response(event_json: &str, now_ms: f64) -> String {
     run(Trigger::OriginResponse, event_json, |l, e| l.origin_response(e, now(now_ms)))
 }
 
-/// S3 presigned URL from a JSON request (see [`presign::presign_json`]).
+/// S3 presigned URL from a JSON request (see
+/// [`offload_core::sign::presign_json`]).
 #[wasm_bindgen]
 pub fn presign(json: &str) -> String {
-    presign::presign_json(json)
+    offload_core::sign::presign_json::presign_json(json)
 }
 
 /// The bundled config's presign endpoint path and route patterns, for the

@@ -23,7 +23,7 @@ use crate::proxy::Viewer;
 use crate::route::geo::from_cloudfront;
 
 /// `{"Records": [{"cf": ...}]}`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Event {
     #[serde(rename = "Records")]
     pub records: Vec<Record>,
@@ -55,34 +55,32 @@ impl Cf {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Record {
     pub cf: Cf,
 }
 
 /// One CloudFront record: the distribution, the request, and (response
 /// events) the response.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Cf {
     #[serde(default)]
     pub config: CfConfig,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub request: Option<Request>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub response: Option<Response>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+/// `cf.config`: the fields Offload reads (others are ignored; the config
+/// is not handed back).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CfConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub distribution_domain_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub distribution_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub event_type: Option<Trigger>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
 }
 
 /// One header field line: `{ "key": "Content-Type", "value": "text/plain" }`.

@@ -26,6 +26,7 @@ pub(crate) use encode::uri_encode_path;
 pub mod link;
 pub mod origin;
 pub mod presign;
+pub mod presign_json;
 mod sha256;
 pub mod sigv4;
 
