@@ -2,8 +2,9 @@
 //! CloudFront expresses it. Platform-free (no Wasm bindings, no I/O): the
 //! Lambda@Edge executor (`edge/lambda-edge`) parses events into
 //! [`event`]'s types, drives the [`crate::Edge`] with them, and hands back
-//! what [`policy`] makes of the result; the CloudFront Function generator
-//! uses the same policy.
+//! what [`policy`] makes of the result. The CloudFront Function generator
+//! (moving to `edge/cloudfront-function`) is to take its CloudFront rules
+//! from here too.
 //!
 //! - [`event`]: the event record as serde structs (`Records[0].cf.{config,
 //!   request, response}`), to and from `http` types;
