@@ -2,66 +2,65 @@
 //!
 //! Input: JSON. A CloudFront event (`{"Records":[{"cf":...}]}`) is used as
 //! is; any other value is wrapped as the event's request and response.
+//! What does not parse as an event (`offload_core::cloudfront::Event`) is
+//! answered with a generated 500 by the executor's entry points, before
+//! any handler runs, so it stops here.
 //! Invariants: never panics; header maps survive the CloudFront ⇄ `http`
-//! round trip; every handler answers a JSON object that is a request (with
-//! `uri`) or a generated response (with a 3-digit `status`); headers that
-//! CloudFront restricts for the trigger come back exactly as they came
-//! (absent if absent); no output carries a secret.
+//! round trip; every handler answers a request or a generated response
+//! (with a status in 100..=599); headers that CloudFront restricts for the
+//! trigger come back exactly as they came (absent if absent), and a
+//! generated response sets none; no output carries a secret.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use offload_core::cloudfront::event::Headers;
+use offload_core::cloudfront::restricted::{is_restricted, Trigger};
+use offload_core::cloudfront::{Answer, Event, Response};
 use offload_fuzz::{config, secrets, SECRETS};
-use offload_lambda_edge::event::{cf_record, headers_from_cf, headers_to_cf, request_from_cf};
-use offload_lambda_edge::restricted::{is_restricted, Trigger};
 use offload_lambda_edge::Lambda;
 use serde_json::{json, Value};
 
-fn check_restricted(trigger: Trigger, out: &Value, original: Option<&Value>) {
-    let out_h = out.get("headers").and_then(Value::as_object);
-    let orig_h = original.and_then(|o| o.get("headers")).and_then(Value::as_object);
-    for (name, list) in out_h.into_iter().flatten() {
+fn check_restricted(trigger: Trigger, out: &Headers, original: &Headers) {
+    for (name, list) in &out.0 {
         if is_restricted(trigger, &name.to_ascii_lowercase()) {
-            assert_eq!(orig_h.and_then(|o| o.get(name)), Some(list), "{trigger:?} changed restricted {name}");
+            assert_eq!(original.0.get(name), Some(list), "{trigger:?} changed restricted {name}");
         }
     }
-    for (name, list) in orig_h.into_iter().flatten() {
-        if is_restricted(trigger, &name.to_ascii_lowercase()) && out.get("status").is_none() {
-            assert_eq!(out_h.and_then(|o| o.get(name)), Some(list), "{trigger:?} dropped restricted {name}");
+    for (name, list) in &original.0 {
+        if is_restricted(trigger, &name.to_ascii_lowercase()) {
+            assert_eq!(out.0.get(name), Some(list), "{trigger:?} dropped restricted {name}");
         }
     }
 }
 
-fn check_output(trigger: Trigger, out: &Value, original: Option<&Value>, input: &[u8]) {
+fn check_generated(trigger: Trigger, resp: &Response) {
+    let n: u16 = resp.status.parse().expect("status is a number");
+    assert!((100..=599).contains(&n), "status {}", resp.status);
+    for name in resp.headers.0.keys() {
+        assert!(!is_restricted(trigger, name), "generated response sets restricted {name}");
+    }
+}
+
+fn check_secrets(shown: Result<String, serde_json::Error>, input: &[u8]) {
     // A secret the event itself carried may come back with it.
     let input = String::from_utf8_lossy(input);
-    let shown = out.to_string();
+    let shown = shown.expect("outputs serialize");
     for s in SECRETS {
         assert!(input.contains(s) || !shown.contains(s), "lambda output leaks a secret");
     }
-    if original.is_some_and(|o| !o.is_object() && o == out) {
-        return; // Not a request/response object: passed through untouched.
-    }
-    let obj = out.as_object().expect("handlers answer an object");
-    if let Some(status) = obj.get("status") {
-        if original.is_some_and(|o| o.get("status") == Some(status)) {
-            // A passed-through origin response.
-            check_restricted(trigger, out, original);
-            return;
-        }
-        let s = status.as_str().expect("status is a string");
-        let n: u16 = s.parse().expect("status is a number");
-        assert!((100..=599).contains(&n), "status {s}");
-        for name in obj.get("headers").and_then(Value::as_object).into_iter().flatten().map(|(k, _)| k) {
-            assert!(!is_restricted(trigger, name), "generated response sets restricted {name}");
-        }
-    } else {
-        check_restricted(trigger, out, original);
+}
+
+fn check_answer(trigger: Trigger, out: &Answer, original: &Headers, input: &[u8]) {
+    check_secrets(serde_json::to_string(out), input);
+    match out {
+        Answer::Forward(req) => check_restricted(trigger, &req.headers, original),
+        Answer::Respond(resp) => check_generated(trigger, resp),
     }
 }
 
 fuzz_target!(|data: &[u8]| {
     let Ok(value) = serde_json::from_slice::<Value>(data) else { return };
-    let event = if cf_record(&value).is_some() {
+    let value = if value.get("Records").is_some() {
         value
     } else {
         json!({ "Records": [{ "cf": {
@@ -70,22 +69,29 @@ fuzz_target!(|data: &[u8]| {
             "response": value,
         } }] })
     };
-    let cf = cf_record(&event).expect("a cf record");
-    let req_v = cf.get("request");
+    let Ok(event) = serde_json::from_value::<Event>(value) else { return };
+    let Some(cf) = event.cf() else { return };
 
-    if let Some(req_v) = req_v {
-        let map = headers_from_cf(req_v.get("headers"));
-        let back = headers_from_cf(Some(&Value::Object(headers_to_cf(&map, req_v.get("headers")))));
-        assert_eq!(back, map, "header map round trip");
-        if let Some(req) = request_from_cf(req_v, Some("www.example.com"), true) {
-            assert!(req.uri().path().starts_with('/') || req.uri().path().is_empty() || req.uri().path() == "*");
-            assert_eq!(req.headers(), &map);
+    if let Some(req) = &cf.request {
+        let map = req.headers.to_http();
+        assert_eq!(Headers::from_http(&map, Some(&req.headers)).to_http(), map, "header map round trip");
+        if let Some(r) = req.to_http(Some("www.example.com"), true) {
+            assert!(r.uri().path().starts_with('/') || r.uri().path().is_empty() || r.uri().path() == "*");
+            assert_eq!(r.headers(), &map);
         }
     }
 
     let mut lambda = Lambda::new(config(), &secrets()).expect("the fuzz config loads");
     let now = 1_700_000_000_000;
-    check_output(Trigger::ViewerRequest, &lambda.viewer_request(&event, now), req_v, data);
-    check_output(Trigger::OriginRequest, &lambda.origin_request(&event, now, 7), req_v, data);
-    check_output(Trigger::OriginResponse, &lambda.origin_response(&event, now), cf.get("response"), data);
+    let none = Headers::default();
+    let req_headers = cf.request.as_ref().map_or(&none, |r| &r.headers);
+    check_answer(Trigger::ViewerRequest, &lambda.viewer_request(&event, now), req_headers, data);
+    check_answer(Trigger::OriginRequest, &lambda.origin_request(&event, now, 7), req_headers, data);
+    let out = lambda.origin_response(&event, now);
+    check_secrets(serde_json::to_string(&out), data);
+    match &cf.response {
+        // Passed through or rewritten: the restricted fields are the origin's.
+        Some(resp) if resp.status == out.status => check_restricted(Trigger::OriginResponse, &out.headers, &resp.headers),
+        _ => check_generated(Trigger::OriginResponse, &out),
+    }
 });

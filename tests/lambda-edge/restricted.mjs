@@ -3,7 +3,7 @@
 // functions" -> "HTTP headers", and "Restrictions on Lambda@Edge" ->
 // "CloudFront headers":
 // https://docs.aws.amazon.com/AmazonCloudFront/latest/DeveloperGuide/edge-function-restrictions-all.html#function-restrictions-headers
-// The same lists are in edge/lambda-edge/src/restricted.rs (a Rust unit
+// The same lists are in edge/core/src/cloudfront/restricted.rs (a Rust unit
 // test checks both copies agree). Entries ending in '*' are prefixes.
 
 export const DISALLOWED = [

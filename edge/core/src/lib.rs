@@ -6,6 +6,7 @@
 //! The core never reads the clock and never does I/O.
 
 pub mod cache;
+pub mod cloudfront;
 pub mod config;
 pub mod error;
 pub mod machine;

@@ -39,6 +39,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+pub mod aws;
+
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 

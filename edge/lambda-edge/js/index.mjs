@@ -135,7 +135,7 @@ export const originRequest = async (event) => { await ready(); return invoke('or
 export const originResponse = async (event) => { await ready(); return invoke('origin-response', event); };
 export const handler = async (event) => { await ready(); return invoke(event?.Records?.[0]?.cf?.config?.eventType, event); };
 
-/** S3 presigned URL (see edge/lambda-edge/src/presign.rs for the input). */
+/** S3 presigned URL (see edge/core/src/sign/presign_json.rs for the input). */
 export function presign(request) {
   return JSON.parse(wasm.presign(JSON.stringify(request)));
 }

@@ -266,6 +266,22 @@ struct Value {
     quoted: bool,
 }
 
+/// The directives of every `name` field line, each as written (trimmed),
+/// in order: the one splitter for code that rewrites a cache-control-style
+/// field and keeps the directives it does not touch.
+pub fn directive_items(headers: &HeaderMap, name: &HeaderName) -> Vec<String> {
+    headers
+        .get_all(name)
+        .iter()
+        .flat_map(|v| split_list(&String::from_utf8_lossy(v.as_bytes())).into_iter().map(str::to_owned).collect::<Vec<_>>())
+        .collect()
+}
+
+/// The lower-cased name of one directive as written (`Max-Age=5` → `max-age`).
+pub fn directive_name(item: &str) -> String {
+    split_directive(item).0.to_ascii_lowercase()
+}
+
 /// Split a comma-separated list, ignoring commas inside quoted strings.
 fn split_list(s: &str) -> Vec<&str> {
     let mut out = Vec::new();

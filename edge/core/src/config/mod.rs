@@ -398,13 +398,15 @@ impl Config {
     /// build-time form bundled into the edge builds).
     #[cfg(feature = "toml")]
     pub fn toml_to_json(text: &str) -> Result<String, ConfigError> {
-        Self::from_toml(text)?;
+        let config = Self::from_toml(text)?;
         let doc: toml::Value = toml::from_str(text)
             .map_err(|e| ConfigError::new("", e.to_string().trim_end(), ConfigErrorKind::Syntax))?;
         let json = serde_json::to_string(&doc)
             .map_err(|e| ConfigError::new("", e.to_string(), ConfigErrorKind::Syntax))?;
-        // The JSON form must read back as the same config.
-        Self::from_json(&json)?;
+        // The JSON form must read back as exactly the same config.
+        if Self::from_json(&json)? != config {
+            return Err(ConfigError::new("", "the config reads differently as JSON", ConfigErrorKind::Syntax));
+        }
         Ok(json)
     }
 

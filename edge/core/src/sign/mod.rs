@@ -26,6 +26,7 @@ pub(crate) use encode::{hmac_sha256, uri_encode_path};
 pub mod link;
 pub mod origin;
 pub mod presign;
+pub mod presign_json;
 pub mod sigv4;
 
 pub use link::{

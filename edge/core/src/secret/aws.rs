@@ -6,21 +6,25 @@
 //!
 //! Sans-IO: [`requests`] builds the signed HTTPS POSTs (AWS JSON 1.1
 //! protocol: `Content-Type: application/x-amz-json-1.1`, `X-Amz-Target`),
-//! the JS wrapper sends them with `fetch`, and [`apply`] turns the answers
-//! (in the same order) into a [`SecretMap`]. Errors name the secret and the
-//! AWS error type, never a value.
+//! the executor sends them (the Lambda@Edge wrapper with `fetch`), and
+//! [`apply`] turns the answers (in the same order) into a [`SecretMap`].
+//! Errors name the secret and the AWS error type, never a value.
+//!
+//! Both take the config's references (`Config::secret_refs`: the field
+//! and its [`SecretRef`]), so this module needs nothing but the signer.
 //!
 //! A secret named by ARN is read in the ARN's region; a plain name in the
 //! function's region (`AWS_REGION`), so replicate such secrets to every
 //! region Lambda@Edge runs in, or name them by ARN.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
-use offload_core::secret::{Platform, Secret, SecretMap, Source};
-use offload_core::sign::sigv4::{sign, AmzDate, PayloadHash, SignableRequest, SigningParams, SigningSettings};
-use offload_core::sign::Credentials;
-use offload_core::Config;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+
+use super::{Platform, Secret, SecretMap, SecretRef, Source};
+use crate::sign::sigv4::{sign, AmzDate, PayloadHash, SignableRequest, SigningParams, SigningSettings};
+use crate::sign::Credentials;
 
 /// One AWS read: a Secrets Manager secret (all its JSON keys at once) or
 /// an SSM parameter.
@@ -73,10 +77,14 @@ impl fmt::Display for FetchError {
 
 impl std::error::Error for FetchError {}
 
-/// The AWS reads the config needs, de-duplicated, in a fixed order.
-pub fn targets(config: &Config) -> Vec<Target> {
+/// The config's secret references: `(field, reference)`, as
+/// `Config::secret_refs` lists them.
+pub type Refs<'a> = [(String, &'a SecretRef)];
+
+/// The AWS reads the references need, de-duplicated, in a fixed order.
+pub fn targets(refs: &Refs<'_>) -> Vec<Target> {
     let mut out: Vec<Target> = Vec::new();
-    for (_, r) in config.secret_refs() {
+    for (_, r) in refs {
         let t = match r.source(Platform::LambdaEdge) {
             Some(Source::SecretsManager { secret_id, .. }) => Target::SecretsManager(secret_id.to_owned()),
             Some(Source::Parameter(name)) => Target::Parameter(name.to_owned()),
@@ -89,18 +97,27 @@ pub fn targets(config: &Config) -> Vec<Target> {
     out
 }
 
-/// A signed request for the wrapper to send (POST).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A signed request for the executor to send (POST). Serializes as
+/// `{url, headers: {name: value}, body}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SecretRequest {
     pub url: String,
-    pub headers: Vec<(String, String)>,
+    pub headers: BTreeMap<String, String>,
+    pub body: String,
+}
+
+/// The answer to a [`SecretRequest`]: `{status, body}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Answer {
+    pub status: u16,
+    #[serde(default)]
     pub body: String,
 }
 
 /// The signed requests for [`targets`]. `endpoint` replaces the AWS
 /// endpoint (`https://<service>.<region>.amazonaws.com`) for tests.
 pub fn requests(
-    config: &Config,
+    refs: &Refs<'_>,
     credentials: &Credentials,
     region: &str,
     endpoint: Option<&str>,
@@ -108,7 +125,7 @@ pub fn requests(
 ) -> Result<Vec<SecretRequest>, FetchError> {
     let time = AmzDate::from_unix_secs(now_secs).map_err(|e| FetchError(format!("clock: {e}")))?;
     let mut out = Vec::new();
-    for t in targets(config) {
+    for t in targets(refs) {
         let region = t.arn_region().unwrap_or(region);
         if region.is_empty() {
             return Err(FetchError(format!("{t}: no region (AWS_REGION is not set and the id is not an ARN)")));
@@ -140,44 +157,74 @@ pub fn requests(
             signing_key: None,
         };
         let signed = sign(&signable, &params).map_err(|e| FetchError(format!("{t}: signing: {e}")))?;
-        let mut headers = vec![
+        let mut headers = BTreeMap::from([
             ("content-type".to_owned(), content_type.to_owned()),
             ("x-amz-target".to_owned(), target.to_owned()),
-        ];
+        ]);
         headers.extend(signed.instructions.headers().iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
         out.push(SecretRequest { url, headers, body });
     }
     Ok(out)
 }
 
+/// An AWS JSON error: `__type` is e.g. "ResourceNotFoundException" or
+/// "com.amazonaws.secretsmanager#ResourceNotFoundException".
+#[derive(Deserialize)]
+struct AwsError {
+    #[serde(rename = "__type")]
+    kind: String,
+}
+
+/// `GetSecretValue`'s answer (a binary secret has no `SecretString`).
+#[derive(Deserialize)]
+struct SecretValue {
+    #[serde(rename = "SecretString")]
+    secret_string: Option<String>,
+}
+
+/// `GetParameter`'s answer.
+#[derive(Deserialize)]
+struct ParameterAnswer {
+    #[serde(rename = "Parameter")]
+    parameter: Option<Parameter>,
+}
+
+#[derive(Deserialize)]
+struct Parameter {
+    #[serde(rename = "Value")]
+    value: Option<String>,
+}
+
 fn aws_error(t: &Target, status: u16, body: &str) -> FetchError {
-    // `__type` is e.g. "ResourceNotFoundException" or
-    // "com.amazonaws.secretsmanager#ResourceNotFoundException".
-    let kind = serde_json::from_str::<Value>(body)
+    let kind = serde_json::from_str::<AwsError>(body)
         .ok()
-        .and_then(|v| v.get("__type").and_then(Value::as_str).map(str::to_owned))
-        .map(|t| t.rsplit('#').next().unwrap_or("").to_owned())
+        .map(|e| e.kind.rsplit('#').next().unwrap_or("").to_owned())
         .filter(|t| !t.is_empty() && t.len() <= 128 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.'))
         .unwrap_or_else(|| "no AWS error type".to_owned());
     FetchError(format!("{t}: HTTP {status}: {kind}"))
 }
 
-/// Turn the answers to [`requests`] (same order: `(status, body)`) into
-/// the values of every `aws_secret` / `ssm` reference.
-pub fn apply(config: &Config, responses: &[(u16, String)]) -> Result<SecretMap, FetchError> {
-    let targets = targets(config);
+/// Turn the answers to [`requests`] (same order) into the values of every
+/// `aws_secret` / `ssm` reference.
+pub fn apply(refs: &Refs<'_>, responses: &[Answer]) -> Result<SecretMap, FetchError> {
+    let targets = targets(refs);
     if targets.len() != responses.len() {
         return Err(FetchError(format!("{} answers for {} requests", responses.len(), targets.len())));
     }
     let mut raw: Vec<(Target, String)> = Vec::with_capacity(targets.len());
-    for (t, (status, body)) in targets.into_iter().zip(responses) {
+    for (t, Answer { status, body }) in targets.into_iter().zip(responses) {
         if *status != 200 {
             return Err(aws_error(&t, *status, body));
         }
-        let v: Value = serde_json::from_str(body).map_err(|_| FetchError(format!("{t}: the answer is not JSON")))?;
+        let not_json = || FetchError(format!("{t}: the answer is not JSON"));
         let value = match &t {
-            Target::SecretsManager(_) => v.get("SecretString").and_then(Value::as_str),
-            Target::Parameter(_) => v.get("Parameter").and_then(|p| p.get("Value")).and_then(Value::as_str),
+            Target::SecretsManager(_) => {
+                serde_json::from_str::<SecretValue>(body).map_err(|_| not_json())?.secret_string
+            }
+            Target::Parameter(_) => serde_json::from_str::<ParameterAnswer>(body)
+                .map_err(|_| not_json())?
+                .parameter
+                .and_then(|p| p.value),
         }
         .ok_or_else(|| {
             FetchError(format!(
@@ -185,10 +232,10 @@ pub fn apply(config: &Config, responses: &[(u16, String)]) -> Result<SecretMap, 
                 if matches!(t, Target::SecretsManager(_)) { "SecretString" } else { "Parameter.Value" }
             ))
         })?;
-        raw.push((t, value.to_owned()));
+        raw.push((t, value));
     }
     let mut map = SecretMap::new(Platform::LambdaEdge);
-    for (field, r) in config.secret_refs() {
+    for (field, r) in refs {
         let Some(source) = r.source(Platform::LambdaEdge) else { continue };
         let value = match source {
             Source::SecretsManager { secret_id, json_key } => {
@@ -197,10 +244,10 @@ pub fn apply(config: &Config, responses: &[(u16, String)]) -> Result<SecretMap, 
                 match json_key {
                     None => s.clone(),
                     Some(k) => {
-                        let obj: Value = serde_json::from_str(s)
+                        let obj: BTreeMap<String, serde_json::Value> = serde_json::from_str(s)
                             .map_err(|_| FetchError(format!("{field}: {t} is not a JSON object (json_key {k:?} given)")))?;
                         obj.get(k)
-                            .and_then(Value::as_str)
+                            .and_then(serde_json::Value::as_str)
                             .ok_or_else(|| FetchError(format!("{field}: {t} has no string key {k:?}")))?
                             .to_owned()
                     }
@@ -222,18 +269,33 @@ pub fn apply(config: &Config, responses: &[(u16, String)]) -> Result<SecretMap, 
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::secret::RawSecret;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
-    const CFG: &str = r#"
-        [routing.origin_auth]
-        key_id = "k1"
-        secret = { ssm = "/offload/origin-auth" }
-        [cache]
-        purge_token = { aws_secret = "offload/edge", json_key = "purge" }
-        [links]
-        current = "a"
-        keys = [{ id = "a", secret = { aws_secret = "offload/edge", json_key = "link_a" } },
-                { id = "b", secret = { aws_secret = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:link-b" } }]
-    "#;
+    /// References as `Config::secret_refs` lists them for a config with
+    /// origin auth, a purge token and two link keys.
+    fn refs() -> Vec<(String, SecretRef)> {
+        [
+            ("routing.origin_auth.secret", r#"{ "ssm": "/offload/origin-auth" }"#),
+            ("cache.purge_token", r#"{ "aws_secret": "offload/edge", "json_key": "purge" }"#),
+            ("links.keys[0].secret", r#"{ "aws_secret": "offload/edge", "json_key": "link_a" }"#),
+            ("links.keys[1].secret", r#"{ "aws_secret": "arn:aws:secretsmanager:eu-west-1:123456789012:secret:link-b" }"#),
+            // Not an AWS source: no read.
+            ("buckets.b.access_key_id", r#"{ "binding": "B_KEY" }"#),
+        ]
+        .into_iter()
+        .map(|(field, json)| (field.to_owned(), serde_json::from_str::<RawSecret>(json).unwrap().validate(field).unwrap()))
+        .collect()
+    }
+
+    fn borrowed(refs: &[(String, SecretRef)]) -> Vec<(String, &SecretRef)> {
+        refs.iter().map(|(f, r)| (f.clone(), r)).collect()
+    }
+
+    fn answers(list: &[(u16, &str)]) -> Vec<Answer> {
+        list.iter().map(|(status, body)| Answer { status: *status, body: (*body).to_owned() }).collect()
+    }
 
     fn creds() -> Credentials {
         Credentials::new("AKIDROLE", "role-secret", Some("role-token".to_owned()))
@@ -241,7 +303,8 @@ mod tests {
 
     #[test]
     fn requests_are_deduplicated_signed_json_posts() {
-        let cfg = Config::from_toml(CFG).unwrap();
+        let owned = refs();
+        let cfg = borrowed(&owned);
         let reqs = requests(&cfg, &creds(), "us-east-1", None, 1_700_000_000).unwrap();
         let urls: Vec<&str> = reqs.iter().map(|r| r.url.as_str()).collect();
         assert_eq!(
@@ -254,7 +317,7 @@ mod tests {
         );
         assert_eq!(reqs[0].body, r#"{"Name":"/offload/origin-auth","WithDecryption":true}"#);
         assert_eq!(reqs[1].body, r#"{"SecretId":"offload/edge"}"#);
-        let h = |i: usize, n: &str| reqs[i].headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone()).unwrap();
+        let h = |i: usize, n: &str| reqs[i].headers[n].clone();
         assert_eq!(h(1, "x-amz-target"), "secretsmanager.GetSecretValue");
         assert_eq!(h(0, "x-amz-target"), "AmazonSSM.GetParameter");
         assert_eq!(h(1, "x-amz-security-token"), "role-token");
@@ -269,30 +332,33 @@ mod tests {
 
     #[test]
     fn answers_become_values_and_errors_name_the_secret() {
-        let cfg = Config::from_toml(CFG).unwrap();
-        let ok = [
-            (200, r#"{"Parameter":{"Name":"/offload/origin-auth","Value":"origin-auth-value-0123"}}"#.to_owned()),
-            (200, serde_json::json!({"SecretString": r#"{"purge":"purge-token-value-0123","link_a":"link-a-value-0123456789abcdef0123456"}"#}).to_string()),
-            (200, r#"{"SecretString":"link-b-value-0123456789abcdef01234567"}"#.to_owned()),
-        ];
+        let owned = refs();
+        let cfg = borrowed(&owned);
+        let edge = serde_json::json!({"SecretString": r#"{"purge":"purge-token-value-0123","link_a":"link-a-value-0123456789abcdef0123456"}"#}).to_string();
+        let ok = answers(&[
+            (200, r#"{"Parameter":{"Name":"/offload/origin-auth","Value":"origin-auth-value-0123"}}"#),
+            (200, &edge),
+            (200, r#"{"SecretString":"link-b-value-0123456789abcdef01234567"}"#),
+        ]);
         let map = apply(&cfg, &ok).unwrap();
-        let keys = offload_core::config::EdgeKeys::resolve(&cfg, &map).unwrap();
-        assert_eq!(keys.purge_token().unwrap().expose(), b"purge-token-value-0123");
+        assert_eq!(map.resolve("cache.purge_token", cfg[1].1).unwrap().expose(), b"purge-token-value-0123");
+        assert_eq!(map.resolve("links.keys[1].secret", cfg[3].1).unwrap().expose(), b"link-b-value-0123456789abcdef01234567");
+        assert_eq!(map.resolve("routing.origin_auth.secret", cfg[0].1).unwrap().expose(), b"origin-auth-value-0123");
         assert!(!format!("{map:?}").contains("value"), "{map:?}");
         let mut missing = ok.clone();
-        missing[1] = (400, r#"{"__type":"ResourceNotFoundException","message":"Secrets Manager can't find the specified secret."}"#.to_owned());
+        missing[1] = answers(&[(400, r#"{"__type":"ResourceNotFoundException","message":"Secrets Manager can't find the specified secret."}"#)]).remove(0);
         assert_eq!(
             apply(&cfg, &missing).unwrap_err().to_string(),
             "secrets: Secrets Manager secret \"offload/edge\": HTTP 400: ResourceNotFoundException"
         );
         let mut no_key = ok.clone();
-        no_key[1] = (200, serde_json::json!({"SecretString": r#"{"purge":"purge-token-value-0123"}"#}).to_string());
+        no_key[1].body = serde_json::json!({"SecretString": r#"{"purge":"purge-token-value-0123"}"#}).to_string();
         assert_eq!(
             apply(&cfg, &no_key).unwrap_err().to_string(),
             "secrets: links.keys[0].secret: Secrets Manager secret \"offload/edge\" has no string key \"link_a\""
         );
         let mut not_json = ok.clone();
-        not_json[0] = (502, "<html>bad gateway</html>".to_owned());
+        not_json[0] = answers(&[(502, "<html>bad gateway</html>")]).remove(0);
         assert_eq!(
             apply(&cfg, &not_json).unwrap_err().to_string(),
             "secrets: SSM parameter \"/offload/origin-auth\": HTTP 502: no AWS error type"

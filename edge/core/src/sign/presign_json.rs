@@ -1,12 +1,14 @@
-//! `presign(json) -> json`: the core's S3 presigner behind a JSON boundary,
+//! `presign_json(json) -> json`: the S3 presigner behind a JSON boundary,
 //! for the byte-for-byte comparison with the AWS SDK for JavaScript v3
-//! (`tests/sign-compat/`) and its benchmark.
+//! (`tests/sign-compat/`, through the Lambda@Edge build's `presign`
+//! export) and its benchmark.
 
-use offload_core::sign::{
-    presign, AddressingStyle, Credentials, PresignMethod, PresignRequest, QueryFormat, ResponseOverrides, S3Bucket,
-};
 use serde::Deserialize;
 use serde_json::{json, Value};
+
+use super::{
+    presign, AddressingStyle, Credentials, PresignMethod, PresignRequest, QueryFormat, ResponseOverrides, S3Bucket,
+};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -16,14 +18,14 @@ struct Input {
     region: String,
     /// `path` or `virtual` (default).
     #[serde(default)]
-    style: Option<String>,
+    style: Style,
     access_key_id: String,
     secret_access_key: String,
     #[serde(default)]
     session_token: Option<String>,
     key: String,
     /// `GET`, `HEAD` or `PUT`.
-    method: String,
+    method: Method,
     expires: u64,
     /// Unix seconds the URL is signed at.
     now: u64,
@@ -37,7 +39,34 @@ struct Input {
     response: Overrides,
     /// `js` (default: the JS SDK v3 layout) or `docs` (the S3 docs layout).
     #[serde(default)]
-    format: Option<String>,
+    format: Format,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Style {
+    Path,
+    #[default]
+    Virtual,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+enum Method {
+    #[serde(alias = "get")]
+    Get,
+    #[serde(alias = "head")]
+    Head,
+    #[serde(alias = "put")]
+    Put,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Format {
+    #[default]
+    Js,
+    Docs,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -62,21 +91,18 @@ pub fn presign_json(input: &str) -> String {
         Ok(i) => i,
         Err(e) => return error(format!("presign: bad input: {e}")),
     };
-    let style = match i.style.as_deref() {
-        None | Some("virtual") => AddressingStyle::VirtualHosted,
-        Some("path") => AddressingStyle::Path,
-        Some(other) => return error(format!("presign: style {other:?}: must be path or virtual")),
+    let style = match i.style {
+        Style::Virtual => AddressingStyle::VirtualHosted,
+        Style::Path => AddressingStyle::Path,
     };
-    let method = match i.method.to_ascii_uppercase().as_str() {
-        "GET" => PresignMethod::Get,
-        "HEAD" => PresignMethod::Head,
-        "PUT" => PresignMethod::Put,
-        other => return error(format!("presign: method {other:?}: must be GET, HEAD or PUT")),
+    let method = match i.method {
+        Method::Get => PresignMethod::Get,
+        Method::Head => PresignMethod::Head,
+        Method::Put => PresignMethod::Put,
     };
-    let format = match i.format.as_deref() {
-        None | Some("js") => QueryFormat::JsSdkV3,
-        Some("docs") => QueryFormat::AwsDocs,
-        Some(other) => return error(format!("presign: format {other:?}: must be js or docs")),
+    let format = match i.format {
+        Format::Js => QueryFormat::JsSdkV3,
+        Format::Docs => QueryFormat::AwsDocs,
     };
     let bucket = match S3Bucket::new(&i.endpoint, &i.bucket, &i.region, style) {
         Ok(b) => b,
@@ -116,6 +142,8 @@ pub fn presign_json(input: &str) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    #[cfg(target_arch = "wasm32")]
+    use wasm_bindgen_test::wasm_bindgen_test as test;
 
     #[test]
     fn s3_docs_example() {
@@ -127,5 +155,11 @@ mod tests {
         assert!(out.contains("X-Amz-Signature=aeeed9bbccd4d02ee5c0109b86d86835f995330da4c265957d157751f604d404"), "{out}");
         let bad = presign_json(r#"{"endpoint":"x"}"#);
         assert!(bad.contains("error"), "{bad}");
+        let method = presign_json(
+            r#"{"endpoint":"https://s3.amazonaws.com","bucket":"b","region":"us-east-1","accessKeyId":"AKID",
+                "secretAccessKey":"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY","key":"k","method":"DELETE","expires":60,"now":1}"#,
+        );
+        assert!(method.contains("unknown variant `DELETE`, expected one of `GET`"), "{method}");
+        assert!(!method.contains("wJalrXUtnFEMI"), "{method}");
     }
 }
