@@ -39,7 +39,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-pub mod aws;
 
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};

@@ -35,7 +35,7 @@ pub struct Lambda {
 
 impl Lambda {
     /// The edge from a validated config and the secrets read from AWS
-    /// ([`offload_core::secret::aws`]); fails naming the first missing secret.
+    /// ([`offload_core::cloudfront::secrets`]); fails naming the first missing secret.
     pub fn new(config: Config, secrets: &SecretMap) -> Result<Self, SecretError> {
         let edge = Edge::new(config, secrets)?;
         let state = EdgeState::new(edge.config());

@@ -1,7 +1,7 @@
 //! Lambda@Edge executor: CloudFront event records in, CloudFront results
 //! out. Every decision is `offload_core`'s (the [`offload_core::Edge`],
 //! the CloudFront policy in [`offload_core::cloudfront`], the secrets
-//! reads in [`offload_core::secret::aws`]); this crate parses, converts,
+//! reads in [`offload_core::cloudfront::secrets`]); this crate parses, converts,
 //! keeps the per-container state, and leaves the I/O to its JS wrapper.
 //! Built for `wasm32-unknown-unknown` and bound with `wasm-bindgen
 //! --target nodejs`; `js/index.mjs` wraps it into the `handler` functions
@@ -32,7 +32,7 @@ use std::cell::RefCell;
 
 use offload_core::cloudfront::event::error_json;
 use offload_core::cloudfront::{Event, Response, Trigger};
-use offload_core::secret::aws;
+use offload_core::cloudfront::secrets as aws;
 use offload_core::sign::Credentials;
 use offload_core::Config;
 use serde::{Deserialize, Serialize};

@@ -16,6 +16,7 @@
 pub mod event;
 pub mod policy;
 pub mod restricted;
+pub mod secrets;
 
 pub use event::{Answer, Event, Request, Response};
 pub use restricted::Trigger;

@@ -22,7 +22,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Platform, Secret, SecretMap, SecretRef, Source};
+use crate::secret::{Platform, Secret, SecretMap, SecretRef, Source};
 use crate::sign::sigv4::{sign, AmzDate, PayloadHash, SignableRequest, SigningParams, SigningSettings};
 use crate::sign::Credentials;
 
