@@ -7,6 +7,7 @@
 //! - `test`         setup, then every test: native, Node, Chromium, workerd
 //! - `sign`         issue a signed download link or a presign grant
 //! - `fuzz`         run the cargo-fuzz targets (`--time S` each, default 60)
+//! - `publish`      upload a static-site folder to a bucket (see publish.rs)
 
 use std::path::Path;
 use std::process::{Command, ExitCode};
@@ -22,6 +23,7 @@ mod canonical;
 mod conformance;
 mod setup;
 mod deploy;
+mod publish;
 mod fuzz;
 mod scan;
 mod sign;
@@ -38,8 +40,9 @@ fn main() -> ExitCode {
         Some("package") => deploy::package(&root(), &args[1..]),
         Some("sign") => sign::run(&args[1..]),
         Some("fuzz") => fuzz::main(&args[1..]),
+        Some("publish") => publish::main(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask <setup|build-worker|dev|test|sign|package|fuzz [--time S] [TARGET...]|conformance|bench cache|bench memory|bench sign>");
+            eprintln!("usage: cargo xtask <setup|build-worker|dev|test|sign|package|fuzz [--time S] [TARGET...]|publish DIR [--bucket ALIAS] [--dry-run]|conformance|bench cache|bench memory|bench sign>");
             return ExitCode::from(2);
         }
     };

@@ -1,0 +1,590 @@
+//! `cargo xtask publish DIR [--bucket ALIAS] [--prefix P] [--edge URL]
+//! [--dry-run] [--no-purge]`: put a static site (the output folder of any
+//! generator) into a bucket of the config, signed with Offload's own SigV4
+//! signer, with the headers a CDN needs:
+//!
+//! - fingerprinted assets (a content hash in the name, as generators emit
+//!   them: `app.3f9a1c2b.js`, `index-BRyZ3xKp.css`) get
+//!   `Cache-Control: public, max-age=31536000, immutable`;
+//! - HTML and every other file get a short TTL with
+//!   `stale-while-revalidate` ([`SHORT_CACHE_CONTROL`]) and a
+//!   `Surrogate-Key` (`site html` / `site asset`, stored as the object's
+//!   `x-amz-meta-surrogate-key`: S3 keeps only `x-amz-meta-*` of custom
+//!   fields);
+//! - `Content-Type` by extension (`mime_guess`).
+//!
+//! Only changed objects are uploaded (the local MD5 against the listed
+//! ETag; uploads carry `Content-MD5`, so the bucket refuses a corrupted
+//! body), objects gone from DIR are deleted, and the changed HTML is
+//! purged through the edge's purge endpoint at the end. A file that cannot
+//! be published (unreadable, a name that is not UTF-8, a key S3 would
+//! refuse) is reported by name and left as it is in the bucket; the rest
+//! is published and the command fails at the end.
+//!
+//! Credentials: `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` (and
+//! `AWS_SESSION_TOKEN`) when set, else the bucket's references resolved
+//! from `.dev.vars` (the local stack). The purge token: `OFFLOAD_PURGE_TOKEN`,
+//! else `.dev.vars`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use md5::{Digest as _, Md5};
+use offload_core::config::{Bucket, EdgeKeys};
+use offload_core::sign::sigv4::{sign, AmzDate, Credentials, PayloadHash, SignableRequest, SigningParams, SigningSettings};
+use offload_core::Config;
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+/// `Cache-Control` of fingerprinted assets: a new name for every content.
+pub const IMMUTABLE_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+/// `Cache-Control` of HTML and unfingerprinted files: a minute fresh, then
+/// a day served stale while the edge revalidates.
+pub const SHORT_CACHE_CONTROL: &str = "public, max-age=60, stale-while-revalidate=86400";
+/// S3's longest key, in bytes.
+const MAX_KEY_BYTES: usize = 1024;
+/// Most URLs in one purge request (the endpoint's limit).
+const PURGE_BATCH: usize = 1000;
+
+/// S3 URI encoding: everything but `A-Z a-z 0-9 - _ . ~` (and `/` in paths).
+const KEY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
+const QUERY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+
+#[derive(Debug, Default)]
+struct Args {
+    dir: Option<PathBuf>,
+    bucket: Option<String>,
+    prefix: String,
+    edge: Option<String>,
+    dry_run: bool,
+    no_purge: bool,
+}
+
+const USAGE: &str = "usage: cargo xtask publish DIR [--bucket ALIAS] [--prefix P/] [--edge URL] [--dry-run] [--no-purge]";
+
+fn parse_args(args: &[String]) -> Result<Args, String> {
+    let mut a = Args::default();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().cloned().ok_or_else(|| format!("{name} needs a value\n{USAGE}"));
+        match arg.as_str() {
+            "--bucket" => a.bucket = Some(value("--bucket")?),
+            "--prefix" => a.prefix = value("--prefix")?,
+            "--edge" => a.edge = Some(value("--edge")?),
+            "--dry-run" => a.dry_run = true,
+            "--no-purge" => a.no_purge = true,
+            "-h" | "--help" => return Err(USAGE.to_owned()),
+            s if s.starts_with('-') => return Err(format!("unknown option {s:?}\n{USAGE}")),
+            s if a.dir.is_none() => a.dir = Some(PathBuf::from(s)),
+            s => return Err(format!("one folder only (got {:?} and {s:?})\n{USAGE}", a.dir.as_ref().map(|d| d.display().to_string()))),
+        }
+    }
+    if !a.prefix.is_empty() && !a.prefix.ends_with('/') {
+        a.prefix.push('/');
+    }
+    if a.prefix.starts_with('/') || a.prefix.split('/').any(|s| s == "." || s == "..") {
+        return Err(format!("--prefix {:?}: no leading '/' and no '.' or '..' segments", a.prefix));
+    }
+    Ok(a)
+}
+
+/// One file of DIR, ready to publish.
+#[derive(Debug, Clone)]
+pub struct LocalFile {
+    /// The object key (the bucket's prefix + `--prefix` + the relative path).
+    pub key: String,
+    pub path: PathBuf,
+    pub md5_hex: String,
+    pub bytes: u64,
+    pub content_type: String,
+    pub cache_control: &'static str,
+    pub surrogate_key: Option<&'static str>,
+    pub html: bool,
+}
+
+/// Whether a file name carries a content hash, as site generators write
+/// them: a `.`- or `-`-separated part of 8 to 64 letters and digits with
+/// at least one digit and one letter (`app.3f9a1c2b.js`,
+/// `index-BRyZ3xKp.css`, Hugo's `main.min.<sha256>.css`).
+pub fn is_fingerprinted(file_name: &str) -> bool {
+    let stem = file_name.rsplit_once('.').map_or(file_name, |(s, _)| s);
+    stem.split(['.', '-']).skip(1).chain(stem.split('.').skip(1)).any(|part| {
+        (8..=64).contains(&part.len())
+            && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            && part.bytes().any(|b| b.is_ascii_digit())
+            && part.bytes().any(|b| b.is_ascii_alphabetic())
+    })
+}
+
+/// `Content-Type` by extension; text types say UTF-8.
+pub fn content_type(file_name: &str) -> String {
+    let mime = mime_guess::from_path(file_name).first_or_octet_stream();
+    let textual = mime.type_() == mime_guess::mime::TEXT
+        || matches!(mime.essence_str(), "application/javascript" | "application/json" | "image/svg+xml" | "application/xml");
+    match mime.essence_str() {
+        "application/javascript" => "text/javascript; charset=utf-8".to_owned(),
+        e if textual => format!("{e}; charset=utf-8"),
+        e => e.to_owned(),
+    }
+}
+
+/// Why S3 (or the edge) would refuse `key`, if it would.
+pub fn key_problem(key: &str) -> Option<String> {
+    if key.len() > MAX_KEY_BYTES {
+        return Some(format!("the key is {} bytes; S3 keys are at most {MAX_KEY_BYTES}", key.len()));
+    }
+    if let Some(c) = key.chars().find(|c| c.is_control()) {
+        return Some(format!("the key has the control character {c:?} (S3 lists keys in XML 1.0, which cannot carry it)"));
+    }
+    if key.split('/').any(|s| s == "." || s == "..") {
+        return Some("the key has a '.' or '..' segment (the edge resolves or refuses those)".to_owned());
+    }
+    None
+}
+
+fn md5_of(path: &Path) -> Result<(String, u64), String> {
+    let mut f = std::fs::File::open(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    let mut h = Md5::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut n = 0u64;
+    loop {
+        let k = f.read(&mut buf).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        n += k as u64;
+    }
+    Ok((hex(&h.finalize()), n))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Every file under `dir` (hidden names, starting with `.`, are left out),
+/// in key order, and the files that cannot be published, with why.
+pub fn scan(dir: &Path, key_prefix: &str) -> Result<(Vec<LocalFile>, Vec<(String, String)>), String> {
+    let meta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    if !meta.is_dir() {
+        return Err(format!("{}: not a folder", dir.display()));
+    }
+    let mut files = Vec::new();
+    let mut bad = Vec::new();
+    let walk = walkdir::WalkDir::new(dir).follow_links(true).sort_by_file_name().into_iter();
+    for entry in walk.filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.')) {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                let p = e.path().map(|p| p.display().to_string()).unwrap_or_default();
+                bad.push((p, format!("cannot read: {e}")));
+                continue;
+            }
+        };
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path());
+        let Some(rel_str) = rel.to_str() else {
+            bad.push((rel.display().to_string(), "the file name is not UTF-8 (S3 keys are UTF-8)".to_owned()));
+            continue;
+        };
+        let rel_key = rel_str.replace(std::path::MAIN_SEPARATOR, "/");
+        let key = format!("{key_prefix}{rel_key}");
+        if let Some(why) = key_problem(&key) {
+            bad.push((rel_key, why));
+            continue;
+        }
+        let (md5_hex, bytes) = match md5_of(entry.path()) {
+            Ok(v) => v,
+            Err(e) => {
+                bad.push((rel_key, e));
+                continue;
+            }
+        };
+        let name = rel_key.rsplit('/').next().unwrap_or(&rel_key);
+        let html = name.ends_with(".html") || name.ends_with(".htm");
+        let fingerprinted = !html && is_fingerprinted(name);
+        files.push(LocalFile {
+            key,
+            path: entry.path().to_owned(),
+            md5_hex,
+            bytes,
+            content_type: content_type(name),
+            cache_control: if fingerprinted { IMMUTABLE_CACHE_CONTROL } else { SHORT_CACHE_CONTROL },
+            surrogate_key: if fingerprinted { None } else if html { Some("site html") } else { Some("site asset") },
+            html,
+        });
+    }
+    files.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok((files, bad))
+}
+
+/// A bucket and how to sign requests to it.
+struct S3 {
+    bucket: Bucket,
+    credentials: Credentials,
+    agent: ureq::Agent,
+}
+
+struct S3Resp {
+    status: u16,
+    body: Vec<u8>,
+}
+
+impl S3 {
+    fn send(&self, method: &str, encoded_path: &str, query: &str, headers: &[(&str, &str)], body: &[u8]) -> Result<S3Resp, String> {
+        let mut url = self.bucket.url_for_encoded_key(encoded_path);
+        if !query.is_empty() {
+            url.push('?');
+            url.push_str(query);
+        }
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_err(|e| e.to_string())?.as_secs();
+        let time = AmzDate::from_unix_secs(now).map_err(|e| e.to_string())?;
+        let host = self.bucket.host();
+        let mut all: Vec<(&str, &str)> = vec![("host", host.as_str())];
+        all.extend_from_slice(headers);
+        let payload = if body.is_empty() { PayloadHash::EmptyBody } else { PayloadHash::Body(body) };
+        let req = SignableRequest { method, url: &url, headers: &all, payload };
+        let params = SigningParams {
+            credentials: &self.credentials,
+            region: self.bucket.region(),
+            service: "s3",
+            time,
+            settings: SigningSettings::s3(),
+            signing_key: None,
+        };
+        let signed = sign(&req, &params).map_err(|e| format!("{method} {url}: signing: {e}"))?;
+        let mut r = self.agent.request(method, &url);
+        for (n, v) in headers {
+            r = r.set(n, v);
+        }
+        for (n, v) in signed.instructions.headers() {
+            r = r.set(n, v);
+        }
+        let result = if method == "PUT" { r.send_bytes(body) } else { r.call() };
+        let resp = match result {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => return Err(format!("{method} {}: {e}", url.split('?').next().unwrap_or(""))),
+        };
+        let status = resp.status();
+        let mut body = Vec::new();
+        resp.into_reader().read_to_end(&mut body).map_err(|e| format!("{method} {url}: body: {e}"))?;
+        Ok(S3Resp { status, body })
+    }
+
+    /// Every key under `prefix` with its ETag (quotes removed).
+    fn list(&self, prefix: &str) -> Result<BTreeMap<String, String>, String> {
+        let mut out = BTreeMap::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut q = vec![("list-type", "2".to_owned()), ("prefix", prefix.to_owned())];
+            if let Some(t) = &token {
+                q.push(("continuation-token", t.clone()));
+            }
+            q.sort();
+            let query: Vec<String> = q.iter().map(|(k, v)| format!("{k}={}", utf8_percent_encode(v, QUERY_ENCODE))).collect();
+            let r = self.send("GET", "/", &query.join("&"), &[], b"")?;
+            if r.status != 200 {
+                return Err(format!("listing bucket {:?}: {} {}", self.bucket.bucket(), r.status, String::from_utf8_lossy(&r.body)));
+            }
+            let page: ListResult = quick_xml::de::from_reader(r.body.as_slice()).map_err(|e| format!("listing bucket {:?}: {e}", self.bucket.bucket()))?;
+            for c in page.contents {
+                out.insert(c.key, c.etag.trim_matches('"').to_owned());
+            }
+            match page.next_continuation_token {
+                Some(t) if page.is_truncated => token = Some(t),
+                _ => return Ok(out),
+            }
+        }
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListResult {
+    #[serde(default)]
+    contents: Vec<ListEntry>,
+    #[serde(default)]
+    is_truncated: bool,
+    next_continuation_token: Option<String>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListEntry {
+    key: String,
+    #[serde(rename = "ETag", default)]
+    etag: String,
+}
+
+fn encode_key(key: &str) -> String {
+    format!("/{}", utf8_percent_encode(key, KEY_ENCODE))
+}
+
+/// The URL paths viewers use for `key` (the bucket prefix removed): the
+/// file's own path, and for an index file its folder too.
+fn url_paths(bucket: &Bucket, key: &str) -> Vec<String> {
+    let rel = key.strip_prefix(bucket.prefix()).unwrap_or(key);
+    let mut out = vec![encode_key(rel)];
+    if let Some(index) = bucket.index() {
+        if rel == index || rel.ends_with(&format!("/{index}")) {
+            let dir = &rel[..rel.len() - index.len()];
+            out.push(encode_key(dir).trim_end_matches('/').to_owned() + "/");
+        }
+    }
+    out
+}
+
+/// What a publish did (or, with `--dry-run`, would do).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub files: usize,
+    pub uploaded: usize,
+    pub uploaded_bytes: u64,
+    pub unchanged: usize,
+    pub deleted: usize,
+    pub purged: usize,
+    pub failed: usize,
+}
+
+pub fn main(args: &[String]) -> Result<(), String> {
+    let started = Instant::now();
+    let a = parse_args(args)?;
+    let dir = a.dir.clone().ok_or_else(|| format!("no folder given\n{USAGE}"))?;
+    let root = offload_e2e::root();
+    let config = crate::deploy::load_config(&root)?;
+    let alias = a.bucket.clone().unwrap_or_else(|| "www".to_owned());
+    let Some(bucket) = config.bucket(&alias).cloned() else {
+        let known: Vec<&str> = config.buckets().map(Bucket::alias).collect();
+        return Err(format!("unknown bucket {alias:?} (the config has: {})", known.join(", ")));
+    };
+    let (files, bad) = scan(&dir, &format!("{}{}", bucket.prefix(), a.prefix))?;
+    let keys = LocalKeys::load(&root, &config);
+    let credentials = keys.credentials(&alias)?;
+    let s3 = S3 {
+        bucket: bucket.clone(),
+        credentials,
+        agent: ureq::AgentBuilder::new().timeout(Duration::from_secs(120)).build(),
+    };
+    let list_prefix = format!("{}{}", bucket.prefix(), a.prefix);
+    let remote = s3.list(&list_prefix)?;
+    let mut summary = Summary { files: files.len(), failed: bad.len(), ..Summary::default() };
+    let verb = if a.dry_run { "would upload" } else { "upload" };
+    let local: BTreeSet<&str> = files.iter().map(|f| f.key.as_str()).collect();
+    let bad_keys: BTreeSet<String> = bad.iter().map(|(k, _)| format!("{list_prefix}{k}")).collect();
+    let changed: Vec<&LocalFile> = files.iter().filter(|f| remote.get(&f.key) != Some(&f.md5_hex)).collect();
+    summary.unchanged = files.len() - changed.len();
+    let mut purge: Vec<String> = Vec::new();
+    let mut errors: Vec<String> = bad.iter().map(|(k, why)| format!("{k}: {why}")).collect();
+    for (i, f) in changed.iter().enumerate() {
+        eprintln!("publish: [{}/{}] {verb} {} ({} bytes, {})", i + 1, changed.len(), f.key, f.bytes, f.cache_control);
+        if a.dry_run {
+            summary.uploaded += 1;
+            summary.uploaded_bytes += f.bytes;
+            continue;
+        }
+        match put(&s3, f) {
+            Ok(()) => {
+                summary.uploaded += 1;
+                summary.uploaded_bytes += f.bytes;
+                if f.html && remote.contains_key(&f.key) {
+                    purge.extend(url_paths(&bucket, &f.key));
+                }
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    let gone: Vec<&String> = remote.keys().filter(|k| !local.contains(k.as_str()) && !bad_keys.contains(*k)).collect();
+    for k in gone {
+        eprintln!("publish: {} {k}", if a.dry_run { "would delete" } else { "delete" });
+        if a.dry_run {
+            summary.deleted += 1;
+            continue;
+        }
+        match s3.send("DELETE", &encode_key(k), "", &[], b"") {
+            Ok(r) if r.status == 204 || r.status == 200 => {
+                summary.deleted += 1;
+                if k.ends_with(".html") || k.ends_with(".htm") {
+                    purge.extend(url_paths(&bucket, k));
+                }
+            }
+            Ok(r) => errors.push(format!("{k}: delete refused: {} {}", r.status, String::from_utf8_lossy(&r.body))),
+            Err(e) => errors.push(format!("{k}: {e}")),
+        }
+    }
+    if !purge.is_empty() && !a.dry_run && !a.no_purge {
+        let edge = a.edge.clone().or_else(|| std::env::var("OFFLOAD_EDGE_URL").ok()).unwrap_or_else(|| format!("http://127.0.0.1:{}", offload_e2e::EDGE_PORT));
+        match keys.purge_token().and_then(|t| purge_urls(&edge, &t, &purge)) {
+            Ok(n) => summary.purged = n,
+            Err(e) => errors.push(format!("purge: {e}")),
+        }
+    }
+    println!(
+        "publish: {} files in {}: {} {} ({} bytes), {} unchanged, {} {}, {} purged, {} failed; {:.1} s",
+        summary.files,
+        dir.display(),
+        summary.uploaded,
+        if a.dry_run { "would be uploaded" } else { "uploaded" },
+        summary.uploaded_bytes,
+        summary.unchanged,
+        summary.deleted,
+        if a.dry_run { "would be deleted" } else { "deleted" },
+        summary.purged,
+        errors.len(),
+        started.elapsed().as_secs_f64()
+    );
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} file(s) not published (left as they were in the bucket):\n  {}", errors.len(), errors.join("\n  ")))
+    }
+}
+
+fn put(s3: &S3, f: &LocalFile) -> Result<(), String> {
+    let body = std::fs::read(&f.path).map_err(|e| format!("{}: cannot read: {e}", f.path.display()))?;
+    let digest = Md5::digest(&body);
+    if hex(&digest) != f.md5_hex {
+        return Err(format!("{}: changed while publishing; run again", f.key));
+    }
+    let md5_b64 = base64::engine::general_purpose::STANDARD.encode(digest);
+    let mut headers = vec![
+        ("content-type", f.content_type.as_str()),
+        ("cache-control", f.cache_control),
+        ("content-md5", md5_b64.as_str()),
+    ];
+    if let Some(k) = f.surrogate_key {
+        headers.push(("x-amz-meta-surrogate-key", k));
+    }
+    let r = s3.send("PUT", &encode_key(&f.key), "", &headers, &body)?;
+    if r.status == 200 {
+        Ok(())
+    } else {
+        Err(format!("{}: the bucket refused the upload: {} {}", f.key, r.status, String::from_utf8_lossy(&r.body).chars().take(300).collect::<String>()))
+    }
+}
+
+/// POST the URLs to the edge's purge endpoint (in batches); the number
+/// of entries it purged.
+fn purge_urls(edge: &str, token: &str, urls: &[String]) -> Result<usize, String> {
+    let mut purged = 0;
+    for batch in urls.chunks(PURGE_BATCH) {
+        let body = serde_json::json!({ "urls": batch }).to_string();
+        let url = format!("{}/_offload/purge", edge.trim_end_matches('/'));
+        let resp = ureq::post(&url)
+            .set("authorization", &format!("Bearer {token}"))
+            .set("content-type", "application/json")
+            .send_string(&body);
+        match resp {
+            Ok(r) => {
+                let v: serde_json::Value = r.into_json().map_err(|e| format!("{url}: {e}"))?;
+                purged += v["purged"].as_u64().unwrap_or(0) as usize;
+            }
+            Err(ureq::Error::Status(code, r)) => return Err(format!("{url}: {code} {}", r.into_string().unwrap_or_default())),
+            Err(e) => return Err(format!("{url}: {e}")),
+        }
+    }
+    eprintln!("publish: purged {} URL(s) of changed HTML at the edge ({purged} cache entries)", urls.len());
+    Ok(purged)
+}
+
+/// Credentials and the purge token: from the environment, else `.dev.vars`.
+struct LocalKeys {
+    keys: Result<EdgeKeys, String>,
+}
+
+impl LocalKeys {
+    fn load(root: &Path, config: &Config) -> Self {
+        let keys = offload_e2e::devvars::DevVars::load(root)
+            .and_then(|v| EdgeKeys::resolve(config, &v.secret_map()).map_err(|e| format!("{}: {e}", offload_e2e::devvars::FILE)));
+        Self { keys }
+    }
+
+    fn credentials(&self, alias: &str) -> Result<Credentials, String> {
+        if let (Ok(id), Ok(secret)) = (std::env::var("AWS_ACCESS_KEY_ID"), std::env::var("AWS_SECRET_ACCESS_KEY")) {
+            return Ok(Credentials::new(id, secret, std::env::var("AWS_SESSION_TOKEN").ok()));
+        }
+        let keys = self.keys.as_ref().map_err(|e| format!("no AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY set, and the local keys: {e}"))?;
+        keys.bucket_credentials(alias)
+            .cloned()
+            .ok_or_else(|| format!("bucket {alias:?} has no credentials in the config; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"))
+    }
+
+    fn purge_token(&self) -> Result<String, String> {
+        if let Ok(t) = std::env::var("OFFLOAD_PURGE_TOKEN") {
+            return Ok(t);
+        }
+        let keys = self.keys.as_ref().map_err(|e| format!("no OFFLOAD_PURGE_TOKEN set, and the local keys: {e}"))?;
+        let t = keys.purge_token().ok_or("the config has no [cache] purge_token (use --no-purge)")?;
+        String::from_utf8(t.expose().to_vec()).map_err(|_| "the purge token is not UTF-8".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn fingerprints_are_recognized() {
+        for name in ["app.3f9a1c2b.js", "index-BRyZ3xKp.css", "main.min.0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c6d7e8f9.css", "chunk.a1b2c3d4.woff2", "logo.5d41402a.svg"] {
+            assert!(is_fingerprinted(name), "{name}");
+        }
+        for name in ["app.js", "style.css", "bootstrap.min.css", "jquery-3.7.1.js", "index.html", "favicon.ico", "report-final.pdf"] {
+            assert!(!is_fingerprinted(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn content_types_by_extension() {
+        assert_eq!(content_type("a.html"), "text/html; charset=utf-8");
+        assert_eq!(content_type("a.css"), "text/css; charset=utf-8");
+        assert_eq!(content_type("a.js"), "text/javascript; charset=utf-8");
+        assert_eq!(content_type("a.wasm"), "application/wasm");
+        assert_eq!(content_type("a.png"), "image/png");
+        assert_eq!(content_type("a.svg"), "image/svg+xml; charset=utf-8");
+        assert_eq!(content_type("noext"), "application/octet-stream");
+    }
+
+    #[test]
+    fn keys_s3_would_refuse_are_named() {
+        assert!(key_problem("a/b c/ü.html").is_none());
+        assert!(key_problem(&"x".repeat(1025)).unwrap().contains("1025 bytes"));
+        assert!(key_problem("a\u{1}b").unwrap().contains("control character"));
+        assert!(key_problem("a/../b").unwrap().contains("'..'"));
+    }
+
+    #[test]
+    fn bad_arguments_are_refused() {
+        let s = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert!(parse_args(&s(&["a", "b"])).unwrap_err().contains("one folder only"));
+        assert!(parse_args(&s(&["a", "--bogus"])).unwrap_err().contains("--bogus"));
+        assert!(parse_args(&s(&["a", "--bucket"])).unwrap_err().contains("--bucket needs a value"));
+        assert!(parse_args(&s(&["a", "--prefix", "../x"])).is_err());
+        assert_eq!(parse_args(&s(&["a", "--prefix", "gen"])).unwrap().prefix, "gen/");
+    }
+
+    #[test]
+    fn scan_lists_files_in_key_order_and_names_bad_ones() {
+        let dir = std::env::temp_dir().join(format!("offload-publish-scan-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sub dir")).unwrap();
+        std::fs::create_dir_all(dir.join(".git")).unwrap();
+        std::fs::write(dir.join("index.html"), "<h1>hi</h1>").unwrap();
+        std::fs::write(dir.join("sub dir/ü.css"), "a{}").unwrap();
+        std::fs::write(dir.join("app.3f9a1c2b.js"), "1").unwrap();
+        std::fs::write(dir.join(".git/HEAD"), "x").unwrap();
+        let (files, bad) = scan(&dir, "p/").unwrap();
+        let keys: Vec<&str> = files.iter().map(|f| f.key.as_str()).collect();
+        assert_eq!(keys, ["p/app.3f9a1c2b.js", "p/index.html", "p/sub dir/ü.css"]);
+        assert!(bad.is_empty());
+        assert_eq!(files[0].cache_control, IMMUTABLE_CACHE_CONTROL);
+        assert_eq!((files[1].cache_control, files[1].surrogate_key), (SHORT_CACHE_CONTROL, Some("site html")));
+        assert_eq!(files[1].md5_hex, hex(&Md5::digest(b"<h1>hi</h1>")));
+        assert!(scan(&dir.join("missing"), "").unwrap_err().contains("missing"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
