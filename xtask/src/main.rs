@@ -133,26 +133,32 @@ fn test() -> Result<(), String> {
     let started = Instant::now();
     setup::ensure(&root)?;
     let path = tool_path(&root);
+    // The core's wasm32 tests through wasm-pack (`--mode no-install`: the
+    // project's wasm-bindgen-test-runner and Debian's chromedriver).
     let wasm_tests = |browser: bool| {
-        let mut c = cargo();
-        c.args(["test", "-p", "offload-core", "--target", "wasm32-unknown-unknown", "--lib", "--tests"])
-            .env("PATH", &path);
+        let mut c = Command::new("wasm-pack");
+        c.arg("test");
         if browser {
-            c.env("WASM_BINDGEN_USE_BROWSER", "1").env("CHROMEDRIVER", setup::chromedriver());
+            c.args(["--headless", "--chrome", "--chromedriver"]).arg(setup::chromedriver());
+        } else {
+            c.arg("--node");
         }
+        c.args(["--mode", "no-install", "edge/core", "--", "--lib", "--tests"]).current_dir(&root).env("PATH", &path);
         c
     };
     let mut native = cargo();
     native.args(["test", "--workspace", "--exclude", "offload-e2e"]);
     let mut e2e = cargo();
-    e2e.args(["test", "-p", "offload-e2e"]);
+    e2e.args(["test", "-p", "offload-e2e", "--test", "edge"]);
+    let mut browser = cargo();
+    browser.args(["test", "-p", "offload-e2e", "--test", "browser"]);
     let mut steps: Vec<(&str, Box<dyn FnMut() -> Result<(), String>>)> = vec![
         ("native: cargo test --workspace", Box::new(move || run(&mut native))),
-        ("wasm32 in Node: core tests", Box::new({
+        ("wasm32 in Node: core tests (wasm-pack test --node)", Box::new({
             let mut c = wasm_tests(false);
             move || run(&mut c)
         })),
-        ("wasm32 in headless Chromium: core tests", Box::new({
+        ("wasm32 in headless Chromium: core tests (wasm-pack test --headless --chrome)", Box::new({
             let mut c = wasm_tests(true);
             move || run(&mut c)
         })),
@@ -161,6 +167,7 @@ fn test() -> Result<(), String> {
             move || build_worker(&root, deploy::Build::Local)
         })),
         ("end to end: edge in workerd + origins + bucket", Box::new(move || run(&mut e2e))),
+        ("real browser: headless Chromium over WebDriver (pages, explainer, upload, publish)", Box::new(move || run(&mut browser))),
         ("fuzz: every cargo-fuzz target, a few seconds each", Box::new({
             let root = root.clone();
             move || fuzz::short_run(&root)
