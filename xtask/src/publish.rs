@@ -231,6 +231,7 @@ struct S3 {
 
 struct S3Resp {
     status: u16,
+    etag: String,
     body: Vec<u8>,
 }
 
@@ -271,9 +272,20 @@ impl S3 {
             Err(e) => return Err(format!("{method} {}: {e}", url.split('?').next().unwrap_or(""))),
         };
         let status = resp.status();
+        let etag = resp.header("etag").unwrap_or("").trim_matches('"').to_owned();
         let mut body = Vec::new();
         resp.into_reader().read_to_end(&mut body).map_err(|e| format!("{method} {url}: body: {e}"))?;
-        Ok(S3Resp { status, body })
+        Ok(S3Resp { status, etag, body })
+    }
+
+    /// The ETag of one object (HEAD), quotes removed; empty when it has none.
+    fn etag(&self, key: &str) -> Result<String, String> {
+        let r = self.send("HEAD", &encode_key(key), "", &[], b"")?;
+        match r.status {
+            200 => Ok(r.etag),
+            404 => Ok(String::new()),
+            code => Err(format!("HEAD {key}: {code}")),
+        }
     }
 
     /// Every key under `prefix` with its ETag (quotes removed).
@@ -371,7 +383,15 @@ pub fn main(args: &[String]) -> Result<(), String> {
         agent: ureq::AgentBuilder::new().timeout(Duration::from_secs(120)).build(),
     };
     let list_prefix = format!("{}{}", bucket.prefix(), a.prefix);
-    let remote = s3.list(&list_prefix)?;
+    let mut remote = s3.list(&list_prefix)?;
+    // A listing without ETags (some S3-compatible servers leave them
+    // out): ask for the ETag of each object that DIR also has.
+    for f in &files {
+        if remote.get(&f.key).is_some_and(String::is_empty) {
+            let etag = s3.etag(&f.key)?;
+            remote.insert(f.key.clone(), etag);
+        }
+    }
     let mut summary = Summary { files: files.len(), failed: bad.len(), ..Summary::default() };
     let verb = if a.dry_run { "would upload" } else { "upload" };
     let local: BTreeSet<&str> = files.iter().map(|f| f.key.as_str()).collect();
@@ -379,7 +399,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
     let changed: Vec<&LocalFile> = files.iter().filter(|f| remote.get(&f.key) != Some(&f.md5_hex)).collect();
     summary.unchanged = files.len() - changed.len();
     let mut purge: Vec<String> = Vec::new();
-    let mut errors: Vec<String> = bad.iter().map(|(k, why)| format!("{k}: {why}")).collect();
+    let mut errors: Vec<String> = bad.iter().map(|(k, why)| format!("{k:?}: {why}")).collect();
     for (i, f) in changed.iter().enumerate() {
         eprintln!("publish: [{}/{}] {verb} {} ({} bytes, {})", i + 1, changed.len(), f.key, f.bytes, f.cache_control);
         if a.dry_run {
