@@ -164,9 +164,12 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A file that cannot be published: (relative path, why).
+pub type Unpublishable = (String, String);
+
 /// Every file under `dir` (hidden names, starting with `.`, are left out),
 /// in key order, and the files that cannot be published, with why.
-pub fn scan(dir: &Path, key_prefix: &str) -> Result<(Vec<LocalFile>, Vec<(String, String)>), String> {
+pub fn scan(dir: &Path, key_prefix: &str) -> Result<(Vec<LocalFile>, Vec<Unpublishable>), String> {
     let meta = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     if !meta.is_dir() {
         return Err(format!("{}: not a folder", dir.display()));

@@ -338,11 +338,14 @@ fn bypass_reason(route_caches: bool, method: &Method, cache_status: &str) -> Str
     }
 }
 
+/// Header fields as (lower-case name, value), in order.
+pub type HeaderFields = Vec<(String, String)>;
+
 /// Header lines as pasted from browser dev tools or `curl -i`: `Name:
 /// value` per line; blank lines and a request or status line
 /// (`GET / HTTP/1.1`, `HTTP/1.1 200 OK`) are skipped. Returns the fields
 /// and the status of a status line, if there was one.
-pub fn parse_header_block(text: &str) -> Result<(Vec<(String, String)>, Option<u16>), ExplainError> {
+pub fn parse_header_block(text: &str) -> Result<(HeaderFields, Option<u16>), ExplainError> {
     let mut fields = Vec::new();
     let mut status = None;
     for (i, line) in text.lines().enumerate() {
