@@ -26,12 +26,13 @@ fn run(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
-/// `wasm-pack build edge/browser --target web` (release, `--mode
-/// no-install`: the wasm-bindgen on PATH, the npm binaryen's wasm-opt).
+/// `wasm-pack build edge/browser --target web --profile browser` (the
+/// workspace's size-optimized release profile; `--mode no-install`: the
+/// wasm-bindgen on PATH, the npm binaryen's wasm-opt).
 pub fn build_package(root: &Path) -> Result<PathBuf, String> {
     let out = package_dir(root);
     run(Command::new("wasm-pack")
-        .args(["--quiet", "build", "edge/browser", "--target", "web", "--release", "--mode", "no-install", "--no-pack", "--out-dir"])
+        .args(["--quiet", "build", "edge/browser", "--target", "web", "--profile", "browser", "--mode", "no-install", "--no-pack", "--out-dir"])
         .arg(&out)
         .current_dir(root)
         .env("PATH", super::tool_path(root)))?;
