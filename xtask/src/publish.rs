@@ -15,8 +15,9 @@
 //!
 //! Only changed objects are uploaded (the local MD5 against the listed
 //! ETag; uploads carry `Content-MD5`, so the bucket refuses a corrupted
-//! body), objects gone from DIR are deleted, and the changed HTML is
-//! purged through the edge's purge endpoint at the end. A file that cannot
+//! body), objects gone from DIR are deleted, and what changed (the HTML and
+//! every other file without a content hash, uploaded or deleted) is purged
+//! through the edge's purge endpoint at the end. A file that cannot
 //! be published (unreadable, a name that is not UTF-8, a key S3 would
 //! refuse) is reported by name and left as it is in the bucket; the rest
 //! is published and the command fails at the end.
@@ -414,7 +415,11 @@ pub fn main(args: &[String]) -> Result<(), String> {
             Ok(()) => {
                 summary.uploaded += 1;
                 summary.uploaded_bytes += f.bytes;
-                if f.html && remote.contains_key(&f.key) {
+                // The edge may hold an older copy (within its TTL and
+                // stale-while-revalidate window), even of a key that is
+                // new to the bucket (deleted and published again).
+                // Fingerprinted files get a new name instead.
+                if f.cache_control != IMMUTABLE_CACHE_CONTROL {
                     purge.extend(url_paths(&bucket, &f.key));
                 }
             }
@@ -431,9 +436,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         match s3.send("DELETE", &encode_key(k), "", &[], b"") {
             Ok(r) if r.status == 204 || r.status == 200 => {
                 summary.deleted += 1;
-                if k.ends_with(".html") || k.ends_with(".htm") {
-                    purge.extend(url_paths(&bucket, k));
-                }
+                purge.extend(url_paths(&bucket, k));
             }
             Ok(r) => errors.push(format!("{k}: delete refused: {} {}", r.status, String::from_utf8_lossy(&r.body))),
             Err(e) => errors.push(format!("{k}: {e}")),
@@ -510,7 +513,7 @@ fn purge_urls(edge: &str, token: &str, urls: &[String]) -> Result<usize, String>
             Err(e) => return Err(format!("{url}: {e}")),
         }
     }
-    eprintln!("publish: purged {} URL(s) of changed HTML at the edge ({purged} cache entries)", urls.len());
+    eprintln!("publish: purged {} changed URL(s) at the edge ({purged} cache entries)", urls.len());
     Ok(purged)
 }
 
