@@ -102,7 +102,6 @@ pub struct LocalFile {
     pub content_type: String,
     pub cache_control: &'static str,
     pub surrogate_key: Option<&'static str>,
-    pub html: bool,
 }
 
 /// Whether a file name carries a content hash, as site generators write
@@ -219,7 +218,6 @@ pub fn scan(dir: &Path, key_prefix: &str) -> Result<(Vec<LocalFile>, Vec<Unpubli
             content_type: content_type(name),
             cache_control: if fingerprinted { IMMUTABLE_CACHE_CONTROL } else { SHORT_CACHE_CONTROL },
             surrogate_key: if fingerprinted { None } else if html { Some("site html") } else { Some("site asset") },
-            html,
         });
     }
     files.sort_by(|a, b| a.key.cmp(&b.key));
