@@ -1026,10 +1026,12 @@ fn hostile_case(s: &Stack, case: &serde_json::Value, run: &str, private: &[u8]) 
         }
         Some(u) if u.starts_with("bucket:") => {
             ensure!(region.is_none(), "served by origin {region:?}, want {u}");
-            let file = want["forwarded"].as_str().and_then(|f| f.strip_prefix("/www/")).map(|f| format!("www/{f}"));
+            // The bucket holds the site built from www/.
+            let file = want["forwarded"].as_str().and_then(|f| f.strip_prefix("/www/"));
             if let Some(file) = file.filter(|_| r.status == 200) {
-                let bytes = std::fs::read(offload_e2e::root().join(&file)).map_err(|e| format!("{file}: {e}"))?;
-                ensure!(r.body == bytes, "body is not {file}: {:.200}", r.text());
+                let built = offload_e2e::site::dir(&offload_e2e::root()).join(file);
+                let bytes = std::fs::read(&built).map_err(|e| format!("{}: {e}", built.display()))?;
+                ensure!(r.body == bytes, "body is not {}: {:.200}", built.display(), r.text());
             }
         }
         Some(u) => {
