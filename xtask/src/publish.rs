@@ -1,10 +1,11 @@
 //! `cargo xtask publish DIR [--bucket ALIAS] [--prefix P] [--edge URL]
-//! [--dry-run] [--no-purge]`: put a static site (the output folder of any
+//! [--fingerprint] [--dry-run] [--no-purge]`: put a static site (the output folder of any
 //! generator) into a bucket of the config, signed with Offload's own SigV4
 //! signer, with the headers a CDN needs:
 //!
 //! - fingerprinted assets (a content hash in the name, as generators emit
-//!   them: `app.3f9a1c2b.js`, `index-BRyZ3xKp.css`) get
+//!   them: `app.3f9a1c2b.js`, `index-BRyZ3xKp.css`, or added by
+//!   `--fingerprint`, which rewrites the HTML's references) get
 //!   `Cache-Control: public, max-age=31536000, immutable`;
 //! - HTML and every other file get a short TTL with
 //!   `stale-while-revalidate` ([`SHORT_CACHE_CONTROL`]) and a
@@ -61,9 +62,10 @@ struct Args {
     edge: Option<String>,
     dry_run: bool,
     no_purge: bool,
+    fingerprint: bool,
 }
 
-const USAGE: &str = "usage: cargo xtask publish DIR [--bucket ALIAS] [--prefix P/] [--edge URL] [--dry-run] [--no-purge]";
+const USAGE: &str = "usage: cargo xtask publish DIR [--bucket ALIAS] [--prefix P/] [--edge URL] [--fingerprint] [--dry-run] [--no-purge]";
 
 fn parse_args(args: &[String]) -> Result<Args, String> {
     let mut a = Args::default();
@@ -76,6 +78,7 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
             "--edge" => a.edge = Some(value("--edge")?),
             "--dry-run" => a.dry_run = true,
             "--no-purge" => a.no_purge = true,
+            "--fingerprint" => a.fingerprint = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             s if s.starts_with('-') => return Err(format!("unknown option {s:?}\n{USAGE}")),
             s if a.dir.is_none() => a.dir = Some(PathBuf::from(s)),
@@ -102,6 +105,9 @@ pub struct LocalFile {
     pub content_type: String,
     pub cache_control: &'static str,
     pub surrogate_key: Option<&'static str>,
+    /// What to upload instead of the file's bytes (HTML whose references
+    /// `--fingerprint` rewrote).
+    pub body: Option<Vec<u8>>,
 }
 
 /// Whether a file name carries a content hash, as site generators write
@@ -218,10 +224,129 @@ pub fn scan(dir: &Path, key_prefix: &str) -> Result<(Vec<LocalFile>, Vec<Unpubli
             content_type: content_type(name),
             cache_control: if fingerprinted { IMMUTABLE_CACHE_CONTROL } else { SHORT_CACHE_CONTROL },
             surrogate_key: if fingerprinted { None } else if html { Some("site html") } else { Some("site asset") },
+            body: None,
         });
     }
     files.sort_by(|a, b| a.key.cmp(&b.key));
     Ok((files, bad))
+}
+
+/// Extensions `--fingerprint` gives a content hash when HTML refers to them.
+const FINGERPRINTABLE: [&str; 12] = ["css", "js", "mjs", "svg", "png", "jpg", "jpeg", "gif", "webp", "avif", "woff", "woff2"];
+
+/// An 8-character window of a hex digest with a letter and a digit (so
+/// [`is_fingerprinted`] recognizes it).
+fn name_hash(hex_digest: &str) -> String {
+    (0..hex_digest.len().saturating_sub(7))
+        .filter_map(|i| hex_digest.get(i..i + 8))
+        .find(|w| w.bytes().any(|b| b.is_ascii_digit()) && w.bytes().any(|b| b.is_ascii_alphabetic()))
+        .map_or_else(|| format!("{}a0", hex_digest.get(..6).unwrap_or("000000")), str::to_owned)
+}
+
+/// `name.ext` → `name.<hash>.ext` (the spelling of `name` kept).
+fn hashed_name(file_name: &str, hash: &str) -> String {
+    match file_name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => format!("{stem}.{hash}.{ext}"),
+        _ => format!("{file_name}.{hash}"),
+    }
+}
+
+/// The site-relative path a reference in the HTML file at `html_rel`
+/// points to, if it is a path on this site.
+fn resolve_reference(value: &str, html_rel: &str, site_prefix: &str) -> Option<String> {
+    let path = value.split(['?', '#']).next()?;
+    if path.is_empty() || path.contains("://") || path.starts_with("//") || path.contains(':') {
+        return None;
+    }
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8().ok()?;
+    let joined = match decoded.strip_prefix('/') {
+        Some(abs) => abs.strip_prefix(site_prefix).unwrap_or(abs).to_owned(),
+        None => match html_rel.rsplit_once('/') {
+            Some((dir, _)) => format!("{dir}/{decoded}"),
+            None => decoded.into_owned(),
+        },
+    };
+    let mut out: Vec<&str> = Vec::new();
+    for seg in joined.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop()?;
+            }
+            s => out.push(s),
+        }
+    }
+    Some(out.join("/"))
+}
+
+/// `--fingerprint`: every unfingerprinted asset an HTML file refers to
+/// (`src="…"`, `href="…"`) is also published as `name.<hash>.ext`
+/// (immutable), and the HTML is published with its references rewritten.
+/// The original names stay published (CSS and scripts may refer to them).
+pub fn fingerprint(mut files: Vec<LocalFile>, key_prefix: &str, site_prefix: &str) -> Result<Vec<LocalFile>, String> {
+    let index: BTreeMap<String, usize> =
+        files.iter().enumerate().map(|(i, f)| (f.key.strip_prefix(key_prefix).unwrap_or(&f.key).to_owned(), i)).collect();
+    let mut copies: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    for i in 0..files.len() {
+        let rel = files[i].key.strip_prefix(key_prefix).unwrap_or(&files[i].key).to_owned();
+        if !(rel.ends_with(".html") || rel.ends_with(".htm")) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&files[i].path) else { continue };
+        let lower = text.to_ascii_lowercase();
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        let mut changed = false;
+        let mut search = 0;
+        while let Some(pos) = ["src=", "href="].iter().filter_map(|a| lower.get(search..)?.find(a).map(|p| (p + search, a.len()))).min() {
+            let (start, len) = pos;
+            search = start + len;
+            let Some(quote) = text.get(search..search + 1).filter(|q| *q == "\"" || *q == "'") else { continue };
+            let Some(end) = text.get(search + 1..).and_then(|t| t.find(quote)).map(|e| e + search + 1) else { break };
+            let value = &text[search + 1..end];
+            search = end;
+            let Some(target) = resolve_reference(value, &rel, site_prefix) else { continue };
+            let Some(&j) = index.get(&target) else { continue };
+            let name = target.rsplit('/').next().unwrap_or(&target);
+            let ext = name.rsplit_once('.').map_or("", |(_, e)| e).to_ascii_lowercase();
+            if !FINGERPRINTABLE.contains(&ext.as_str()) || is_fingerprinted(name) {
+                continue;
+            }
+            let hash = name_hash(&files[j].md5_hex);
+            let new_target = match target.rsplit_once('/') {
+                Some((d, n)) => format!("{d}/{}", hashed_name(n, &hash)),
+                None => hashed_name(&target, &hash),
+            };
+            copies.insert(new_target, (j, hash.clone()));
+            // The reference with its file name hashed, spelled as written.
+            let path_end = value.find(['?', '#']).unwrap_or(value.len());
+            let name_start = value[..path_end].rfind('/').map_or(0, |p| p + 1);
+            let new_value = format!("{}{}{}", &value[..name_start], hashed_name(&value[name_start..path_end], &hash), &value[path_end..]);
+            out.push_str(&text[at..end - value.len()]);
+            out.push_str(&new_value);
+            at = end;
+            changed = true;
+        }
+        if changed {
+            out.push_str(&text[at..]);
+            let bytes = out.into_bytes();
+            files[i].md5_hex = hex(&Md5::digest(&bytes));
+            files[i].bytes = bytes.len() as u64;
+            files[i].body = Some(bytes);
+        }
+    }
+    for (new_rel, (j, _)) in copies {
+        let mut copy = files[j].clone();
+        copy.key = format!("{key_prefix}{new_rel}");
+        copy.cache_control = IMMUTABLE_CACHE_CONTROL;
+        copy.surrogate_key = None;
+        if index.contains_key(&new_rel) {
+            continue;
+        }
+        files.push(copy);
+    }
+    files.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(files)
 }
 
 /// A bucket and how to sign requests to it.
@@ -377,6 +502,7 @@ pub fn main(args: &[String]) -> Result<(), String> {
         return Err(format!("unknown bucket {alias:?} (the config has: {})", known.join(", ")));
     };
     let (files, bad) = scan(&dir, &format!("{}{}", bucket.prefix(), a.prefix))?;
+    let files = if a.fingerprint { fingerprint(files, &format!("{}{}", bucket.prefix(), a.prefix), &a.prefix)? } else { files };
     let keys = LocalKeys::load(&root, &config);
     let credentials = keys.credentials(&alias)?;
     let s3 = S3 {
@@ -469,7 +595,10 @@ pub fn main(args: &[String]) -> Result<(), String> {
 }
 
 fn put(s3: &S3, f: &LocalFile) -> Result<(), String> {
-    let body = std::fs::read(&f.path).map_err(|e| format!("{}: cannot read: {e}", f.path.display()))?;
+    let body = match &f.body {
+        Some(b) => b.clone(),
+        None => std::fs::read(&f.path).map_err(|e| format!("{}: cannot read: {e}", f.path.display()))?,
+    };
     let digest = Md5::digest(&body);
     if hex(&digest) != f.md5_hex {
         return Err(format!("{}: changed while publishing; run again", f.key));
@@ -589,6 +718,38 @@ mod tests {
         assert!(parse_args(&s(&["a", "--bucket"])).unwrap_err().contains("--bucket needs a value"));
         assert!(parse_args(&s(&["a", "--prefix", "../x"])).is_err());
         assert_eq!(parse_args(&s(&["a", "--prefix", "gen"])).unwrap().prefix, "gen/");
+    }
+
+    #[test]
+    fn fingerprint_adds_hashes_and_rewrites_the_html() {
+        let dir = std::env::temp_dir().join(format!("offload-publish-fp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("docs")).unwrap();
+        std::fs::create_dir_all(dir.join("css")).unwrap();
+        std::fs::write(dir.join("css/site.css"), "p{}").unwrap();
+        std::fs::write(dir.join("my app.js"), "1").unwrap();
+        std::fs::write(dir.join("app.3f9a1c2b.js"), "2").unwrap();
+        let page = r#"<link href="../css/site.css?v=1" rel=stylesheet><script src='/gen/my%20app.js'></script><script src="/app.3f9a1c2b.js"></script><a href="https://x.test/css/site.css">x</a>"#;
+        std::fs::write(dir.join("docs/index.html"), page).unwrap();
+        let (files, _) = scan(&dir, "gen/").unwrap();
+        let files = fingerprint(files, "gen/", "gen/").unwrap();
+        let css_hash = name_hash(&hex(&Md5::digest(b"p{}")));
+        let js_hash = name_hash(&hex(&Md5::digest(b"1")));
+        let keys: Vec<&str> = files.iter().map(|f| f.key.as_str()).collect();
+        assert!(keys.contains(&format!("gen/css/site.{css_hash}.css").as_str()), "{keys:?}");
+        assert!(keys.contains(&format!("gen/my app.{js_hash}.js").as_str()), "{keys:?}");
+        assert!(keys.contains(&"gen/css/site.css") && keys.len() == 6, "{keys:?}");
+        let html = files.iter().find(|f| f.key == "gen/docs/index.html").unwrap();
+        let body = String::from_utf8(html.body.clone().unwrap()).unwrap();
+        assert_eq!(
+            body,
+            format!(r#"<link href="../css/site.{css_hash}.css?v=1" rel=stylesheet><script src='/gen/my%20app.{js_hash}.js'></script><script src="/app.3f9a1c2b.js"></script><a href="https://x.test/css/site.css">x</a>"#)
+        );
+        assert_eq!(html.md5_hex, hex(&Md5::digest(body.as_bytes())));
+        let copy = files.iter().find(|f| f.key.starts_with("gen/css/site.") && f.key != "gen/css/site.css").unwrap();
+        assert_eq!((copy.cache_control, copy.surrogate_key), (IMMUTABLE_CACHE_CONTROL, None));
+        assert!(is_fingerprinted(copy.key.rsplit('/').next().unwrap()));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -286,10 +286,14 @@ fn generated_site() -> Vec<(String, Vec<u8>)> {
 }
 
 fn publish(dir: &Path) -> Result<String, String> {
+    publish_with(dir, &["--bucket", "www", "--prefix", "gen/"])
+}
+
+fn publish_with(dir: &Path, args: &[&str]) -> Result<String, String> {
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["run", "-q", "-p", "xtask", "--", "publish"])
         .arg(dir)
-        .args(["--bucket", "www", "--prefix", "gen/"])
+        .args(args)
         .current_dir(root())
         .output()
         .map_err(|e| format!("cargo xtask publish: {e}"))?;
@@ -381,6 +385,27 @@ async fn published_site_is_served_byte_for_byte(s: &Stack, _c: &Client) -> Resul
     Ok(())
 }
 
+/// `--fingerprint`: the page refers to a hashed copy of its stylesheet,
+/// served immutable, and the page itself is the rewritten one.
+fn publish_fingerprints_what_the_html_refers_to(s: &Stack) -> Result<(), String> {
+    let dir = s.logs.join("fingerprint-site");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("css")).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("css/main style.css"), "body{color:#123}").map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("index.html"), r#"<link rel="stylesheet" href="css/main%20style.css"><p>fp</p>"#).map_err(|e| e.to_string())?;
+    let summary = publish_with(&dir, &["--bucket", "www", "--prefix", "fp/", "--fingerprint"])?;
+    ensure!(figure(&summary, "uploaded")? == 3, "fingerprint publish: {summary}");
+    let page = get(&format!("{}/fp/", s.edge))?;
+    let text = page.text();
+    let href = text.split("href=\"").nth(1).and_then(|t| t.split('"').next()).ok_or_else(|| format!("no href in {text}"))?;
+    ensure!(href.starts_with("css/main%20style.") && href.ends_with(".css") && href != "css/main%20style.css", "href {href:?}");
+    let css = get(&format!("{}/fp/{href}", s.edge))?;
+    ensure!(css.status == 200 && css.text() == "body{color:#123}", "{href}: {} {}", css.status, css.text());
+    ensure!(css.header("cache-control") == Some("public, max-age=31536000, immutable"), "{href}: cache-control {:?}", css.header("cache-control"));
+    println!("    publish --fingerprint: the page refers to {href} (immutable)");
+    Ok(())
+}
+
 fn publish_refuses_bad_input(_s: &Stack) -> Result<(), String> {
     let run = |args: &[&str]| {
         Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
@@ -406,6 +431,7 @@ fn main() -> ExitCode {
         ("explainer_in_the_page_matches_the_native_core", |s, c| Box::pin(explainer_in_the_page_matches_the_native_core(s, c))),
         ("a_5_mb_upload_goes_straight_to_the_bucket", |s, c| Box::pin(a_5_mb_upload_goes_straight_to_the_bucket(s, c))),
         ("published_site_is_served_byte_for_byte", |s, c| Box::pin(published_site_is_served_byte_for_byte(s, c))),
+        ("publish_fingerprints_what_the_html_refers_to", |s, _| Box::pin(async move { publish_fingerprints_what_the_html_refers_to(s) })),
         ("publish_refuses_bad_input", |s, _| Box::pin(async move { publish_refuses_bad_input(s) })),
     ];
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
