@@ -124,6 +124,8 @@ fn dev() -> Result<(), String> {
     println!("\nOffload local stack is up:");
     println!("  edge (Workers build in workerd)  {}/", stack.edge);
     println!("    landing page from the bucket   {}/", stack.edge);
+    println!("    explain a response (Wasm)      {}/explain.html", stack.edge);
+    println!("    upload straight to S3          {}/upload.html", stack.edge);
     println!("    API via us-east-1              {}/api/time", stack.edge);
     println!("    API via eu-west-1              {}/eu/api/time", stack.edge);
     for (region, url, control) in &stack.origins {
