@@ -89,6 +89,10 @@ pub struct BucketArgs {
     /// Bucket whose objects anonymous clients may GET/HEAD (repeatable).
     #[arg(long, value_name = "NAME", value_parser = parse_bucket)]
     pub public_read: Vec<String>,
+    /// Page origin allowed to use the bucket from a browser (CORS: GET,
+    /// HEAD, PUT with presigned URLs), e.g. http://127.0.0.1:18787 (repeatable).
+    #[arg(long, value_name = "ORIGIN")]
+    pub cors_origin: Vec<String>,
 }
 
 fn parse_region(s: &str) -> Result<String, String> {
@@ -156,6 +160,7 @@ impl BucketArgs {
             bucket: self.bucket,
             seed: self.seed,
             public_read: self.public_read,
+            cors_origins: self.cors_origin,
         };
         Ok((config, self.listen))
     }

@@ -33,6 +33,7 @@ async fn start(public_read: &[&str]) -> Fixture {
         bucket: Some("www".to_owned()),
         seed: Some(seed.path().to_path_buf()),
         public_read: public_read.iter().map(|s| (*s).to_owned()).collect(),
+        cors_origins: vec![PAGE.to_owned()],
     };
     let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let srv = bucket::start(config, loopback).await.unwrap();
@@ -307,6 +308,41 @@ async fn public_read_bucket() {
     fx.srv.shutdown().await.unwrap();
 }
 
+/// The page origin allowed to upload from a browser (CORS).
+const PAGE: &str = "http://page.test:8080";
+
+#[tokio::test]
+async fn cors_allows_the_page_origin_only() {
+    let fx = start(&[]).await;
+    let url = format!("{}/www/index.html", fx.srv.url());
+    let preflight = |origin: &'static str| {
+        request(
+            Method::OPTIONS,
+            &url,
+            &[("origin", origin), ("access-control-request-method", "PUT"), ("access-control-request-headers", "content-type")],
+            b"",
+        )
+    };
+    let r = send(preflight(PAGE)).await;
+    assert_eq!(r.status, 204);
+    assert_eq!(r.headers["access-control-allow-origin"], PAGE);
+    assert_eq!(r.headers["access-control-allow-methods"], "GET, HEAD, PUT");
+    assert_eq!(r.headers["access-control-allow-headers"], "content-type");
+    let r = send(preflight("http://evil.test")).await;
+    assert!(r.headers.get("access-control-allow-origin").is_none(), "{:?}", r.headers);
+    // A signed request from the page gets the fields and sees the ETag.
+    let mut req = request(Method::GET, &url, &[("origin", PAGE)], b"");
+    sign_request(&mut req, b"", AK, SK, SystemTime::now(), Mode::Header);
+    let r = send(req).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers["access-control-allow-origin"], PAGE);
+    assert_eq!(r.headers["access-control-expose-headers"], "ETag");
+    // CORS is no way around signatures.
+    let r = send(request(Method::GET, &url, &[("origin", PAGE)], b"")).await;
+    assert_eq!(r.status, 403);
+    fx.srv.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn config_validation() {
     let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
@@ -317,6 +353,7 @@ async fn config_validation() {
         bucket: Some("Bad_Bucket".to_owned()),
         seed: None,
         public_read: vec![],
+        cors_origins: vec![],
     };
     assert!(bucket::start(base.clone(), loopback).await.is_err());
     let no_secret = BucketConfig {

@@ -82,6 +82,11 @@ async fn stats_per_path_and_reset() {
     assert_eq!(s["paths"]["/nope"], 1);
     assert_eq!(s["total"], 6, "stats itself must not be counted: {s}");
     assert!(s["paths"].get("/_shim/stats").is_none());
+    assert_eq!((s["requests_with_body"].as_u64(), s["request_body_bytes"].as_u64()), (Some(0), Some(0)), "{s}");
+    let r = send(request(Method::POST, &format!("{base}/api/echo"), &[], b"twelve bytes")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let s = get(&format!("{base}/_shim/stats")).await.json();
+    assert_eq!((s["requests_with_body"].as_u64(), s["request_body_bytes"].as_u64()), (Some(1), Some(12)), "{s}");
 
     let r = send(request(
         Method::POST,
@@ -93,6 +98,7 @@ async fn stats_per_path_and_reset() {
     assert_eq!(r.status, StatusCode::OK);
     let s = get(&format!("{base}/_shim/stats")).await.json();
     assert_eq!(s["total"], 0);
+    assert_eq!(s["requests_with_body"], 0);
     assert_eq!(s["paths"], serde_json::json!({}));
     // Counting restarts at 1 after a reset.
     assert_eq!(get(&format!("{base}/api/time")).await.json()["count"], 1);

@@ -17,6 +17,7 @@ mod conformance;
 mod setup;
 mod deploy;
 mod example;
+mod publish;
 mod fuzz;
 mod scan;
 mod sign;
@@ -62,6 +63,9 @@ enum Cmd {
     /// Build the Workers library example (edge/workers-example) and check
     /// it under plain workerd: Offload in front of the app's own handler.
     Example,
+    /// Upload a static-site folder to a bucket of the config (SigV4),
+    /// with CDN headers; only changes; purge the changed files at the edge.
+    Publish(publish::Args),
     /// Benchmarks: `cache`, `memory`, `sign`.
     Bench {
         #[command(subcommand)]
@@ -101,6 +105,7 @@ fn main() -> ExitCode {
         Cmd::Sign { what } => sign::run(&what),
         Cmd::Fuzz(args) => fuzz::main(&args),
         Cmd::Example => example::run(&root()),
+        Cmd::Publish(args) => publish::main(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -119,6 +124,28 @@ pub(crate) fn run(cmd: &mut Command) -> Result<(), String> {
     } else {
         Err(format!("{shown} failed ({status})"))
     }
+}
+
+/// Run a test command, show its output, and fail unless its first suite
+/// really ran tests (a runner that skips them all must not count as a pass).
+fn run_counting_tests(cmd: &mut Command) -> Result<(), String> {
+    let shown = format!("{cmd:?}");
+    let out = cmd.output().map_err(|e| format!("{shown}: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    print!("{stdout}");
+    eprint!("{}", String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() {
+        return Err(format!("{shown} failed ({})", out.status));
+    }
+    let passed = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("test result: ok. ")?.split(' ').next()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    if passed == 0 || stdout.contains("so skipping") {
+        return Err(format!("{shown}: no test ran (skipped)"));
+    }
+    eprintln!("{passed} tests passed in the first suite");
+    Ok(())
 }
 
 fn cargo() -> Command {
@@ -158,6 +185,8 @@ fn dev() -> Result<(), String> {
     println!("\nOffload local stack is up:");
     println!("  edge (Workers build in workerd)  {}/", stack.edge);
     println!("    landing page from the bucket   {}/", stack.edge);
+    println!("    explain a response (Wasm)      {}/explain.html", stack.edge);
+    println!("    upload straight to S3          {}/upload.html", stack.edge);
     println!("    API via us-east-1              {}/api/time", stack.edge);
     println!("    API via eu-west-1              {}/eu/api/time", stack.edge);
     for (region, url, control) in &stack.origins {
@@ -189,28 +218,37 @@ fn test() -> Result<(), String> {
     let started = Instant::now();
     setup::ensure(&root)?;
     let path = tool_path(&root);
+    // The core's wasm32 tests through wasm-pack (`--mode no-install`: the
+    // project's wasm-bindgen-test-runner and Debian's chromedriver).
     let wasm_tests = |browser: bool| {
-        let mut c = cargo();
-        c.args(["test", "-p", "offload-core", "--target", "wasm32-unknown-unknown", "--lib", "--tests"])
-            .env("PATH", &path);
+        let mut c = Command::new("wasm-pack");
+        c.arg("test");
         if browser {
-            c.env("WASM_BINDGEN_USE_BROWSER", "1").env("CHROMEDRIVER", setup::chromedriver());
+            // The core's tests are not tied to one platform: run them in
+            // the browser (wasm-pack alone would skip them there).
+            c.args(["--headless", "--chrome", "--chromedriver"]).arg(setup::chromedriver());
+            c.env("WASM_BINDGEN_USE_BROWSER", "1");
+        } else {
+            c.arg("--node");
         }
+        c.args(["--mode", "no-install", "edge/core"]).current_dir(&root).env("PATH", &path);
         c
     };
     let mut native = cargo();
     native.args(["test", "--workspace", "--exclude", "offload-e2e"]);
     let mut e2e = cargo();
-    e2e.args(["test", "-p", "offload-e2e"]);
+    e2e.args(["test", "-p", "offload-e2e", "--test", "edge"]);
+    let mut browser = cargo();
+    browser.args(["test", "-p", "offload-e2e", "--test", "browser"]);
     let mut steps: Vec<(&str, Box<dyn FnMut() -> Result<(), String>>)> = vec![
         ("native: cargo test --workspace", Box::new(move || run(&mut native))),
-        ("wasm32 in Node: core tests", Box::new({
+        ("wasm32 in Node: core tests (wasm-pack test --node)", Box::new({
             let mut c = wasm_tests(false);
-            move || run(&mut c)
+            move || run_counting_tests(&mut c)
         })),
-        ("wasm32 in headless Chromium: core tests", Box::new({
+        ("wasm32 in headless Chromium: core tests (wasm-pack test --headless --chrome)", Box::new({
             let mut c = wasm_tests(true);
-            move || run(&mut c)
+            move || run_counting_tests(&mut c)
         })),
         ("Workers build (worker-build, no downloads)", Box::new({
             let root = root.clone();
@@ -221,6 +259,7 @@ fn test() -> Result<(), String> {
             let root = root.clone();
             move || example::run(&root)
         })),
+        ("real browser: headless Chromium over WebDriver (pages, explainer, upload, publish)", Box::new(move || run(&mut browser))),
         ("fuzz: every cargo-fuzz target, a few seconds each", Box::new({
             let root = root.clone();
             move || fuzz::short_run(&root)

@@ -1,6 +1,6 @@
 //! Install what a fresh machine lacks, at pinned versions, through the
 //! project's own files: the wasm32 target, wasm-bindgen-cli matching the
-//! `wasm-bindgen` pin, worker-build, the npm packages from package-lock.json
+//! `wasm-bindgen` pin, wasm-pack, worker-build, the npm packages from package-lock.json
 //! (wrangler, miniflare/workerd, binaryen's wasm-opt, esbuild), cfn-lint
 //! and moto (pinned requirements files) in the venv `.offload/venv`,
 //! Chromium + ChromeDriver from Debian when running as root, and the
@@ -15,6 +15,10 @@ use crate::run as exec;
 /// (a unit test checks it).
 pub const WASM_BINDGEN_VERSION: &str = "0.2.130";
 pub const WORKER_BUILD_VERSION: &str = "0.8.7";
+/// wasm-pack builds the browser package and runs the core's wasm tests,
+/// always with `--mode no-install` (the wasm-bindgen above, the npm
+/// binaryen's wasm-opt, Debian's chromedriver: nothing downloaded).
+pub const WASM_PACK_VERSION: &str = "0.15.1";
 
 fn output(cmd: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(cmd).args(args).output().ok()?;
@@ -38,6 +42,10 @@ pub fn ensure(root: &Path) -> Result<(), String> {
     if !has_version("wasm-bindgen", WASM_BINDGEN_VERSION) {
         eprintln!("setup: installing wasm-bindgen-cli {WASM_BINDGEN_VERSION} (a few minutes, once)");
         exec(Command::new("cargo").args(["install", "wasm-bindgen-cli", "--version", WASM_BINDGEN_VERSION]))?;
+    }
+    if !has_version("wasm-pack", WASM_PACK_VERSION) {
+        eprintln!("setup: installing wasm-pack {WASM_PACK_VERSION} (a few minutes, once)");
+        exec(Command::new("cargo").args(["install", "wasm-pack", "--version", WASM_PACK_VERSION, "--locked"]))?;
     }
     if !has_version("worker-build", WORKER_BUILD_VERSION) {
         eprintln!("setup: installing worker-build {WORKER_BUILD_VERSION} (a few minutes, once)");

@@ -6,6 +6,7 @@
 //! presigned query auth); see [`access`] for the anonymous public-read rule.
 
 pub mod access;
+pub mod cors;
 mod seed;
 
 use std::fmt;
@@ -69,6 +70,9 @@ pub struct BucketConfig {
     pub seed: Option<PathBuf>,
     /// Buckets whose objects anonymous clients may GET/HEAD.
     pub public_read: Vec<String>,
+    /// Page origins allowed to use the bucket from a browser (CORS), e.g.
+    /// `http://127.0.0.1:18787` for presigned uploads from the edge's pages.
+    pub cors_origins: Vec<String>,
 }
 
 /// S3 bucket-name rules (the common subset): 3-63 chars of `[a-z0-9.-]`, starting
@@ -152,6 +156,7 @@ pub async fn start(config: BucketConfig, listen: SocketAddr) -> Result<ServerHan
         b.build()
     };
 
+    let cors = std::sync::Arc::new(cors::Cors::new(config.cors_origins.clone()));
     let listener = crate::server::bind(listen).await?;
     let addr = listener.local_addr()?;
 
@@ -171,7 +176,9 @@ pub async fn start(config: BucketConfig, listen: SocketAddr) -> Result<ServerHan
                 },
                 () = stop.as_mut() => break,
             };
-            let conn = http.serve_connection(TokioIo::new(socket), service.clone());
+            let (cors, service) = (cors.clone(), service.clone());
+            let svc = hyper::service::service_fn(move |req| cors::serve(cors.clone(), service.clone(), req));
+            let conn = http.serve_connection(TokioIo::new(socket), svc);
             let conn = graceful.watch(conn.into_owned());
             tokio::spawn(async move {
                 let _ = conn.await;

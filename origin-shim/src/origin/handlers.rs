@@ -217,7 +217,8 @@ pub async fn healthz() -> Response {
         .into_response()
 }
 
-/// `GET /_shim/stats`: `{"region","total","paths","statuses","refused_auth","faults_injected"}`
+/// `GET /_shim/stats`: `{"region","total","paths","statuses","refused_auth","faults_injected",
+/// "requests_with_body","request_body_bytes"}`
 /// (see [`super::stats`] for what each counts).
 pub async fn stats(State(state): State<OriginState>) -> Response {
     let snap = state.stats.snapshot();
@@ -228,6 +229,8 @@ pub async fn stats(State(state): State<OriginState>) -> Response {
         "statuses": snap.statuses,
         "refused_auth": snap.refused_auth,
         "faults_injected": snap.faults_injected,
+        "requests_with_body": snap.requests_with_body,
+        "request_body_bytes": snap.request_body_bytes,
     });
     ([(CACHE_CONTROL, CC_NO_STORE)], Json(body)).into_response()
 }

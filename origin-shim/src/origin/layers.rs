@@ -79,6 +79,11 @@ pub async fn count_statuses(
     if is_control_path(req.uri().path()) {
         return next.run(req).await;
     }
+    let h = req.headers();
+    let declared = h.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > 0) || h.contains_key(http::header::TRANSFER_ENCODING) {
+        state.stats.record_body(declared.unwrap_or(0));
+    }
     let resp = next.run(req).await;
     state.stats.record_status(resp.status().as_u16());
     resp

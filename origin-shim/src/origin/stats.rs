@@ -11,6 +11,10 @@
 //! * `refused_auth` — requests answered 403 by the origin-auth check.
 //! * `faults_injected` — requests answered with the injected `fail_status`
 //!   (added latency alone is not counted).
+//! * `requests_with_body` / `request_body_bytes` — requests that carried a
+//!   body (a non-zero `Content-Length` or `Transfer-Encoding`), refused
+//!   ones included, and the sum of their declared lengths: what shows that
+//!   an upload went straight to the bucket and never through the web tier.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -30,6 +34,8 @@ struct Inner {
     statuses: BTreeMap<u16, u64>,
     refused_auth: u64,
     faults_injected: u64,
+    requests_with_body: u64,
+    request_body_bytes: u64,
 }
 
 /// A consistent copy of the counters.
@@ -41,6 +47,8 @@ pub struct StatsSnapshot {
     pub statuses: BTreeMap<u16, u64>,
     pub refused_auth: u64,
     pub faults_injected: u64,
+    pub requests_with_body: u64,
+    pub request_body_bytes: u64,
 }
 
 impl Stats {
@@ -61,6 +69,14 @@ impl Stats {
     /// Counts one response with `status`.
     pub fn record_status(&self, status: u16) {
         *self.lock().statuses.entry(status).or_insert(0) += 1;
+    }
+
+    /// Counts one request that carried a body of `declared` bytes (0 when
+    /// chunked).
+    pub fn record_body(&self, declared: u64) {
+        let mut inner = self.lock();
+        inner.requests_with_body += 1;
+        inner.request_body_bytes = inner.request_body_bytes.saturating_add(declared);
     }
 
     /// Counts one request refused by origin auth.
@@ -88,6 +104,8 @@ impl Stats {
             statuses: inner.statuses.clone(),
             refused_auth: inner.refused_auth,
             faults_injected: inner.faults_injected,
+            requests_with_body: inner.requests_with_body,
+            request_body_bytes: inner.request_body_bytes,
         }
     }
 

@@ -1,5 +1,5 @@
 //! The local Offload stack: two origin-shim regions, the S3-compatible
-//! bucket holding `www/`, and the edge (the Workers build) in workerd via
+//! bucket holding the site built from `www/` ([`site`]), and the edge (the Workers build) in workerd via
 //! `wrangler dev`, all on 127.0.0.1. Used by `cargo xtask dev` and by the
 //! end-to-end tests. Every process runs in its own process group, logs to
 //! `.offload/logs/<name>.log` and is stopped (the whole group) when the
@@ -14,6 +14,7 @@ use offload_supervise::{ensure_ports_free, Supervisor};
 
 pub mod devvars;
 pub mod http;
+pub mod site;
 
 /// Set (to `1`) only by the local stack and the test steps: builds for
 /// local runs may trust the test geo header; deploy builds may not.
@@ -91,7 +92,7 @@ pub fn worker_build_env(root: &Path) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn target_dir(root: &Path) -> PathBuf {
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"))
 }
 
@@ -129,6 +130,7 @@ impl Stack {
         if !status.success() {
             return Err("cargo build -p origin-shim failed".into());
         }
+        let site = site::build(&root)?;
         let shim = target_dir(&root).join("debug/origin-shim");
         let state = root.join(".offload");
         let logs = state.join("logs");
@@ -161,13 +163,15 @@ impl Stack {
             stack.procs.spawn(&format!("origin-{region}"), cmd)?;
         }
         // The bucket is private: the edge reads `www` with signed requests,
-        // browsers upload to `uploads` with presigned URLs.
+        // browsers upload to `uploads` with presigned URLs (CORS allows
+        // the edge's pages).
         fs::create_dir_all(bucket_root.join("uploads")).map_err(|e| format!("{}: {e}", bucket_root.display()))?;
         let mut cmd = Command::new(&shim);
         cmd.args(["bucket", "--listen", &format!("127.0.0.1:{BUCKET_PORT}"), "--root"])
             .arg(&bucket_root)
             .args(["--access-key", &access_key, "--bucket", "www", "--seed"])
-            .arg(root.join("www"))
+            .arg(&site)
+            .args(["--cors-origin", &format!("http://127.0.0.1:{EDGE_PORT}")])
             .env("OFFLOAD_S3_SECRET_KEY", &secret_key);
         stack.procs.spawn("bucket", cmd)?;
         for (region, _, control) in stack.origins.clone() {

@@ -34,8 +34,9 @@ fn landing_page_comes_from_the_bucket(s: &Stack) -> Result<(), String> {
     let r = get(&format!("{}/", s.edge))?;
     ensure!(r.status == 200, "status {} body {}", r.status, r.text());
     ensure!(r.header("content-type").unwrap_or("").starts_with("text/html"), "content-type {:?}", r.header("content-type"));
-    let page = std::fs::read_to_string(offload_e2e::root().join("www/index.html")).map_err(|e| e.to_string())?;
-    ensure!(r.text() == page, "body differs from www/index.html");
+    let built = offload_e2e::site::dir(&offload_e2e::root()).join("index.html");
+    let page = std::fs::read_to_string(&built).map_err(|e| format!("{}: {e}", built.display()))?;
+    ensure!(r.text() == page, "body differs from {}", built.display());
     // The bucket route caches (default_ttl = 60): a miss that is stored,
     // or a hit when an earlier run left it in the platform cache.
     let cs = cache_status(&r);
@@ -785,12 +786,14 @@ fn shared_decision_case(s: &Stack, case: &serde_json::Value) -> Result<(), Strin
         // The origin's echo of the target it received.
         ensure!(seen == fwd, "origin received {seen:?}, want {fwd:?}");
     } else if let Some(file) = want["body_file"].as_str() {
-        // A bucket object: the bucket is seeded from the repository's www/,
-        // so `/www/<key>` is the file `www/<key>`: the body proves the key.
+        // A bucket object: the bucket is seeded with the site built from
+        // www/, so `/www/<key>` is the built file `<key>`: the body proves
+        // the key.
         // (That no query reaches the bucket is visible only in the Lambda
         // runner, which sees the rewritten request.)
         ensure!(forwarded == Some(format!("/{file}").as_str()), "table: forwarded {forwarded:?} is not /{file}");
-        let bytes = std::fs::read(offload_e2e::root().join(file)).map_err(|e| format!("{file}: {e}"))?;
+        let built = offload_e2e::site::dir(&offload_e2e::root()).join(file.strip_prefix("www/").ok_or("table: body_file outside www/")?);
+        let bytes = std::fs::read(&built).map_err(|e| format!("{}: {e}", built.display()))?;
         if method == "HEAD" {
             // No body; the object exists (the bucket answers 404 for a
             // key it lacks) and has the file's length where the answer
@@ -1098,10 +1101,12 @@ fn hostile_case(s: &Stack, case: &serde_json::Value, run: &str, private: &[u8]) 
         }
         Some(u) if u.starts_with("bucket:") => {
             ensure!(region.is_none(), "served by origin {region:?}, want {u}");
-            let file = want["forwarded"].as_str().and_then(|f| f.strip_prefix("/www/")).map(|f| format!("www/{f}"));
+            // The bucket holds the site built from www/.
+            let file = want["forwarded"].as_str().and_then(|f| f.strip_prefix("/www/"));
             if let Some(file) = file.filter(|_| r.status == 200) {
-                let bytes = std::fs::read(offload_e2e::root().join(&file)).map_err(|e| format!("{file}: {e}"))?;
-                ensure!(r.body == bytes, "body is not {file}: {:.200}", r.text());
+                let built = offload_e2e::site::dir(&offload_e2e::root()).join(file);
+                let bytes = std::fs::read(&built).map_err(|e| format!("{}: {e}", built.display()))?;
+                ensure!(r.body == bytes, "body is not {}: {:.200}", built.display(), r.text());
             }
         }
         Some(u) => {

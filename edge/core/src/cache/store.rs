@@ -472,13 +472,15 @@ fn header_bytes(h: &HeaderMap) -> usize {
     h.iter().map(|(n, v)| n.as_str().len() + v.len() + FIELD_OVERHEAD).sum()
 }
 
-/// Purge tags from an origin response: `Surrogate-Key` (space-separated)
-/// and `Cache-Tag` (comma-separated). Sorted, de-duplicated, at most
+/// Purge tags from an origin response: `Surrogate-Key` (space-separated;
+/// from an S3 bucket also `x-amz-meta-surrogate-key`, the object metadata
+/// S3 keeps, as `cargo xtask publish` writes it) and `Cache-Tag`
+/// (comma-separated). Sorted, de-duplicated, at most
 /// [`MAX_TAGS`], each at most [`MAX_TAG_LEN`] bytes (longer ones dropped).
 /// The pipeline should strip both fields from the viewer's response.
 pub fn tags_from_headers(h: &HeaderMap) -> Vec<String> {
     let mut tags = Vec::new();
-    for v in h.get_all("surrogate-key") {
+    for v in h.get_all("surrogate-key").iter().chain(h.get_all("x-amz-meta-surrogate-key")) {
         tags.extend(String::from_utf8_lossy(v.as_bytes()).split_ascii_whitespace().map(str::to_owned));
     }
     for v in h.get_all("cache-tag") {

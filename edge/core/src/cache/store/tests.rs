@@ -242,6 +242,9 @@ fn tags_parsing() {
     let many: Vec<String> = (0..100).map(|i| format!("t{i:03}")).collect();
     let h = headers(&[("surrogate-key", &many.join(" "))]);
     assert_eq!(tags_from_headers(&h).len(), MAX_TAGS);
+    // S3 keeps custom fields only as x-amz-meta-*.
+    let h = headers(&[("x-amz-meta-surrogate-key", "site html"), ("surrogate-key", "a")]);
+    assert_eq!(tags_from_headers(&h), ["a", "html", "site"]);
 }
 
 #[test]
