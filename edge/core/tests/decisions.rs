@@ -90,7 +90,8 @@ fn check(suite: &mut Suite, case: &Value) -> Result<(), String> {
 
     // The body (the simulated upstream's, or the edge's).
     if let Some(file) = want["body_file"].as_str() {
-        let bytes = std::fs::read(common::root().join(file)).unwrap();
+        let key = file.strip_prefix("www/").expect("body_file under www/");
+        let bytes = std::fs::read(common::site_source(key)).unwrap();
         if req["method"] == "HEAD" {
             // A HEAD answer has the file's headers and no body (the
             // machine's null-body rule, as on every platform).

@@ -152,7 +152,7 @@ impl Suite {
     fn upstream_answer(upstream: &str, path: &str) -> (u16, Vec<(&'static str, String)>, Vec<u8>) {
         if let Some(key) = upstream.strip_prefix("bucket:").and(path.strip_prefix("/www/")) {
             let key: String = percent_encoding::percent_decode_str(key).decode_utf8_lossy().into_owned();
-            let file = root().join("www").join(&key);
+            let file = site_source(&key);
             return match std::fs::read(&file) {
                 Ok(b) if !key.split('/').any(|s| s == ".." || s.is_empty()) => (200, vec![("content-type", "text/plain".into())], b),
                 _ => (404, vec![("content-type", "application/xml".into())], b"<Error><Code>NoSuchKey</Code></Error>".to_vec()),
@@ -283,6 +283,18 @@ impl Suite {
             };
         }
         panic!("the machine did not end");
+    }
+}
+
+/// The source of a file the bucket serves: `www/<key>`, or for a page
+/// `www/pages/<key>` (the simulated bucket serves sources; the local
+/// stack serves the site `www/build.mjs` builds from them).
+pub fn site_source(key: &str) -> PathBuf {
+    let direct = root().join("www").join(key);
+    if direct.is_file() {
+        direct
+    } else {
+        root().join("www/pages").join(key)
     }
 }
 
