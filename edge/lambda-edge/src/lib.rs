@@ -23,7 +23,7 @@
 //!   response to hand back to CloudFront out;
 //! - `presign(json)`: the S3 presigner (compatibility tests, benchmarks).
 //!
-//! The config is bundled at build time as JSON (`build.rs` validates
+//! The config is bundled at build time as JSON (the shared `edge/workers/build.rs` validates
 //! offload.toml; a bad config fails the build); it holds secret references
 //! only. Lambda@Edge has no environment variables: secrets come from AWS
 //! at cold start.
@@ -43,7 +43,7 @@ pub mod handlers;
 pub use handlers::Lambda;
 
 /// The config bundled at build time: offload.toml validated and turned
-/// into JSON by build.rs.
+/// into JSON by the shared build script (edge/workers/build.rs).
 pub const CONFIG_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/offload.json"));
 
 thread_local! {
