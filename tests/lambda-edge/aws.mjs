@@ -5,13 +5,13 @@
 // signer (@smithy/signature-v4) before passing it on (moto accepts any
 // signature; it only reads the credential scope to pick the service).
 //
-//   const aws = await startAws({ seed: true });   // seeded from .offload/test-secrets/aws-secrets.json
+//   const aws = await startAws({ seed: true });   // seeded from $OFFLOAD_TEST_AWS_SECRETS
 //   ... aws.endpoint, aws.requests, aws.secrets ...
 //   await aws.stop();
 
 import { spawn } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
@@ -25,11 +25,23 @@ const require = createRequire(join(root, 'package.json'));
 export const ROLE = { accessKeyId: 'AKIDOFFLOADTESTROLE', secretAccessKey: 'offload-test-role-secret-key' };
 export const REGION = 'us-east-1';
 
-/** The local secret values, by Secrets Manager / SSM name and by binding. */
+/** The local secret values, by Secrets Manager / SSM name and by binding:
+ * handed over in the environment by `cargo xtask test` / `package check`
+ * (never written to a file, so no build output holds them). */
 export function localSecrets() {
-  const file = join(root, '.offload/test-secrets/aws-secrets.json');
-  if (!existsSync(file)) throw new Error(`${file} missing: run \`cargo xtask package check\` (or xtask test)`);
-  return JSON.parse(readFileSync(file, 'utf8'));
+  const doc = process.env.OFFLOAD_TEST_AWS_SECRETS;
+  if (!doc) throw new Error('OFFLOAD_TEST_AWS_SECRETS is not set: run the tests with `cargo xtask package check` (or xtask test)');
+  return JSON.parse(doc);
+}
+
+/** Where the packaged function is (`cargo xtask package lambda-edge`). */
+export const PKG = process.env.OFFLOAD_LAMBDA_PKG ?? join(root, '.offload/lambda-edge/pkg');
+
+/** The packaged function, imported with the role's environment set. */
+export async function importLambda() {
+  if (!existsSync(join(PKG, 'index.mjs'))) throw new Error(`${PKG}/index.mjs missing: run \`cargo xtask package lambda-edge\``);
+  useRoleEnv();
+  return import(join(PKG, 'index.mjs'));
 }
 
 /** Set the role's credentials as the Lambda runtime does (before importing the package). */

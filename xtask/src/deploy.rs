@@ -259,12 +259,16 @@ pub fn wrangler_dry_run(root: &Path) -> Result<(), String> {
     run(&mut wrangler())
 }
 
-/// Secrets Manager / SSM contents for the Lambda@Edge tests
-/// (`.offload/test-secrets/aws-secrets.json`, beside, not inside, the
-/// deploy artifacts): the local `.dev.vars` values
-/// under the config's `aws_secret` / `ssm` names, which the Node tests
-/// seed into moto. Also the values the tests sign with (`bindings`).
-pub fn write_lambda_test_secrets(root: &Path) -> Result<PathBuf, String> {
+/// The environment variable that hands the Lambda@Edge Node tests their
+/// secrets (read by `localSecrets()` in tests/lambda-edge/aws.mjs).
+const TEST_SECRETS_ENV: &str = "OFFLOAD_TEST_AWS_SECRETS";
+
+/// Secrets Manager / SSM contents for the Lambda@Edge tests: the local
+/// `.dev.vars` values under the config's `aws_secret` / `ssm` names, which
+/// the Node tests seed into moto, and the values the tests sign with
+/// (`bindings`). As JSON for the test process's environment: never written
+/// to a file (anything under `.offload/` is a build output).
+pub fn lambda_test_secrets(root: &Path) -> Result<String, String> {
     let config = load_config(root)?;
     let vars = devvars::ensure(root, &config)?;
     let mut secrets_manager = serde_json::Map::new();
@@ -288,13 +292,7 @@ pub fn write_lambda_test_secrets(root: &Path) -> Result<PathBuf, String> {
     }
     let bindings: serde_json::Map<String, serde_json::Value> =
         vars.values().map(|(k, v)| (k.to_owned(), v.into())).collect();
-    let doc = serde_json::json!({ "secretsManager": secrets_manager, "ssm": ssm, "bindings": bindings });
-    // Test data holding local secret values: never in an artifact folder.
-    let dir = root.join(".offload/test-secrets");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let path = dir.join("aws-secrets.json");
-    std::fs::write(&path, doc.to_string()).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(path)
+    Ok(serde_json::json!({ "secretsManager": secrets_manager, "ssm": ssm, "bindings": bindings }).to_string())
 }
 
 /// moto (`tests/lambda-edge/requirements.txt`) in the project venv, for
@@ -304,7 +302,7 @@ pub fn ensure_moto(root: &Path) -> Result<(), String> {
 }
 
 /// The artifact scan (see `scan.rs`): every `.dev.vars` value against
-/// every deployable artifact built by the steps before.
+/// every build output (the deployable artifacts must exist).
 pub fn scan_artifacts(root: &Path) -> Result<(), String> {
     let config = load_config(root)?;
     let vars = DevVars::load(root).or_else(|_| devvars::ensure(root, &config))?;
@@ -312,15 +310,35 @@ pub fn scan_artifacts(root: &Path) -> Result<(), String> {
     if secrets.is_empty() {
         return Err("artifact scan: .dev.vars holds no values".into());
     }
-    let artifacts = [
+    // Every build output: the Workers builds and everything under
+    // `.offload/` (packages, dry-run bundle, site, logs, bucket data)
+    // except the Python venv (third-party packages). A whole folder, not a
+    // list of known artifacts: a file that should not hold a secret
+    // cannot be missed by being new.
+    // The deployable artifacts must be there (built by the steps before).
+    for required in [
         "edge/workers/build",
         ".offload/wrangler-dry-run",
         ".offload/lambda-edge/pkg",
         ".offload/lambda-edge/offload-lambda-edge.zip",
         ".offload/cloudfront-function/offload.js",
         ".offload/cloudformation.yaml",
-    ]
-    .map(|a| root.join(a));
+    ] {
+        if !root.join(required).exists() {
+            return Err(format!("artifact scan: {required} is missing (build it first)"));
+        }
+    }
+    let mut artifacts = vec![root.join("edge/workers/build")];
+    let offload = root.join(".offload");
+    let entries = std::fs::read_dir(&offload).map_err(|e| format!("{}: {e}", offload.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|e| format!("{}: {e}", offload.display()))?.path();
+        let holds_files = walkdir::WalkDir::new(&path).into_iter().flatten().any(|e| e.file_type().is_file());
+        if path.file_name().is_some_and(|n| n != "venv") && holds_files {
+            artifacts.push(path);
+        }
+    }
+    artifacts.sort();
     let r = crate::scan::scan(root, &artifacts, &secrets)?;
     eprintln!(
         "artifact scan: {} secret values x {} forms ({} patterns) in {} files, {} bytes, of {}: {} hits",
@@ -339,9 +357,10 @@ pub fn scan_artifacts(root: &Path) -> Result<(), String> {
     }
 }
 
-/// The Node test runner on a directory of `*.test.mjs` files.
-fn node_tests(root: &Path, dir: &str) -> Result<(), String> {
-    run(Command::new("node").args(["--test", dir]).current_dir(root))
+/// The Node test runner on a directory of `*.test.mjs` files, with `env`
+/// added to its environment.
+fn node_tests(root: &Path, dir: &str, env: &[(&str, &str)]) -> Result<(), String> {
+    run(Command::new("node").args(["--test", dir]).envs(env.iter().copied()).current_dir(root))
 }
 
 /// The S3 signing compatibility run: `cases` random presigned URLs
@@ -363,13 +382,16 @@ pub fn steps(root: &Path) -> Vec<Step> {
         ("Lambda@Edge package (wasm32, wasm-opt -Oz, zip, size quotas)", Box::new(move || package_lambda_edge(&r1, Build::Local).map(|_| ()))),
         ("Lambda@Edge handlers in Node, secrets from moto (node --test tests/lambda-edge: fixtures, hostile and decision tables)", Box::new(move || {
             ensure_moto(&r2)?;
-            write_lambda_test_secrets(&r2)?;
-            node_tests(&r2, "tests/lambda-edge/")
+            let secrets = lambda_test_secrets(&r2)?;
+            node_tests(&r2, "tests/lambda-edge/", &[(TEST_SECRETS_ENV, &secrets)])
         })),
         ("S3 presign = AWS SDK v3, byte for byte (10000 random cases)", Box::new(move || sign_compat(&r3, 10_000))),
         ("CloudFront Function: generate + node --test tests/cloudfront-function (rules, hostile and decision tables)", Box::new(move || {
             package_cloudfront_function(&r4, Build::Local)?;
-            node_tests(&r4, "tests/cloudfront-function/")
+            // Its tests compare with the Lambda@Edge handlers, which read
+            // their secrets as in the step before.
+            let secrets = lambda_test_secrets(&r4)?;
+            node_tests(&r4, "tests/cloudfront-function/", &[(TEST_SECRETS_ENV, &secrets)])
         })),
         ("CloudFormation template: cfn-lint", Box::new(move || cfn_lint(&r5))),
         ("Workers: wrangler deploy --dry-run (refuses trust_test_header)", Box::new(move || wrangler_dry_run(&r6))),

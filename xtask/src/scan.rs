@@ -1,11 +1,12 @@
 //! The artifact scan: no local secret value may appear in anything that
 //! could be deployed. Every value of `.dev.vars` is looked for, as written
 //! and in its hex and base64 forms (standard and URL-safe, at every byte
-//! alignment, so a value inside a longer encoded blob is found too), in:
-//! the Workers build output (`edge/workers/build/`), the `wrangler deploy
-//! --dry-run` bundle, the Lambda@Edge package (the files zipped, and the
-//! zip itself), the CloudFront Function and the rendered CloudFormation
-//! template. A hit names the file and the binding, never the value.
+//! alignment, so a value inside a longer encoded blob is found too), in
+//! every build output: the Workers build (`edge/workers/build/`) and every
+//! file under `.offload/` but the Python venv (the `wrangler deploy
+//! --dry-run` bundle, the Lambda@Edge package and zip, the CloudFront
+//! Function, the CloudFormation template, the site, logs, bucket data).
+//! A hit names the file and the binding, never the value.
 
 use std::path::{Path, PathBuf};
 
