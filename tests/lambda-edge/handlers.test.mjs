@@ -11,19 +11,16 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, createHash } from 'node:crypto';
-import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { touchedRestricted } from './restricted.mjs';
-import { startAws, useRoleEnv, ROLE } from './aws.mjs';
+import { PKG, ROLE, importLambda, startAws } from './aws.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '../..');
-const pkg = process.env.OFFLOAD_LAMBDA_PKG ?? join(root, '.offload/lambda-edge/pkg');
-if (!existsSync(join(pkg, 'index.mjs'))) throw new Error(`${pkg}/index.mjs missing: run \`cargo xtask package lambda-edge\``);
-useRoleEnv();
-const lambda = await import(join(pkg, 'index.mjs'));
+const lambda = await importLambda();
 const require = createRequire(join(root, 'package.json'));
 // The package reads its secrets from Secrets Manager / SSM (moto here).
 const aws = await startAws();
@@ -355,6 +352,6 @@ test('the Node wrapper: handler dispatches by eventType; garbage in, 502 or pass
   assert.equal(out.status, '403');
   assert.equal((await lambda.handler({ Records: [] })).status, '502');
   assert.equal(lambda.invoke('viewer-request', { nope: 1 }, NOW_MS, 1).status, '500');
-  const files = readdirSync(pkg).sort();
+  const files = readdirSync(PKG).sort();
   assert.deepEqual(files, ['index.mjs', 'offload_lambda_edge.js', 'offload_lambda_edge_bg.wasm']);
 });

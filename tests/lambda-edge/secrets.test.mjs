@@ -10,17 +10,9 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { freePort, startAws, useRoleEnv } from './aws.mjs';
+import { freePort, importLambda, startAws } from './aws.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = resolve(here, '../..');
-const pkg = process.env.OFFLOAD_LAMBDA_PKG ?? join(root, '.offload/lambda-edge/pkg');
-if (!existsSync(join(pkg, 'index.mjs'))) throw new Error(`${pkg}/index.mjs missing: run \`cargo xtask package lambda-edge\``);
-useRoleEnv();
-const lambda = await import(join(pkg, 'index.mjs'));
+const lambda = await importLambda();
 
 const NOW_MS = Date.now();
 const CLOSED = `http://127.0.0.1:${await freePort()}`;

@@ -5,20 +5,17 @@
 
 import assert from 'node:assert/strict';
 import { createHmac, createHash } from 'node:crypto';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after } from 'node:test';
 import { touchedRestricted } from './restricted.mjs';
-import { startAws, useRoleEnv, ROLE } from './aws.mjs';
+import { ROLE, importLambda, startAws } from './aws.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const root = resolve(here, '../..');
-const pkg = process.env.OFFLOAD_LAMBDA_PKG ?? join(root, '.offload/lambda-edge/pkg');
-if (!existsSync(join(pkg, 'index.mjs'))) throw new Error(`${pkg}/index.mjs missing: run \`cargo xtask package lambda-edge\``);
-useRoleEnv();
-export const lambda = await import(join(pkg, 'index.mjs'));
+export const lambda = await importLambda();
 const require = createRequire(join(root, 'package.json'));
 // The package reads its secrets from Secrets Manager / SSM (moto here).
 const aws = await startAws();

@@ -145,7 +145,7 @@ impl Host {
                         lock(&self.l2).get(&key).filter(|(_, b)| b.len() <= max_bytes).map(|(m, b)| (m.clone(), b.to_vec())),
                     ),
                     Io::CachePut(w) => {
-                        lock(&self.l2).insert(w.key, (w.meta, Bytes::copy_from_slice(&w.body)));
+                        lock(&self.l2).insert(w.key, (w.meta, Bytes::from_owner(w.body)));
                         Input::Done
                     }
                     Io::CacheDelete(key) => {
@@ -160,7 +160,7 @@ impl Host {
                         last = None;
                         let body = match body {
                             SendBody::None => Bytes::new(),
-                            SendBody::Bytes(b) => Bytes::copy_from_slice(&b),
+                            SendBody::Bytes(b) => Bytes::from_owner(b),
                             SendBody::ViewerStream => viewer_body.take().unwrap_or_default(),
                         };
                         let (parts, ()) = request.into_parts();
@@ -202,7 +202,7 @@ impl Host {
     fn respond(&self, reply: Reply, last: Option<Bytes>) -> Response<Bytes> {
         let body = match reply.body {
             ReplyBody::Empty => Bytes::new(),
-            ReplyBody::Bytes(b) => Bytes::copy_from_slice(&b),
+            ReplyBody::Bytes(b) => Bytes::from_owner(b),
             ReplyBody::Upstream => last.unwrap_or_default(),
             ReplyBody::UpstreamFill(fill) => {
                 let body = last.unwrap_or_default();
@@ -227,7 +227,7 @@ impl Host {
         let t = self.tick();
         let l2 = fill.finish(&mut lock(&self.iso), t.now_ms);
         if let Some(w) = l2 {
-            lock(&self.l2).insert(w.key, (w.meta, Bytes::copy_from_slice(&w.body)));
+            lock(&self.l2).insert(w.key, (w.meta, Bytes::from_owner(w.body)));
         }
     }
 }

@@ -43,17 +43,26 @@ impl CacheFill {
 
     /// Copy one chunk of the body.
     pub fn accept(&mut self, iso: &mut Isolate, chunk: &[u8], now_ms: u64) -> Chunk {
+        self.accept_with(iso, chunk.len(), now_ms, |buf| buf.copy_from_slice(chunk))
+    }
+
+    /// Copy one chunk of `len` bytes that `write` puts straight into the
+    /// cache copy (a platform buffer copied once, not first into a
+    /// temporary: the Workers executor copies a JS `Uint8Array` this way).
+    pub fn accept_with(&mut self, iso: &mut Isolate, len: usize, now_ms: u64, write: impl FnOnce(&mut [u8])) -> Chunk {
         if self.pending.is_none() {
             return Chunk::TooLarge;
         }
-        if self.limit.take(chunk.len()).is_err() {
+        if self.limit.take(len).is_err() {
             self.copy = Vec::new();
             if let Some(p) = self.pending.take() {
                 iso.cache.not_stored(p, "too-large", now_ms);
             }
             return Chunk::TooLarge;
         }
-        self.copy.extend_from_slice(chunk);
+        let start = self.copy.len();
+        self.copy.resize(start + len, 0);
+        write(&mut self.copy[start..]);
         Chunk::Copied
     }
 

@@ -169,7 +169,9 @@ async fn fill_cache(mut fill: CacheFill, stream: Option<JsValue>, mut viewer: Op
                 Ok(None) => break,
                 Err(e) => return failed(fill, viewer, &e),
             };
-            let copied = with_isolate(|iso| fill.accept(iso, &chunk.to_vec(), tick().now_ms)).unwrap_or(Chunk::TooLarge);
+            let len = chunk.length() as usize;
+            let copied = with_isolate(|iso| fill.accept_with(iso, len, tick().now_ms, |buf| chunk.copy_to(buf)))
+                .unwrap_or(Chunk::TooLarge);
             if copied == Chunk::TooLarge {
                 worker::console_log!("not stored: body larger than {} bytes", fill.max_bytes());
                 let Some((writer, writable)) = viewer.take() else { return reader.cancel().await };
