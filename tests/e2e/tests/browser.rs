@@ -118,8 +118,20 @@ async fn wait_for(c: &Client, script: &str, what: &str, secs: u64) -> Result<(),
 async fn pages_load_from_the_bucket_through_the_edge(s: &Stack, c: &Client) -> Result<(), String> {
     for (page, title, wasm) in [("/", "Offload: take load off", false), ("/explain.html", "Explain a response", true), ("/upload.html", "Upload straight to S3", true)] {
         c.goto(&format!("{}{page}", s.edge)).await.map_err(|e| format!("{page}: {e}"))?;
-        let t = c.title().await.map_err(|e| e.to_string())?;
-        ensure!(t.starts_with(title), "{page}: title {t:?}");
+        // `goto` can return before headless Chromium has committed the new
+        // document (seen on CI: the edge log shows the page served 200 with
+        // its title, the driver read ""), so wait for the document to be the
+        // page asked for, and say which document it was if it never is.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let now = js(c, "return [location.pathname, document.readyState, document.title]", vec![]).await?;
+            let (path, state, t) = (now[0].as_str().unwrap_or(""), now[1].as_str().unwrap_or(""), now[2].as_str().unwrap_or(""));
+            if path == page && state == "complete" && t.starts_with(title) {
+                break;
+            }
+            ensure!(Instant::now() < deadline, "{page}: after 15 s the browser shows {path} ({state}) titled {t:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         if wasm {
             wait_for(c, "return document.body.dataset.wasm === 'ready'", &format!("{page}: the Wasm core"), 30).await?;
         } else {
