@@ -69,6 +69,9 @@ pub enum Upstream {
 /// The next thing the adapter does for a forwarded request.
 #[derive(Debug, Clone)]
 pub enum Step {
+    /// Nothing chosen yet: call [`Edge::begin`] first (planning builds no
+    /// upstream request, so a cache hit never pays for one).
+    Begin,
     /// Send this request (absolute URL); give up on it after `timeout_ms`.
     Send { request: Request<()>, timeout_ms: u64 },
     /// The last response is the one to deliver.
@@ -94,13 +97,16 @@ pub struct Forward {
     pub step: Step,
     /// The forwarded path and query (after prefix stripping).
     path_and_query: String,
-    /// Headers common to every attempt (no Host, no auth).
+    /// Headers common to every attempt (no Host, no auth), built by
+    /// [`Edge::begin`].
     headers: HeaderMap,
     /// The viewer's request in canonical form (a verified signed-link
     /// token removed): what the cache keys on.
     request: CanonicalRequest,
     /// What origin selection needs, kept until [`Edge::begin`].
     pending: Option<PendingSelection>,
+    /// The object a bucket route asks for, signed by [`Edge::begin`].
+    bucket: Option<BucketTarget>,
     failover: Option<Failover>,
     sticky_set: Option<String>,
 }
@@ -110,7 +116,23 @@ pub struct Forward {
 #[derive(Debug, Clone)]
 struct PendingSelection {
     location: ViewerLocation,
+    /// The location came from the trusted test header (the platform's is
+    /// not needed).
+    from_test_header: bool,
     sticky_cookie: Option<String>,
+    /// For `X-Forwarded-For` and `-Proto`.
+    viewer_ip: Option<std::net::IpAddr>,
+    viewer_tls: bool,
+}
+
+/// A bucket object, validated at plan time (so a bad key is refused before
+/// the cache is asked) and signed only when the request goes upstream.
+#[derive(Debug, Clone)]
+struct BucketTarget {
+    /// The object URL, its key encoded the one way S3 signs it.
+    url: String,
+    /// The viewer's headers a bucket may see (conditionals, range).
+    headers: HeaderMap,
 }
 
 impl Forward {
@@ -125,6 +147,20 @@ impl Forward {
     /// The viewer's request in canonical form, as the cache must key it.
     pub fn viewer_request(&self) -> &CanonicalRequest {
         &self.request
+    }
+
+    /// Whether choosing the origin still needs the platform's viewer
+    /// location (a pool route not yet begun, no trusted test header).
+    pub fn needs_location(&self) -> bool {
+        self.pending.as_ref().is_some_and(|p| !p.from_test_header)
+    }
+
+    /// The platform's viewer location, read late (see
+    /// [`Forward::needs_location`]); a trusted test header still wins.
+    pub fn set_viewer_location(&mut self, location: ViewerLocation) {
+        if let Some(p) = self.pending.as_mut().filter(|p| !p.from_test_header) {
+            p.location = location;
+        }
     }
 
     /// One JSON log line for this exchange: method, path (no query: it
@@ -250,7 +286,7 @@ impl Edge {
             Err(refusal) => return Plan::Respond(*refusal),
         };
         let req = unlocked.unwrap_or_else(|| req.clone());
-        match self.try_plan(req, viewer, now_ms) {
+        match self.try_plan(req, viewer) {
             Ok(fwd) => Plan::Forward(Box::new(fwd)),
             Err(e) => Plan::Respond(self.error_response(&e)),
         }
@@ -286,7 +322,21 @@ impl Edge {
     /// half-open health probe. Bucket requests are planned already; a
     /// second call does nothing.
     pub fn begin(&self, fwd: &mut Forward, state: &mut EdgeState, now_ms: u64, rand: u32) {
+        if let Some(target) = fwd.bucket.take() {
+            fwd.step = match self.sign_bucket_request(fwd, target, now_ms) {
+                Ok(request) => Step::Send { request, timeout_ms: self.config.routing().retry_policy().try_timeout_ms() },
+                Err(e) => Step::GiveUp { response: self.error_response(&e), stale_ok: true },
+            };
+            return;
+        }
         let Some(pending) = fwd.pending.take() else { return };
+        match self.forward_headers(fwd, &pending) {
+            Ok(h) => fwd.headers = h,
+            Err(e) => {
+                fwd.step = Step::GiveUp { response: self.error_response(&e), stale_ok: false };
+                return;
+            }
+        }
         let routing = self.config.routing();
         let Some(Target::Pool(pool)) = self.config.routes().get(fwd.route).map(|r| r.target()) else {
             fwd.step = Step::GiveUp { response: self.error_response(&InternalError::NoOrigins.into()), stale_ok: true };
@@ -324,7 +374,7 @@ impl Edge {
         resp
     }
 
-    fn try_plan(&self, req: CanonicalRequest, viewer: &Viewer, now_ms: u64) -> Result<Forward, Error> {
+    fn try_plan(&self, req: CanonicalRequest, viewer: &Viewer) -> Result<Forward, Error> {
         let path = req.path();
         let (index, route) = self
             .config
@@ -357,6 +407,7 @@ impl Edge {
             Target::Pool(_) => {
                 let routing = self.config.routing();
                 let test_header = req.headers().get(GEO_TEST_HEADER).and_then(|v| v.to_str().ok());
+                let from_test_header = test_header.is_some() && routing.trust_test_header();
                 let location = geo::locate(viewer.location.clone(), test_header, routing.trust_test_header())
                     .map_err(|e| bad_request(&format!("{GEO_TEST_HEADER}: {e}")))?;
                 let sticky_cookie = routing.sticky().and_then(|s| {
@@ -366,31 +417,24 @@ impl Edge {
                         .filter_map(|v| v.to_str().ok())
                         .find_map(|c| s.read(c).map(str::to_owned))
                 });
-                // An allowlist of the viewer's headers (the route's, plus
-                // every header in its cache key); the forwarding headers
-                // are the edge's alone.
-                let mut headers = forward_request_headers(req.headers(), route.forward_headers(cacheable));
-                if let Some(ip) = viewer.ip {
-                    set(&mut headers, HeaderName::from_static("x-forwarded-for"), &ip.to_string())?;
-                }
-                let proto = if viewer.tls { "https" } else { "http" };
-                set(&mut headers, HeaderName::from_static("x-forwarded-proto"), proto)?;
-                set(&mut headers, HeaderName::from_static("x-forwarded-host"), req.host())?;
-                append_list(&mut headers, header::VIA, &format!("1.1 {}", self.config.name()));
                 Ok(Forward {
                     method: req.method().clone(),
                     send_body: !matches!(*req.method(), Method::GET | Method::HEAD),
                     route: index,
                     upstream: Upstream::Origins,
                     cache_status,
-                    step: Step::GiveUp {
-                        response: self.error_response(&InternalError::OriginNotChosen.into()),
-                        stale_ok: true,
-                    },
+                    step: Step::Begin,
                     path_and_query,
-                    headers,
+                    headers: HeaderMap::new(),
                     request: req,
-                    pending: Some(PendingSelection { location, sticky_cookie }),
+                    pending: Some(PendingSelection {
+                        location,
+                        from_test_header,
+                        sticky_cookie,
+                        viewer_ip: viewer.ip,
+                        viewer_tls: viewer.tls,
+                    }),
+                    bucket: None,
                     failover: None,
                     sticky_set: None,
                 })
@@ -400,18 +444,19 @@ impl Edge {
                     .config
                     .bucket(alias)
                     .ok_or(InternalError::UnknownBucket)?;
-                let request = self.bucket_request(&req, bucket, &fwd_path_of(&path_and_query), now_ms)?;
+                let target = self.bucket_target(&req, bucket, &fwd_path_of(&path_and_query))?;
                 Ok(Forward {
                     method: req.method().clone(),
                     send_body: false,
                     route: index,
                     upstream: Upstream::Bucket { alias: alias.clone() },
                     cache_status,
-                    step: Step::Send { request, timeout_ms: self.config.routing().retry_policy().try_timeout_ms() },
+                    step: Step::Begin,
                     path_and_query,
                     headers: HeaderMap::new(),
                     request: req,
                     pending: None,
+                    bucket: Some(target),
                     failover: None,
                     sticky_set: None,
                 })
@@ -483,16 +528,10 @@ impl Edge {
         };
     }
 
-    /// The signed request for the object a (canonical, prefix-stripped)
-    /// path names: every escape decoded once into the object key, then
-    /// encoded the one way S3 signs it.
-    fn bucket_request(
-        &self,
-        req: &CanonicalRequest,
-        bucket: &Bucket,
-        path: &str,
-        now_ms: u64,
-    ) -> Result<Request<()>, Error> {
+    /// The object a (canonical, prefix-stripped) path names: every escape
+    /// decoded once into the object key, then encoded the one way S3 signs
+    /// it. Refusals (method, key) are decided here, at plan time.
+    fn bucket_target(&self, req: &CanonicalRequest, bucket: &Bucket, path: &str) -> Result<BucketTarget, Error> {
         if !matches!(*req.method(), Method::GET | Method::HEAD) {
             return Err(RequestError::new(
                 RequestErrorKind::MethodNotAllowed,
@@ -516,12 +555,22 @@ impl Edge {
             return Err(bad_request("object key is longer than 1024 bytes").into());
         }
         let url = bucket.url_for_encoded_key(&format!("/{}", crate::sign::uri_encode_path(&key)));
+        url.parse::<Uri>().map_err(|_| bad_request("object key is not a valid URI path"))?;
         let mut headers = HeaderMap::new();
         for name in BUCKET_REQUEST_HEADERS {
             for v in req.headers().get_all(&name) {
                 headers.append(name.clone(), v.clone());
             }
         }
+        Ok(BucketTarget { url, headers })
+    }
+
+    /// The request for a bucket object, signed (SigV4) when the bucket is
+    /// private: done only when the request goes upstream.
+    fn sign_bucket_request(&self, fwd: &Forward, target: BucketTarget, now_ms: u64) -> Result<Request<()>, Error> {
+        let Upstream::Bucket { alias } = &fwd.upstream else { return Err(InternalError::UnknownBucket.into()) };
+        let bucket = self.config.bucket(alias).ok_or(InternalError::UnknownBucket)?;
+        let BucketTarget { url, mut headers } = target;
         let host = bucket.host();
         set(&mut headers, header::HOST, &host)?;
         let mut final_url = url.clone();
@@ -533,7 +582,7 @@ impl Edge {
             let day_key = self.keys.bucket_signing_key(bucket.alias(), now_ms / 1000, bucket.region(), "s3");
             let signed = sign::sign_origin_request(
                 &sign::OriginRequest {
-                    method: req.method().as_str(),
+                    method: fwd.method.as_str(),
                     url: &url,
                     headers: &[("host", host.as_str())],
                     payload: OriginPayload::EmptyBody,
@@ -551,10 +600,28 @@ impl Edge {
         }
         let uri: Uri = final_url.parse().map_err(|_| bad_request("object key is not a valid URI path"))?;
         let mut request = Request::new(());
-        *request.method_mut() = req.method().clone();
+        *request.method_mut() = fwd.method.clone();
         *request.uri_mut() = uri;
         *request.headers_mut() = headers;
         Ok(request)
+    }
+
+    /// The headers common to every attempt to an origin: an allowlist of
+    /// the viewer's (the route's, plus every header in its cache key); the
+    /// forwarding headers are the edge's alone.
+    fn forward_headers(&self, fwd: &Forward, pending: &PendingSelection) -> Result<HeaderMap, Error> {
+        let route = self.config.routes().get(fwd.route).ok_or(InternalError::NoOrigins)?;
+        let req = &fwd.request;
+        let cacheable = route.cache().is_some() && is_cacheable_method(req.method());
+        let mut headers = forward_request_headers(req.headers(), route.forward_headers(cacheable));
+        if let Some(ip) = pending.viewer_ip {
+            set(&mut headers, HeaderName::from_static("x-forwarded-for"), &ip.to_string())?;
+        }
+        let proto = if pending.viewer_tls { "https" } else { "http" };
+        set(&mut headers, HeaderName::from_static("x-forwarded-proto"), proto)?;
+        set(&mut headers, HeaderName::from_static("x-forwarded-host"), req.host())?;
+        append_list(&mut headers, header::VIA, &format!("1.1 {}", self.config.name()));
+        Ok(headers)
     }
 
     /// Turn the upstream response headers into the viewer's: drop hop-by-hop

@@ -131,6 +131,7 @@ impl Lambda {
             Step::Send { request, .. } => request,
             Step::GiveUp { response, .. } => return respond(response),
             Step::Deliver => return Answer::Forward(ev.clone()),
+            Step::Begin => return respond(&error_json(502, "no upstream chosen")),
         };
         let bucket = match &fwd.upstream {
             Upstream::Bucket { alias } => self.edge.config().bucket(alias),

@@ -141,6 +141,8 @@ impl Host {
                         let body = viewer_body.take().unwrap_or_default();
                         Input::Body(if body.len() > limit { Err(BodyFailure::TooLarge) } else { Ok(body.to_vec()) })
                     }
+                    // The viewer's location came with the request.
+                    Io::Locate => Input::Location(Default::default()),
                     Io::CacheGet { key, max_bytes } => Input::CacheEntry(
                         lock(&self.l2).get(&key).filter(|(_, b)| b.len() <= max_bytes).map(|(m, b)| (m.clone(), b.to_vec())),
                     ),

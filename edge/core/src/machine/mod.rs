@@ -87,6 +87,8 @@ pub enum Input {
     CacheEntry(Option<(String, Vec<u8>)>),
     /// The [`Io::Sleep`] is over.
     Woke,
+    /// The viewer's location for [`Io::Locate`].
+    Location(crate::route::ViewerLocation),
     /// The upstream's response head for [`Io::Send`] (the executor keeps
     /// its body until [`Io::Respond`] or the next `Send` says what to do
     /// with it), or why there is none.
@@ -127,6 +129,11 @@ pub enum Io {
     /// Read the whole viewer body, stopping past `limit` bytes
     /// (`BodyFailure::TooLarge`): answer [`Input::Body`].
     ReadBody { kind: BodyKind, limit: usize },
+    /// Read where the platform places the viewer (Workers `request.cf`):
+    /// answer [`Input::Location`]. Asked only of a machine made with
+    /// [`Machine::locate_later`], once, when a request goes to a pool of
+    /// origins (never for a cache hit).
+    Locate,
     /// Look `key` up in the platform cache, reading at most `max_bytes` of
     /// body (a larger entry is a miss): answer [`Input::CacheEntry`].
     CacheGet { key: String, max_bytes: usize },
@@ -249,6 +256,8 @@ enum State {
     ReplayBody,
     Waiting(Waiting),
     L2(CacheFetch),
+    /// Waiting for the viewer's location, then upstream.
+    Locating,
     /// An attempt is in flight (started at `started`).
     Sent { started: u64 },
     Done,
@@ -264,6 +273,8 @@ pub struct Machine {
     fetch: Option<CacheFetch>,
     upload: Upload,
     tried_l2: bool,
+    /// The viewer's location is still to be asked for ([`Io::Locate`]).
+    locate: bool,
     /// No viewer waits (a background revalidation).
     background: bool,
     sent_at: u64,
@@ -279,6 +290,15 @@ impl Machine {
         Self::with_state(State::Start { raw }, None, viewer, false)
     }
 
+    /// The executor reads the viewer's location only when asked
+    /// ([`Io::Locate`]): for platforms where reading it costs (workerd
+    /// parses `request.cf` on first access), so a cache hit never does.
+    #[must_use]
+    pub fn locate_later(mut self) -> Self {
+        self.locate = true;
+        self
+    }
+
     fn with_state(state: State, head: Option<CanonicalRequest>, viewer: Viewer, background: bool) -> Self {
         Self {
             state,
@@ -288,6 +308,7 @@ impl Machine {
             fetch: None,
             upload: Upload::None,
             tried_l2: false,
+            locate: false,
             background,
             sent_at: 0,
             last: None,
@@ -330,6 +351,13 @@ impl Machine {
                 },
                 None => self.fetch_upstream(iso, fetch, t),
             },
+            (State::Locating, Input::Location(location)) => {
+                if let Some(fwd) = self.fwd.as_mut() {
+                    fwd.set_viewer_location(location.clone());
+                }
+                self.viewer.location = location;
+                self.go_upstream(iso, t)
+            }
             (State::Sent { started }, Input::Upstream(result)) => self.on_attempt(iso, started, result, t),
             (State::Done, _) => Io::Finished,
             (state, input) => {
@@ -468,7 +496,8 @@ impl Machine {
             CacheDecision::Respond(c) => self.respond(Reply::cached(c)),
             CacheDecision::RespondAndRevalidate(c, fetch) => {
                 let Some(head) = self.head.clone() else { return self.fail(iso, &lost("request")) };
-                let bg = Machine::with_state(State::Revalidate { fetch }, Some(head), self.viewer.clone(), true);
+                let mut bg = Machine::with_state(State::Revalidate { fetch }, Some(head), self.viewer.clone(), true);
+                bg.locate = self.locate;
                 let reply = self.respond(Reply::cached(c));
                 self.then(Io::Background(Box::new(bg)), [reply])
             }
@@ -528,6 +557,11 @@ impl Machine {
     /// The origin is chosen now, when the request really goes upstream: a
     /// cache hit never gets here, so it costs no retry budget or probe.
     fn go_upstream(&mut self, iso: &mut Isolate, t: Tick) -> Io {
+        if self.locate && self.fwd.as_deref().is_some_and(Forward::needs_location) {
+            self.locate = false;
+            self.state = State::Locating;
+            return Io::Locate;
+        }
         match self.fwd.as_mut() {
             Some(fwd) => iso.edge.begin(fwd, &mut iso.state, t.now_ms, t.random),
             None => return self.fail(iso, &lost("plan")),
@@ -558,6 +592,10 @@ impl Machine {
                 self.sent_at = t.now_ms;
                 self.state = State::Sent { started: t.now_ms };
                 Io::Send { request, timeout_ms, body }
+            }
+            Step::Begin => {
+                self.release(iso, t);
+                self.fail(iso, &InternalError::OriginNotChosen.into())
             }
             Step::Deliver => {
                 let Some(head) = self.last.take() else {
@@ -689,6 +727,7 @@ fn input_name(i: &Input) -> &'static str {
         Input::Body(_) => "Body",
         Input::CacheEntry(_) => "CacheEntry",
         Input::Woke => "Woke",
+        Input::Location(_) => "Location",
         Input::Upstream(_) => "Upstream",
     }
 }
@@ -702,6 +741,7 @@ fn state_name(s: &State) -> &'static str {
         State::ReplayBody => "replay-body",
         State::Waiting(_) => "waiting",
         State::L2(_) => "l2",
+        State::Locating => "locating",
         State::Sent { .. } => "sent",
         State::Done => "done",
     }

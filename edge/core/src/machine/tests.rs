@@ -47,6 +47,10 @@ struct Exec {
     logs: Vec<String>,
     /// The viewer body `ReadBody` reads.
     body: Vec<u8>,
+    /// The platform's viewer location, for `Locate`, and how often it
+    /// was asked for.
+    location: crate::route::ViewerLocation,
+    locates: usize,
 }
 
 /// What the viewer got.
@@ -65,7 +69,11 @@ impl Got {
 
 impl Exec {
     fn new(origin: OriginFn) -> Self {
-        let config = Config::from_toml(CFG).unwrap();
+        Self::with_config(CFG, origin)
+    }
+
+    fn with_config(cfg: &str, origin: OriginFn) -> Self {
+        let config = Config::from_toml(cfg).unwrap();
         let edge = Edge::new(config, &SecretMap::from_bindings([("PURGE", TOKEN)])).unwrap();
         Self {
             iso: Isolate::new(edge),
@@ -76,6 +84,8 @@ impl Exec {
             background: Vec::new(),
             logs: Vec::new(),
             body: Vec::new(),
+            location: Default::default(),
+            locates: 0,
         }
     }
 
@@ -107,6 +117,10 @@ impl Exec {
                 Io::CacheDelete(k) => {
                     self.l2.remove(&k);
                     Input::Done
+                }
+                Io::Locate => {
+                    self.locates += 1;
+                    Input::Location(self.location.clone())
                 }
                 Io::Sleep { ms } => {
                     self.now += ms;
@@ -373,4 +387,40 @@ fn an_entry_larger_than_the_limit_streams_but_is_not_stored() {
     assert_eq!(a.body.len(), big.len());
     x.get("/api/big");
     assert_eq!(x.sent.len(), 2, "not stored: fetched again");
+}
+
+const TWO_REGIONS: &str = r#"
+[regions.frankfurt]
+location = { lat = 50.1, lon = 8.7 }
+origins = [{ url = "http://10.0.1.1:8080" }]
+[regions.sydney]
+location = { lat = -33.9, lon = 151.2 }
+origins = [{ url = "http://10.0.2.1:8080" }]
+[[routes]]
+path = "/*"
+cache = {}
+"#;
+
+fn at(lat: f64, lon: f64) -> crate::route::ViewerLocation {
+    crate::route::ViewerLocation { coords: crate::route::geo::LatLon::new(lat, lon), ..Default::default() }
+}
+
+#[test]
+fn the_viewer_location_is_read_only_when_a_request_goes_to_origins() {
+    let mut x = Exec::with_config(TWO_REGIONS, ok("hi", "max-age=60"));
+    let get = |x: &mut Exec, target: &str| {
+        let r = Request::get(format!("https://e.example{target}")).body(()).unwrap();
+        x.run(Machine::new(r, Viewer::default()).locate_later()).expect("a response")
+    };
+    x.location = at(48.9, 2.4); // Paris: Frankfurt is nearest
+    let a = get(&mut x, "/a");
+    assert_eq!((a.status, x.locates), (200, 1), "a miss asks once: {a:?}");
+    assert_eq!(x.sent[0].uri().host(), Some("10.0.1.1"));
+    let hit = get(&mut x, "/a");
+    assert!(hit.header("cache-status").contains("hit"), "{hit:?}");
+    assert_eq!((x.locates, x.sent.len()), (1, 1), "a hit never asks");
+    x.location = at(-37.8, 145.0); // Melbourne: Sydney is nearest
+    let b = get(&mut x, "/b");
+    assert_eq!((b.status, x.locates), (200, 2));
+    assert_eq!(x.sent[1].uri().host(), Some("10.0.2.1"), "the location read late decides the region");
 }

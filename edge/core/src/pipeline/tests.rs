@@ -296,6 +296,10 @@ fn signed_bucket_requests_carry_sigv4_headers() {
         "index = \"index.html\"\nsigned = true\naccess_key_id = { binding = \"S3_ID\" }\nsecret_access_key = { binding = \"S3_SECRET\" }",
     );
     let e = edge_of(Config::from_toml(&signed).unwrap());
+    // Planning (all a cache hit does) signs nothing; `begin` signs.
+    let req = e.canonicalize(&Request::get("http://x.test/a%20b.txt").body(()).unwrap()).unwrap();
+    let Plan::Forward(unbegun) = e.plan(&req, &Viewer::default(), 1_700_000_000_000) else { panic!() };
+    assert!(matches!(unbegun.step, Step::Begin), "{:?}", unbegun.step);
     let Plan::Forward(f) = plan(&e, Request::get("http://x.test/a%20b.txt").body(()).unwrap(), &Viewer::default()) else {
         panic!()
     };
@@ -471,7 +475,7 @@ fn hits_cost_routing_nothing() {
     let req = e.canonicalize(&Request::get("http://x.test/app/x").body(()).unwrap()).unwrap();
     for _ in 0..100 {
         let Plan::Forward(f) = e.plan(&req, &Viewer::default(), 1_000) else { panic!() };
-        assert!(matches!(f.step, Step::GiveUp { .. }), "no origin chosen before begin");
+        assert!(matches!(f.step, Step::Begin), "no origin chosen and no request built before begin");
     }
     // One real request: a 503 may not be retried (0.2 × 1 request < 1
     // token). Had the 100 plans counted, 20 retries would be allowed.

@@ -222,6 +222,8 @@ impl Suite {
                     Input::Body(if body.len() > limit { Err(BodyFailure::TooLarge) } else { Ok(body.clone()) })
                 }
                 Io::CacheGet { .. } => Input::CacheEntry(None),
+                // Never asked: the location is known up front here.
+                Io::Locate => Input::Location(Default::default()),
                 Io::Sleep { .. } => Input::Woke,
                 Io::Send { request, .. } => {
                     let authority = request.uri().authority().map(|a| a.as_str().to_owned()).unwrap_or_default();

@@ -13,40 +13,63 @@ use offload_core::machine::{
 use offload_core::route::Outcome;
 use offload_core::error::InternalError;
 use wasm_bindgen::{JsCast, JsValue};
+use worker::web_sys;
 use worker::{AbortController, Context, Delay, Method, Request, RequestInit, RequestRedirect, Response, ResponseBody};
 
 use crate::body::{self, ReadError};
-use crate::{from_worker_headers, l2, respond_error, to_worker_headers, with_isolate, Upstream};
+use crate::{js, l2, last_resort, location_of, respond_error, with_isolate, Upstream};
 
-fn tick() -> Tick {
+pub(crate) fn tick() -> Tick {
     let ms = js_sys::Date::now();
     let now_ms = if ms.is_finite() && ms > 0.0 { ms as u64 } else { 0 };
     Tick { now_ms, random: (js_sys::Math::random() * f64::from(u32::MAX)) as u32 }
 }
 
-fn not_initialized() -> worker::Result<Response> {
+pub(crate) fn not_initialized() -> web_sys::Response {
     respond_error(&InternalError::NotInitialized.into())
 }
 
 /// Run `m`. `viewer_body`: the viewer's body stream (taken by the first
 /// `ReadBody` or `ViewerStream` send). `ctx`: `None` for a background
-/// machine (its work is awaited inline).
+/// machine (its work is awaited inline). `req`: the viewer's request, for
+/// its location (`request.cf`) when the machine asks.
 pub(crate) async fn run<U: Upstream>(
+    m: Machine,
+    viewer_body: Option<JsValue>,
+    ctx: Option<&Context>,
+    req: Option<&web_sys::Request>,
+    up: U,
+) -> web_sys::Response {
+    run_from(m, None, viewer_body, ctx, req, up).await
+}
+
+/// [`run`], starting with `first` (an instruction the machine already
+/// gave, in place of its first call).
+pub(crate) async fn run_from<U: Upstream>(
     mut m: Machine,
+    mut first: Option<Io>,
     mut viewer_body: Option<JsValue>,
     ctx: Option<&Context>,
+    req: Option<&web_sys::Request>,
     up: U,
-) -> worker::Result<Response> {
+) -> web_sys::Response {
     let mut input = Input::Start;
     let mut last: Option<Response> = None;
     loop {
-        let Some(io) = with_isolate(|iso| m.next(iso, input, tick())) else { return not_initialized() };
+        let io = match first.take() {
+            Some(io) => io,
+            None => match with_isolate(|iso| m.next(iso, input, tick())) {
+                Some(io) => io,
+                None => return not_initialized(),
+            },
+        };
         input = match io {
             Io::ReadBody { kind, limit } => Input::Body(match body::read_capped(viewer_body.take(), kind, limit).await {
                 Ok(b) => Ok(b),
                 Err(ReadError::TooLarge(_)) => Err(BodyFailure::TooLarge),
                 Err(ReadError::Failed(why)) => Err(BodyFailure::Failed(why)),
             }),
+            Io::Locate => Input::Location(req.map(location_of).unwrap_or_default()),
             Io::CacheGet { key, max_bytes } => Input::CacheEntry(l2::get(&key, max_bytes).await),
             Io::CachePut(w) => {
                 background(ctx, l2::put(w)).await;
@@ -69,27 +92,19 @@ pub(crate) async fn run<U: Upstream>(
                 };
                 Input::Upstream(match send(&up, &request, body, timeout_ms).await {
                     Ok(resp) => {
-                        let head = UpstreamHead { status: resp.status_code(), headers: from_worker_headers(resp.headers()) };
+                        let head = UpstreamHead { status: resp.status_code(), headers: js::headers_of(&resp.headers().0) };
                         last = Some(resp);
                         Ok(head)
                     }
                     Err(outcome) => Err(outcome),
                 })
             }
-            Io::Log { level: Level::Info, line } => {
-                worker::console_log!("{line}");
-                Input::Done
-            }
-            Io::Log { level: Level::Warn, line } => {
-                worker::console_warn!("{line}");
+            Io::Log { level, line } => {
+                log(level, &line);
                 Input::Done
             }
             Io::Background(bg) => {
-                let up = up.clone();
-                background(ctx, async move {
-                    let _ = Box::pin(run(*bg, None, None, up)).await;
-                })
-                .await;
+                background(ctx, background_machine(*bg, req, up.clone())).await;
                 Input::Done
             }
             Io::Fill(fill) => {
@@ -97,9 +112,46 @@ pub(crate) async fn run<U: Upstream>(
                 Input::Done
             }
             Io::Respond(reply) => return respond(reply, last.take(), ctx).await,
-            Io::Finished => return Ok(Response::empty()?.with_status(204)),
+            Io::Finished => return finished(),
         };
     }
+}
+
+pub(crate) fn log(level: Level, line: &str) {
+    match level {
+        Level::Info => worker::console_log!("{line}"),
+        Level::Warn => worker::console_warn!("{line}"),
+    }
+}
+
+/// The answer of a machine that ends without one for a viewer.
+pub(crate) fn finished() -> web_sys::Response {
+    js::response(204, &http::HeaderMap::new(), &JsValue::NULL).unwrap_or_else(|_| last_resort())
+}
+
+/// A background machine (a revalidation) as a task of its own.
+pub(crate) fn background_machine<U: Upstream>(
+    bg: Machine,
+    req: Option<&web_sys::Request>,
+    up: U,
+) -> impl Future<Output = ()> + 'static {
+    let req = req.cloned();
+    async move {
+        let _ = Box::pin(run(bg, None, None, req.as_ref(), up)).await;
+    }
+}
+
+/// The response for a reply whose body is already in hand (empty or
+/// bytes: an edge answer or a cache hit), made without waiting; `None`
+/// when its body streams from upstream.
+pub(crate) fn ready(reply: &Reply) -> Option<web_sys::Response> {
+    let body: JsValue = match &reply.body {
+        ReplyBody::Empty => JsValue::NULL,
+        // The one copy of a stored body: Wasm memory into a JS array.
+        ReplyBody::Bytes(b) => js_sys::Uint8Array::from(&b[..]).into(),
+        ReplyBody::Upstream | ReplyBody::UpstreamFill(_) => return None,
+    };
+    Some(js::response(reply.status, &reply.headers, &body).unwrap_or_else(|_| last_resort()))
 }
 
 /// After the response with `waitUntil` when there is a viewer, else now.
@@ -123,25 +175,29 @@ fn upstream_stream(resp: Option<Response>) -> Option<JsValue> {
     }
 }
 
-async fn respond(reply: Reply, last: Option<Response>, ctx: Option<&Context>) -> worker::Result<Response> {
-    let builder = Response::builder().with_status(reply.status).with_headers(to_worker_headers(&reply.headers));
-    match reply.body {
-        ReplyBody::Empty => Ok(builder.empty()),
-        ReplyBody::Bytes(b) => Ok(builder.fixed(b.to_vec())),
+/// The viewer's response: head and body handed to the platform in one
+/// call; a stored body is copied once, from Wasm memory into a JS array.
+async fn respond(reply: Reply, last: Option<Response>, ctx: Option<&Context>) -> web_sys::Response {
+    if let Some(resp) = ready(&reply) {
+        return resp;
+    }
+    let body: JsValue = match reply.body {
+        ReplyBody::Empty | ReplyBody::Bytes(_) => JsValue::NULL,
         ReplyBody::Upstream => match last {
-            Some(resp) => Ok(builder.body(resp.into_parts().1)),
-            None => not_initialized(),
+            Some(resp) => upstream_stream(Some(resp)).unwrap_or(JsValue::NULL),
+            None => return not_initialized(),
         },
         ReplyBody::UpstreamFill(fill) => {
             let stream = upstream_stream(last);
             let (Some(ctx), Ok((readable, writer, writable))) = (ctx, body::identity()) else {
                 fill_cache(fill, stream, None).await;
-                return Ok(builder.empty());
+                return js::response(reply.status, &reply.headers, &JsValue::NULL).unwrap_or_else(|_| last_resort());
             };
             ctx.wait_until(fill_cache(fill, stream, Some((writer, writable))));
-            Ok(builder.body(ResponseBody::Stream(readable.unchecked_into())))
+            readable
         }
-    }
+    };
+    js::response(reply.status, &reply.headers, &body).unwrap_or_else(|_| last_resort())
 }
 
 /// Pump a storable body: each chunk goes through the core's
@@ -212,7 +268,7 @@ async fn send<U: Upstream>(
 ) -> Result<Response, Outcome> {
     let mut init = RequestInit::new();
     init.with_method(Method::from(request.method().as_str().to_owned()))
-        .with_headers(to_worker_headers(request.headers()))
+        .with_headers(worker::Headers(js::headers(request.headers())))
         .with_redirect(RequestRedirect::Manual);
     // A streamed body goes through an identity stream whose pipe ends when
     // the origin has read it all: the timeout starts then.

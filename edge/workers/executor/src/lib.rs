@@ -15,17 +15,21 @@
 
 mod body;
 mod exec;
+mod js;
 mod l2;
 
 use std::cell::RefCell;
 use std::future::Future;
 
-use http::{HeaderMap, HeaderName, HeaderValue};
-use offload_core::machine::{Isolate, Machine};
+use http::HeaderMap;
+use offload_core::machine::{Input, Io, Isolate, Machine};
+use worker::wasm_bindgen_futures;
 use offload_core::route::geo::WorkersCf;
 use offload_core::secret::{Platform, Secret, SecretMap};
 use offload_core::{Config, Edge, Error, Viewer};
-use worker::{AbortSignal, Context, Env, Fetch, Headers, Request, Response};
+use wasm_bindgen::JsValue;
+use worker::web_sys;
+use worker::{AbortSignal, Context, Env, Fetch, Request, Response};
 
 /// Where the machine's upstream requests go.
 pub trait Upstream: Clone + 'static {
@@ -71,17 +75,88 @@ thread_local! {
 /// shared `edge/workers/build.rs` does it) and the Worker's
 /// secret bindings (a missing binding is a 500 naming it, never a value).
 pub async fn handle<U: Upstream>(config_json: &str, req: Request, env: &Env, ctx: &Context, upstream: U) -> worker::Result<Response> {
+    Ok(Response::from(handle_raw(config_json, Clone::clone(req.inner()), env, ctx, upstream).await))
+}
+
+/// [`handle`] on the platform's own request and response objects, with no
+/// `worker::Request`/`worker::Response` conversion on the way (what the
+/// Offload Worker uses: `#[event(fetch)]` accepts `web_sys::Request` and
+/// `web_sys::Response`). Every failure is an answer, never an `Err`.
+pub async fn handle_raw<U: Upstream>(
+    config_json: &str,
+    req: web_sys::Request,
+    env: &Env,
+    ctx: &Context,
+    upstream: U,
+) -> web_sys::Response {
+    let machine = match machine_for(config_json, &req, env) {
+        Ok(m) => m,
+        Err(resp) => return resp,
+    };
+    let body = req.body().map(Into::into);
+    exec::run(machine, body, Some(ctx), Some(&req), upstream).await
+}
+
+/// The fastest entry, for a Worker's own `#[wasm_bindgen] fn fetch`
+/// (`edge/workers` uses it): the machine runs synchronously while its
+/// instructions need no waiting, so an edge answer or a cache hit returns
+/// a `Response` with no promise, no task and no microtask; anything that
+/// must wait (the platform cache, upstream, a body) continues as a
+/// `Promise` from where it stopped.
+pub fn handle_now<U: Upstream>(config_json: &str, req: web_sys::Request, env: &Env, ctx: Context, upstream: U) -> JsValue {
+    let mut m = match machine_for(config_json, &req, env) {
+        Ok(m) => m,
+        Err(resp) => return resp.into(),
+    };
+    let mut input = Input::Start;
+    loop {
+        let Some(io) = with_isolate(|iso| m.next(iso, input, exec::tick())) else {
+            return exec::not_initialized().into();
+        };
+        input = match io {
+            Io::Respond(reply) => match exec::ready(&reply) {
+                Some(resp) => return resp.into(),
+                None => return later(m, Io::Respond(reply), req, ctx, upstream),
+            },
+            Io::Locate => Input::Location(location_of(&req)),
+            Io::Log { level, line } => {
+                exec::log(level, &line);
+                Input::Done
+            }
+            Io::Background(bg) => {
+                ctx.wait_until(exec::background_machine(*bg, Some(&req), upstream.clone()));
+                Input::Done
+            }
+            Io::Finished => return exec::finished().into(),
+            io => return later(m, io, req, ctx, upstream),
+        };
+    }
+}
+
+/// The rest of [`handle_now`] as a promise, starting with `io`.
+fn later<U: Upstream>(m: Machine, io: Io, req: web_sys::Request, ctx: Context, upstream: U) -> JsValue {
+    let body = req.body().map(Into::into);
+    wasm_bindgen_futures::future_to_promise(async move {
+        Ok(exec::run_from(m, Some(io), body, Some(&ctx), Some(&req), upstream).await.into())
+    })
+    .into()
+}
+
+/// The isolate (built on first use) and a machine for this request, or
+/// the response that refuses it.
+fn machine_for(config_json: &str, req: &web_sys::Request, env: &Env) -> Result<Machine, web_sys::Response> {
     if let Err(e) = init(config_json, env) {
         worker::console_error!("{e}");
-        return to_worker_response(&e.to_response());
+        return Err(to_platform_response(&e.to_response()));
     }
-    let head = match to_http_head(&req) {
-        Ok(h) => h,
-        Err(e) => return respond_error(&e),
+    let Some(js::Head { method, url, headers }) = js::request_head(req) else {
+        return Err(respond_error(&bad("the request head could not be read")));
     };
-    let viewer = viewer_of(&req, &head);
-    let body = req.inner().body().map(Into::into);
-    exec::run(Machine::new(head, viewer), body, Some(ctx), upstream).await
+    let head = to_http_head(&method, &url, headers).map_err(|e| respond_error(&e))?;
+    let viewer = viewer_of(&head);
+    // The viewer's location (`request.cf`, parsed by the platform on first
+    // access) is read only if the request goes to a pool of origins.
+    Ok(Machine::new(head, viewer).locate_later())
 }
 
 fn init(config_json: &str, env: &Env) -> Result<(), Error> {
@@ -121,77 +196,64 @@ fn with_isolate<T>(f: impl FnOnce(&mut Isolate) -> T) -> Option<T> {
     })
 }
 
-fn respond_error(e: &Error) -> worker::Result<Response> {
+fn respond_error(e: &Error) -> web_sys::Response {
     let resp = with_isolate(|iso| iso.edge.error_response(e)).unwrap_or_else(|| e.to_response());
-    to_worker_response(&resp)
+    to_platform_response(&resp)
 }
 
 /// The viewer as the platform saw it: address from `CF-Connecting-IP`
-/// (set by Cloudflare, not by the viewer), TLS from the URL scheme, the
-/// location from `request.cf` (read without the worker crate's panicking
-/// getters).
-fn viewer_of(req: &Request, head: &http::Request<()>) -> Viewer {
-    let ip = req.headers().get("cf-connecting-ip").ok().flatten().and_then(|v| v.trim().parse().ok());
-    let location = js_sys::Reflect::get(req.inner(), &"cf".into())
-        .ok()
-        .filter(|v| v.is_object())
-        .and_then(|v| serde_wasm_bindgen::from_value::<WorkersCf>(v).ok())
-        .map(|cf| cf.location())
-        .unwrap_or_default();
-    Viewer { ip, tls: head.uri().scheme_str() == Some("https"), location }
+/// (set by Cloudflare, not by the viewer), TLS from the URL scheme. The
+/// location comes later ([`location_of`]), only when it is needed.
+fn viewer_of(head: &http::Request<()>) -> Viewer {
+    let ip = head.headers().get("cf-connecting-ip").and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse().ok());
+    Viewer { ip, tls: head.uri().scheme_str() == Some("https"), location: Default::default() }
 }
 
-fn to_http_head(req: &Request) -> Result<http::Request<()>, Error> {
-    let bad = |what: &str| {
-        Error::Request(offload_core::RequestError::new(offload_core::error::RequestErrorKind::BadRequest, what))
-    };
+/// Where `request.cf` places the viewer (read without the worker crate's
+/// panicking getters; unknown when absent or malformed).
+pub(crate) fn location_of(req: &web_sys::Request) -> offload_core::route::ViewerLocation {
+    let cf = js::cf(req);
+    if !cf.is_object() {
+        return Default::default();
+    }
+    serde_wasm_bindgen::from_value::<WorkersCf>(cf).map(|cf| cf.location()).unwrap_or_default()
+}
+
+fn bad(what: &str) -> Error {
+    Error::Request(offload_core::RequestError::new(offload_core::error::RequestErrorKind::BadRequest, what))
+}
+
+fn to_http_head(method: &str, url: &str, headers: HeaderMap) -> Result<http::Request<()>, Error> {
     // The URL as workerd received it, not `worker::Request::url` (the `url`
     // crate's WHATWG parser resolves `%2e%2e` segments and reads `\` as
     // `/`): one parser, the canonical form, decides what the target means.
-    let url = req.inner().url();
     let (origin, target) = match url.find("://").and_then(|i| url[i + 3..].find('/').map(|j| i + 3 + j)) {
         Some(at) => url.split_at(at),
-        None => (url.as_str(), "/"),
+        None => (url, "/"),
     };
     let escaped = offload_core::proxy::canonical::escape_for_uri(target);
     let uri: http::Uri = format!("{origin}{escaped}").parse().map_err(|_| bad("request URL is not a valid URI"))?;
-    let method =
-        http::Method::from_bytes(req.inner().method().as_bytes()).map_err(|_| bad("request method is not a valid token"))?;
+    let method = http::Method::from_bytes(method.as_bytes()).map_err(|_| bad("request method is not a valid token"))?;
     let mut head = http::Request::new(());
     *head.method_mut() = method;
     *head.uri_mut() = uri;
-    *head.headers_mut() = from_worker_headers(req.headers());
+    *head.headers_mut() = headers;
     Ok(head)
 }
 
-/// JS header values are byte strings (one char per byte). Convert without
-/// panicking; a field that is still invalid is dropped.
-fn from_worker_headers(headers: &Headers) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for (name, value) in headers.entries() {
-        let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else { continue };
-        let bytes: Option<Vec<u8>> = value.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect();
-        if let Some(v) = bytes.and_then(|b| HeaderValue::from_bytes(&b).ok()) {
-            map.append(name, v);
-        }
+/// An edge-made response (an error, a refusal) as the platform's.
+fn to_platform_response(resp: &http::Response<Vec<u8>>) -> web_sys::Response {
+    let body: JsValue = if resp.body().is_empty() { JsValue::NULL } else { js_sys::Uint8Array::from(&resp.body()[..]).into() };
+    match js::response(resp.status().as_u16(), resp.headers(), &body) {
+        Ok(r) => r,
+        Err(_) => last_resort(),
     }
-    map
 }
 
-fn to_worker_headers(map: &HeaderMap) -> Headers {
-    let headers = Headers::new();
-    for (name, value) in map {
-        let v: String = value.as_bytes().iter().map(|&b| char::from(b)).collect();
-        // Invalid names/values were filtered by `http`; a platform refusal
-        // (e.g. a forbidden header) drops that one field.
-        let _ = headers.append(name.as_str(), &v);
-    }
-    headers
-}
-
-fn to_worker_response(resp: &http::Response<Vec<u8>>) -> worker::Result<Response> {
-    Ok(Response::builder()
-        .with_status(resp.status().as_u16())
-        .with_headers(to_worker_headers(resp.headers()))
-        .fixed(resp.body().clone()))
+/// A bare 502 when the platform refused even a made response.
+pub(crate) fn last_resort() -> web_sys::Response {
+    let init = web_sys::ResponseInit::new();
+    init.set_status(502);
+    web_sys::Response::new_with_opt_str_and_init(Some("bad gateway"), &init)
+        .unwrap_or_else(|_| web_sys::Response::new().unwrap_or_else(|_| JsValue::NULL.into()))
 }
