@@ -40,7 +40,7 @@
 //! and `Expires` keep their first member), and `Date` is added when the
 //! origin sent none.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 
@@ -82,6 +82,14 @@ pub const PURGE_MAX_BODY: usize = 256 * 1024;
 const MAX_MARKERS: usize = 4096;
 /// Sweep expired entries and stale locks every this many lookups.
 const SWEEP_EVERY: u64 = 1024;
+
+/// How long a key whose response could not be stored stays marked
+/// ("hit-for-miss", as Varnish calls it): its misses neither wait for
+/// another request of the same key nor ask the platform cache.
+const UNCACHEABLE_MS: u64 = 30_000;
+/// Marked keys kept at most (a mark is a few dozen bytes; past this, new
+/// marks are not made until old ones expire).
+const MAX_UNCACHEABLE: usize = 4096;
 /// The synthetic origin of L2 keys (`.invalid` never resolves).
 const L2_ORIGIN: &str = "https://l2.offload.invalid";
 
@@ -156,6 +164,9 @@ pub struct CacheFetch {
     serve_on_error: bool,
     phase: CachePhase,
     collapsed: bool,
+    /// The key's last response could not be stored: the platform cache
+    /// is not asked.
+    skip_l2: bool,
 }
 
 impl CacheFetch {
@@ -179,7 +190,7 @@ impl CacheFetch {
     /// The platform-cache (L2) key URL to try before going upstream, for a
     /// miss (`None` when revalidating an L1 entry).
     pub fn l2_key(&self) -> Option<String> {
-        self.stored.is_none().then(|| l2_key(&self.request.key))
+        (self.stored.is_none() && !self.skip_l2).then(|| l2_key(&self.request.key))
     }
 }
 
@@ -385,6 +396,13 @@ pub struct EdgeCache {
     purge_token: Option<Secret>,
     markers: VecDeque<Marker>,
     lookups: u64,
+    /// Keys whose last response could not be stored, until when
+    /// ([`UNCACHEABLE_MS`]). A miss on one goes straight upstream: no
+    /// coalescing (an uncacheable URL must not serialize its viewers
+    /// behind one request) and no platform-cache lookup (it holds
+    /// nothing for the key). Its response is judged as usual; a storable
+    /// one is stored and clears the mark.
+    uncacheable: HashMap<String, u64>,
 }
 
 impl fmt::Debug for EdgeCache {
@@ -420,6 +438,7 @@ impl EdgeCache {
             purge_token,
             markers: VecDeque::new(),
             lookups: 0,
+            uncacheable: HashMap::new(),
         }
     }
 
@@ -449,6 +468,7 @@ impl EdgeCache {
         if self.lookups.is_multiple_of(SWEEP_EVERY) {
             self.store.sweep(ts(now_ms));
             self.coalescer.sweep(now_ms);
+            self.uncacheable.retain(|_, until| *until > now_ms);
         }
         let Some(rules) = query.rules else {
             return CacheDecision::Bypass(None);
@@ -561,7 +581,16 @@ impl EdgeCache {
                 self.release(held, Outcome::NotStored, now_ms);
                 return CacheDecision::Respond(self.gateway_timeout());
             }
-            return self.fetch(request, None, Revalidation::default(), false, phase, may_begin, held, collapsed, now_ms);
+            let marked = held.is_none() && self.is_uncacheable(&request.key, now_ms);
+            let decision =
+                self.fetch(request, None, Revalidation::default(), false, phase, may_begin && !marked, held, collapsed, now_ms);
+            return match decision {
+                CacheDecision::Fetch(mut f) => {
+                    f.skip_l2 = marked;
+                    CacheDecision::Fetch(f)
+                }
+                other => other,
+            };
         };
         match entry.policy().before_request(&request.headers, now) {
             Lookup::Fresh { age, ttl } => {
@@ -602,6 +631,7 @@ impl EdgeCache {
                             serve_on_error,
                             phase: CachePhase::Expired,
                             collapsed: false,
+                            skip_l2: false,
                         };
                         CacheDecision::RespondAndRevalidate(resp, fetch)
                     }
@@ -655,7 +685,35 @@ impl EdgeCache {
             },
             None => None,
         };
-        CacheDecision::Fetch(CacheFetch { request, permit, stored, revalidation, serve_on_error, phase, collapsed })
+        CacheDecision::Fetch(CacheFetch {
+            request,
+            permit,
+            stored,
+            revalidation,
+            serve_on_error,
+            phase,
+            collapsed,
+            skip_l2: false,
+        })
+    }
+
+    fn is_uncacheable(&self, key: &PrimaryKey, now_ms: u64) -> bool {
+        self.uncacheable.get(key.as_str()).is_some_and(|until| *until > now_ms)
+    }
+
+    /// Mark `key`: its response (to a plain miss, not a revalidation or a
+    /// HEAD) could not be stored.
+    fn mark_uncacheable(&mut self, fetch: &CacheFetch, now_ms: u64) {
+        if fetch.stored.is_some() || fetch.request.method != Method::GET {
+            return;
+        }
+        if self.uncacheable.len() >= MAX_UNCACHEABLE {
+            self.uncacheable.retain(|_, until| *until > now_ms);
+            if self.uncacheable.len() >= MAX_UNCACHEABLE {
+                return;
+            }
+        }
+        self.uncacheable.insert(fetch.request.key.as_str().to_owned(), now_ms.saturating_add(UNCACHEABLE_MS));
     }
 
     fn gateway_timeout(&self) -> CachedResponse {
@@ -808,6 +866,7 @@ impl EdgeCache {
         let cs = fetch.phase.cache_status(&self.name).with_collapsed(fetch.collapsed);
         let policy = CachePolicy::new(&x, &rules);
         if let Some(reason) = policy.no_cache_reason() {
+            self.mark_uncacheable(&fetch, now_ms);
             self.release(fetch.permit.take(), Outcome::NotStored, now_ms);
             return AfterResponse::Deliver(Delivery::pass(cs.with_detail(reason.as_str())));
         }
@@ -817,6 +876,7 @@ impl EdgeCache {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .is_some_and(|n| n > self.max_entry_bytes as u64);
         if too_large {
+            self.mark_uncacheable(&fetch, now_ms);
             self.release(fetch.permit.take(), Outcome::NotStored, now_ms);
             return AfterResponse::Deliver(Delivery::pass(cs.with_detail("too-large")));
         }
@@ -872,6 +932,7 @@ impl EdgeCache {
         let base = fetch.phase.cache_status(&self.name).with_collapsed(fetch.collapsed);
         let (cache_status, l2) = match inserted {
             Ok(_) => {
+                self.uncacheable.remove(fetch.request.key.as_str());
                 self.release(fetch.permit.take(), Outcome::Stored, now_ms);
                 let l2 = self.l2_write(&fetch.request, &policy, status, &stored_headers, &tags, body, now_ms);
                 (base.with_ttl(policy.time_to_live(now)).with_stored(true), l2)

@@ -424,3 +424,43 @@ fn the_viewer_location_is_read_only_when_a_request_goes_to_origins() {
     assert_eq!((b.status, x.locates), (200, 2));
     assert_eq!(x.sent[1].uri().host(), Some("10.0.2.1"), "the location read late decides the region");
 }
+
+/// Hit-for-miss: once a key's response could not be stored, its misses
+/// go straight upstream for a while: no platform-cache lookup, and no
+/// waiting behind another request of the key (an uncacheable URL must not
+/// serialize its viewers). A storable answer is still stored.
+#[test]
+fn an_uncacheable_key_is_neither_coalesced_nor_looked_up_in_l2() {
+    let storable = std::rc::Rc::new(std::cell::Cell::new(false));
+    let s = storable.clone();
+    let mut x = Exec::new(Box::new(move |_, _| {
+        let cc = if s.get() { "max-age=60" } else { "no-store" };
+        Ok((200, vec![("cache-control", cc.to_owned())], b"u".to_vec()))
+    }));
+    let r = |p: &str| Request::builder().uri(format!("https://e.example{p}")).body(()).unwrap();
+    // An ordinary miss first (L2, then upstream); the answer is no-store.
+    let mut first = Machine::new(r("/api/u"), Viewer::default());
+    let t = x.tick();
+    let Io::CacheGet { .. } = first.next(&mut x.iso, Input::Start, t) else { panic!("a first miss asks L2") };
+    let got = x.get("/api/u");
+    assert!(got.header("cache-status").contains("no-store"), "{got:?}");
+    // Now marked: two at once both go upstream at once, without L2.
+    let t = x.tick();
+    let mut a = Machine::new(r("/api/u"), Viewer::default());
+    let mut b = Machine::new(r("/api/u"), Viewer::default());
+    let Io::Send { .. } = a.next(&mut x.iso, Input::Start, t) else { panic!("a marked miss goes straight upstream") };
+    let Io::Send { .. } = b.next(&mut x.iso, Input::Start, t) else { panic!("and does not wait for another") };
+    // The mark lapses: a key found uncacheable long ago is an ordinary miss.
+    x.get("/api/v");
+    x.now += 10 * 60 * 1000;
+    let t = x.tick();
+    let mut late = Machine::new(r("/api/v"), Viewer::default());
+    let Io::CacheGet { .. } = late.next(&mut x.iso, Input::Start, t) else { panic!("the mark has lapsed") };
+    // The origin turns cacheable: the answer is stored, the mark ends.
+    x.get("/api/w");
+    storable.set(true);
+    let stored = x.get("/api/w");
+    assert!(stored.header("cache-status").contains("stored"), "{stored:?}");
+    let hit = x.get("/api/w");
+    assert!(hit.header("cache-status").contains("hit"), "{hit:?}");
+}

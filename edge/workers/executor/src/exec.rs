@@ -55,6 +55,10 @@ pub(crate) async fn run_from<U: Upstream>(
 ) -> web_sys::Response {
     let mut input = Input::Start;
     let mut last: Option<Response> = None;
+    // Log lines wait until the viewer has its response head (`waitUntil`):
+    // writing one costs the isolate more than the rest of a miss in Wasm
+    // (`cargo xtask bench edge --profile`), and no viewer waits for it.
+    let mut logs: Vec<(Level, String)> = Vec::new();
     loop {
         let io = match first.take() {
             Some(io) => io,
@@ -100,7 +104,10 @@ pub(crate) async fn run_from<U: Upstream>(
                 })
             }
             Io::Log { level, line } => {
-                log(level, &line);
+                match ctx {
+                    Some(_) => logs.push((level, line)),
+                    None => log(level, &line),
+                }
                 Input::Done
             }
             Io::Background(bg) => {
@@ -111,7 +118,17 @@ pub(crate) async fn run_from<U: Upstream>(
                 background(ctx, fill_cache(fill, upstream_stream(last.take()), None)).await;
                 Input::Done
             }
-            Io::Respond(reply) => return respond(reply, last.take(), ctx).await,
+            Io::Respond(reply) => {
+                let resp = respond(reply, last.take(), ctx).await;
+                if let (Some(ctx), false) = (ctx, logs.is_empty()) {
+                    ctx.wait_until(async move {
+                        for (level, line) in logs {
+                            log(level, &line);
+                        }
+                    });
+                }
+                return resp;
+            }
             Io::Finished => return finished(),
         };
     }
