@@ -458,8 +458,18 @@ fn ensure_wrk() -> Result<(), String> {
     crate::run(Command::new("apt-get").args(["install", "-y", "--no-install-recommends", "wrk"]).envs(env))
 }
 
-/// The size breakdown by crate of `wasm` (which must have a name section).
-fn twiggy_by_crate(wasm: &Path) -> Result<(u64, Vec<(String, u64)>), String> {
+/// twiggy's items summed by crate.
+struct Breakdown {
+    total: u64,
+    /// Largest first.
+    crates: Vec<(String, u64)>,
+    /// The name section's `"function names"` subsection, if any (without
+    /// it every function is `code[i]`).
+    names: Option<u64>,
+}
+
+/// The size breakdown by crate of `wasm` (meaningful with a name section).
+fn twiggy_by_crate(wasm: &Path) -> Result<Breakdown, String> {
     let out = Command::new("twiggy")
         .args(["top", "--format", "csv", "-n", "1000000"])
         .arg(wasm)
@@ -471,8 +481,8 @@ fn twiggy_by_crate(wasm: &Path) -> Result<(u64, Vec<(String, u64)>), String> {
     parse_twiggy_csv(&String::from_utf8_lossy(&out.stdout))
 }
 
-/// Sums twiggy's `top --format csv` rows by crate: (total, by crate, largest first).
-fn parse_twiggy_csv(text: &str) -> Result<(u64, Vec<(String, u64)>), String> {
+/// Sums twiggy's `top --format csv` rows by crate.
+fn parse_twiggy_csv(text: &str) -> Result<Breakdown, String> {
     let mut reader = text.lines();
     let header = reader.next().ok_or("twiggy: empty output")?;
     let cols: Vec<&str> = header.split(',').collect();
@@ -480,6 +490,7 @@ fn parse_twiggy_csv(text: &str) -> Result<(u64, Vec<(String, u64)>), String> {
     let size_col = cols.iter().position(|c| *c == "ShallowSize").ok_or_else(|| format!("twiggy: no ShallowSize column in {header:?}"))?;
     let mut by: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     let mut total = 0u64;
+    let mut names = None;
     for line in reader.filter(|l| !l.trim().is_empty()) {
         let fields = split_csv(line);
         let (Some(name), Some(size)) = (fields.get(name_col), fields.get(size_col)) else {
@@ -491,11 +502,14 @@ fn parse_twiggy_csv(text: &str) -> Result<(u64, Vec<(String, u64)>), String> {
             continue;
         }
         total += size;
+        if name == "\"function names\" subsection" {
+            names = Some(size);
+        }
         *by.entry(crate_of(name)).or_default() += size;
     }
-    let mut rows: Vec<(String, u64)> = by.into_iter().collect();
-    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    Ok((total, rows))
+    let mut crates: Vec<(String, u64)> = by.into_iter().collect();
+    crates.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(Breakdown { total, crates, names })
 }
 
 /// One CSV line (fields may be double-quoted with `""` escapes).
@@ -520,10 +534,62 @@ fn split_csv(line: &str) -> Vec<String> {
 }
 
 /// The crate a twiggy item belongs to: the first path segment of a
-/// (demangled) Rust name, through `<`, `&`, `dyn `, `impl ` and `mut `; the
-/// wasm-bindgen glue and data/section items by their kind.
+/// demangled Rust name (`[hash]` dropped), through `&`, `dyn `, `impl `...;
+/// for `<A as B>::f`, A's crate unless A is from the standard library (or
+/// has no path) and B's is not: `<Vec<T> as serde::Serialize>` is serde's
+/// code. wasm-bindgen's glue and data/section items by their kind.
 fn crate_of(name: &str) -> String {
-    let mut s = name.trim();
+    let s = name.trim();
+    if s.starts_with("data[") || s.starts_with("data segment") {
+        return "(data segments)".into();
+    }
+    if s.starts_with("__wbg") || s.starts_with("__wbindgen") || s.starts_with("__externref") {
+        return "(wasm-bindgen glue)".into();
+    }
+    if s.starts_with('"') || s.ends_with("subsection") || s.ends_with("section") || s.starts_with("table[") || s.starts_with("elem[") {
+        return "(sections, tables)".into();
+    }
+    if let Some(rest) = s.strip_prefix("_ZN") {
+        // Not demangled: the first length-prefixed segment.
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        if let Some(seg) = digits.parse::<usize>().ok().and_then(|n| rest.get(digits.len()..digits.len() + n)) {
+            return seg.to_owned();
+        }
+    }
+    if let Some((ty, tr)) = s.strip_prefix('<').and_then(split_as) {
+        let std_lib = |c: &str| matches!(c, "core" | "alloc" | "std");
+        return match (path_crate(ty), path_crate(tr)) {
+            (Some(a), Some(b)) if std_lib(a) && !std_lib(b) => b.to_owned(),
+            (Some(a), _) => a.to_owned(),
+            (None, Some(b)) => b.to_owned(),
+            (None, None) => "(other)".into(),
+        };
+    }
+    match path_crate(s) {
+        Some(c) => c.to_owned(),
+        None if s.starts_with("code[") => "(unnamed functions)".into(),
+        None => "(other)".into(),
+    }
+}
+
+/// `A as B>...` (after `<A as B>`'s `<`) split at its top-level ` as `.
+fn split_as(s: &str) -> Option<(&str, &str)> {
+    let mut depth = 0i32;
+    for (i, c) in s.char_indices() {
+        match c {
+            '<' => depth += 1,
+            '>' if depth == 0 => return None,
+            '>' => depth -= 1,
+            ' ' if depth == 0 && s[i..].starts_with(" as ") => return Some((&s[..i], &s[i + 4..])),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// The crate of a path such as `&mut serde_json[ab12]::Value<T>`.
+fn path_crate(s: &str) -> Option<&str> {
+    let mut s = s.trim();
     loop {
         let before = s;
         for p in ["<", "&", "*const ", "*mut ", "dyn ", "impl ", "mut ", "("] {
@@ -533,29 +599,9 @@ fn crate_of(name: &str) -> String {
             break;
         }
     }
-    if let Some(rest) = s.strip_prefix("_ZN") {
-        // Not demangled: the first length-prefixed segment.
-        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-        if let Ok(n) = digits.parse::<usize>() {
-            if let Some(seg) = rest.get(digits.len()..digits.len() + n) {
-                return seg.to_owned();
-            }
-        }
-    }
-    if s.starts_with("data[") || s.starts_with("data segment") {
-        return "(data segments)".into();
-    }
-    if s.starts_with("__wbg") || s.starts_with("__wbindgen") || s.starts_with("__externref") {
-        return "(wasm-bindgen glue)".into();
-    }
-    if s.starts_with('"') || s.contains("section") || s.starts_with("custom") || s.starts_with("table[") || s.starts_with("elem[") {
-        return "(sections, tables)".into();
-    }
-    match s.find("::") {
-        Some(i) if i > 0 && s[..i].chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => s[..i].to_owned(),
-        _ if s.starts_with("code[") => "(unnamed functions)".into(),
-        _ => "(other)".into(),
-    }
+    let first = &s[..s.find("::")?];
+    let first = first.split('[').next().unwrap_or(first);
+    (!first.is_empty() && first.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then_some(first)
 }
 
 /// A copy of the Offload Worker's code with function names: cargo's Wasm
@@ -635,8 +681,6 @@ pub(crate) fn main(args: &EdgeArgs) -> Result<(), String> {
             out
         }
     };
-    // Right after the Offload build: cargo's Wasm is this build's.
-    let names = if args.worker_dir.is_none() { Some(named_wasm(&root, &state.join("names"))) } else { None };
     let hello = match &args.hello_dir {
         Some(d) => d.clone(),
         None => {
@@ -705,6 +749,7 @@ pub(crate) fn main(args: &EdgeArgs) -> Result<(), String> {
         };
         expect_200(&format!("{}{path}", base(s.port)))?;
     }
+    std::thread::sleep(Duration::from_millis(100));
     let offload_hit = expect_200(&format!("{}{HIT_PATH}", base(OFFLOAD_PORT)))?;
     if !offload_hit.as_deref().is_some_and(|c| c.contains("hit")) {
         return Err(format!("Offload did not answer {HIT_PATH} from its cache: Cache-Status {offload_hit:?}"));
@@ -738,6 +783,8 @@ pub(crate) fn main(args: &EdgeArgs) -> Result<(), String> {
             match row.target {
                 Target::Path(p) if row.hit => {
                     expect_200(&format!("{}{p}", base(row.port)))?;
+                    // The JS Worker stores in `waitUntil`: let it finish.
+                    std::thread::sleep(Duration::from_millis(100));
                     expect_200(&format!("{}{p}", base(row.port)))?;
                 }
                 _ => {}
@@ -838,25 +885,29 @@ pub(crate) fn main(args: &EdgeArgs) -> Result<(), String> {
         "\n  Workers Wasm (index_bg.wasm): Offload {raw} B raw, {gz} B gzip -9 [<= 300 KB gzip]; hello world {hraw} B raw, {hgz} B gzip -9"
     );
     let mut problems = Vec::new();
-    match names {
-        None => {
-            let _ = writeln!(out, "  (no size breakdown by crate: --worker-dir was given, cargo's Wasm may be another build's)");
-        }
-        Some(Err(e)) => problems.push(format!("size breakdown: {e}")),
-        Some(Ok(named)) => match twiggy_by_crate(&named) {
-            Err(e) => problems.push(format!("size breakdown: {e}")),
-            Ok((total, crates)) => {
-                let _ = writeln!(
-                    out,
-                    "  by crate (twiggy {TWIGGY_VERSION} top, shallow sizes, of cargo's Wasm through wasm-bindgen and wasm-opt -O -g: {total} B with names):"
-                );
-                for (name, bytes) in crates.iter().take(12) {
-                    let _ = writeln!(out, "    {name:<28} {bytes:>9} B {:>5.1}%", 100.0 * *bytes as f64 / total.max(1) as f64);
-                }
-                let rest: u64 = crates.iter().skip(12).map(|c| c.1).sum();
-                let _ = writeln!(out, "    {:<28} {rest:>9} B {:>5.1}%", format!("({} more)", crates.len().saturating_sub(12)), 100.0 * rest as f64 / total.max(1) as f64);
+    // The shipped Wasm if it keeps its name section, else a copy with names.
+    let shipped = code.offload.join("index_bg.wasm");
+    let breakdown = match twiggy_by_crate(&shipped) {
+        Ok(b) if b.names.is_some() => Ok((b, "the shipped index_bg.wasm (it keeps its name section)".to_owned())),
+        _ if args.worker_dir.is_some() => Err("the shipped Wasm has no names and --worker-dir was given (cargo's Wasm may be another build's)".to_owned()),
+        _ => named_wasm(&root, &state.join("names"))
+            .and_then(|w| twiggy_by_crate(&w))
+            .map(|b| (b, "cargo's Wasm through wasm-bindgen and wasm-opt -O -g (the shipped one has no names)".to_owned())),
+    };
+    match breakdown {
+        Err(e) => problems.push(format!("size breakdown: {e}")),
+        Ok((b, of)) => {
+            let _ = writeln!(out, "  by crate (twiggy {TWIGGY_VERSION} top, shallow sizes, of {of}: {} B):", b.total);
+            if let Some(n) = b.names {
+                let _ = writeln!(out, "    (of which the \"function names\" subsection: {n} B)");
             }
-        },
+            let pct = |n: u64| 100.0 * n as f64 / b.total.max(1) as f64;
+            for (name, bytes) in b.crates.iter().take(12) {
+                let _ = writeln!(out, "    {name:<28} {bytes:>9} B {:>5.1}%", pct(*bytes));
+            }
+            let rest: u64 = b.crates.iter().skip(12).map(|c| c.1).sum();
+            let _ = writeln!(out, "    {:<28} {rest:>9} B {:>5.1}%", format!("({} more crates)", b.crates.len().saturating_sub(12)), pct(rest));
+        }
     }
     for (row, m) in ROWS.iter().zip(&measured) {
         if m.errors > 0 {
@@ -937,12 +988,18 @@ Transfer/sec:      3.02MB
     fn crates_from_twiggy_names() {
         assert_eq!(crate_of("offload_core::cache::edge::EdgeCache::store::h0123"), "offload_core");
         assert_eq!(crate_of("<serde_json::de::Deserializer<R> as serde::de::Deserializer>::deserialize_any"), "serde_json");
-        assert_eq!(crate_of("<&T as core::fmt::Display>::fmt"), "(other)");
+        assert_eq!(crate_of("<&T as core::fmt::Display>::fmt"), "core");
+        assert_eq!(crate_of("<core::marker::PhantomData<T> as serde_core::de::DeserializeSeed>::deserialize::h61c1"), "serde_core");
+        assert_eq!(crate_of("<f64 as core[c5930c85a12de822]::fmt::Display>::fmt"), "core");
+        assert_eq!(crate_of("<dlmalloc[e24a27700634d609]::dlmalloc::Dlmalloc<dlmalloc[e24a]::sys::System>>::malloc"), "dlmalloc");
+        assert_eq!(crate_of("serde_json::value::de::<impl serde_core::de::Deserialize for serde_json::value::Value>::deserialize"), "serde_json");
+        assert_eq!(crate_of("<core::iter::adapters::GenericShunt<I,R> as core::iter::traits::iterator::Iterator>::next"), "core");
         assert_eq!(crate_of("<&mut alloc::vec::Vec<u8> as core::fmt::Debug>::fmt"), "alloc");
         assert_eq!(crate_of("_ZN4core3fmt5write17h0123456789abcdefE"), "core");
         assert_eq!(crate_of("data[3]"), "(data segments)");
         assert_eq!(crate_of("__wbg_fetch_1234"), "(wasm-bindgen glue)");
         assert_eq!(crate_of("\"function names\" subsection"), "(sections, tables)");
+        assert_eq!(crate_of("data segment \".rodata.5\""), "(data segments)");
         assert_eq!(crate_of("code[42]"), "(unnamed functions)");
     }
 
@@ -954,9 +1011,12 @@ Transfer/sec:      3.02MB
                    \"<toml::de::X as serde::de::Deserializer>::f, with comma\",30,3.0\n\
                    data[0],20,2.0\n\
                    \"Σ [4 Total Rows]\",200,20.0\n";
-        let (total, rows) = parse_twiggy_csv(csv).unwrap();
-        assert_eq!(total, 200);
-        assert_eq!(rows, vec![("offload_core".into(), 150), ("toml".into(), 30), ("(data segments)".into(), 20)]);
+        let b = parse_twiggy_csv(csv).unwrap();
+        assert_eq!(b.total, 200);
+        assert_eq!(b.crates, vec![("offload_core".into(), 150), ("toml".into(), 30), ("(data segments)".into(), 20)]);
+        assert_eq!(b.names, None);
+        let with_names = format!("{csv}\"\"\"function names\"\" subsection\",7,0.1\n");
+        assert_eq!(parse_twiggy_csv(&with_names).unwrap().names, Some(7));
         assert!(parse_twiggy_csv("Name,Size\n").is_err());
         assert!(parse_twiggy_csv("Name,ShallowSize\nx::y,many\n").is_err());
     }
