@@ -844,6 +844,11 @@ pub(crate) fn main(args: &EdgeArgs) -> Result<(), String> {
             m.errors
         );
     }
+    let _ = writeln!(
+        out,
+        "  (d2): L1 of 64 KiB (offload.edge.toml); every key comes back only after {} others were adopted into L1, so each hit is read from caches.default",
+        args.l2_keys / 2 - 1
+    );
     let med = |id: &str, f: fn(&Measured) -> &Vec<f64>| {
         ROWS.iter().position(|r| r.id == id).map_or(f64::NAN, |i| median(f(&measured[i])))
     };
@@ -913,8 +918,10 @@ pub(crate) fn main(args: &EdgeArgs) -> Result<(), String> {
         if m.errors > 0 {
             problems.push(format!("{}: {} of {} requests failed (non-2xx or socket errors)", row.label, m.errors, m.requests));
         }
-        if row.hit && m.origin > 0 {
-            problems.push(format!("{}: the origin saw {} requests during a hit row", row.label, m.origin));
+        // A hit row measures hits: a rare miss (e.g. a Cache API read that
+        // failed) is shown in its origin column; more than 1 % is an error.
+        if row.hit && m.origin * 100 > m.requests {
+            problems.push(format!("{}: the origin saw {} of {} requests during a hit row", row.label, m.origin, m.requests));
         }
         if !row.hit && matches!(row.target, Target::Path(p) if p != "/") && m.origin < m.requests {
             problems.push(format!("{}: {} requests but only {} reached the origin", row.label, m.requests, m.origin));
