@@ -87,11 +87,13 @@ struct Opts {
     cache_api: bool,
 }
 
-/// `cargo xtask bench <cache|memory|sign>`.
+/// `cargo xtask bench <cache|edge|memory|sign>`.
 #[derive(clap::Subcommand, Debug)]
 pub(crate) enum BenchCmd {
     /// Origin traffic each cache lets through under a Zipf workload, against the ideal, at 1x and 10x rate.
     Cache(CacheArgs),
+    /// Offload's hit, miss and bypass against the floors (do-nothing JS, workers-rs hello world, JS caches.default, JS pass-through) in one workerd; cold start; Wasm size by crate.
+    Edge(crate::edge_bench::EdgeArgs),
     /// The edge's memory bound and time to first byte with large bodies, under plain workerd.
     Memory(crate::memory::MemoryArgs),
     /// Presigned URLs per second: Offload against the AWS SDK and the aws-sigv4 crate.
@@ -452,6 +454,7 @@ pub(crate) fn main(which: BenchCmd) -> Result<(), String> {
     let opts = match which {
         BenchCmd::Sign => return crate::deploy::bench_sign(&root),
         BenchCmd::Memory(args) => return crate::memory::main(&args),
+        BenchCmd::Edge(args) => return crate::edge_bench::main(&args),
         BenchCmd::Cache(args) => parse_opts(&args),
     };
     let wants = |s: &str| opts.systems.iter().any(|x| x == s);

@@ -82,7 +82,7 @@ pub(crate) fn fresh_dir(dir: &Path) -> Result<(), String> {
     fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))
 }
 
-fn copy(from: &Path, to: &Path) -> Result<(), String> {
+pub(crate) fn copy(from: &Path, to: &Path) -> Result<(), String> {
     fs::copy(from, to)
         .map(|_| ())
         .map_err(|e| format!("copy {} -> {}: {e}", from.display(), to.display()))
@@ -94,20 +94,28 @@ fn copy(from: &Path, to: &Path) -> Result<(), String> {
 /// `out` with worker-build's `--out-dir`, so `edge/workers/build` (the main
 /// build that `wrangler dev` serves) is left alone.
 pub(crate) fn build_edge(root: &Path, config: &Path, out: &Path) -> Result<(), String> {
+    build_worker_crate(root, &root.join("edge/workers"), Some(config), out)
+}
+
+/// `worker-build --release --out-dir out` in `crate_dir` (the project's
+/// wasm-bindgen, wasm-opt and esbuild), with `OFFLOAD_CONFIG=config` if given.
+pub(crate) fn build_worker_crate(root: &Path, crate_dir: &Path, config: Option<&Path>, out: &Path) -> Result<(), String> {
     let config = config
-        .canonicalize()
-        .map_err(|e| format!("{}: {e}", config.display()))?;
+        .map(|c| c.canonicalize().map_err(|e| format!("{}: {e}", c.display())))
+        .transpose()?;
     fresh_dir(out)?;
-    eprintln!(
-        "building the Workers edge with {} (worker-build --release)...",
-        config.display()
-    );
+    match &config {
+        Some(c) => eprintln!("building the Workers edge with {} (worker-build --release)...", c.display()),
+        None => eprintln!("building {} (worker-build --release)...", crate_dir.display()),
+    }
     let mut cmd = Command::new("worker-build");
     cmd.args(["--release", "--out-dir"])
         .arg(out)
-        .current_dir(root.join("edge/workers"))
-        .envs(worker_build_env(root))
-        .env("OFFLOAD_CONFIG", &config);
+        .current_dir(crate_dir)
+        .envs(worker_build_env(root));
+    if let Some(c) = &config {
+        cmd.env("OFFLOAD_CONFIG", c);
+    }
     crate::run(&mut cmd)?;
     for f in ["index.js", "index_bg.wasm"] {
         if !out.join(f).exists() {
@@ -118,7 +126,7 @@ pub(crate) fn build_edge(root: &Path, config: &Path, out: &Path) -> Result<(), S
 }
 
 /// The workerd binary from the npm packages (wrangler's own).
-fn workerd_bin(root: &Path) -> Result<PathBuf, String> {
+pub(crate) fn workerd_bin(root: &Path) -> Result<PathBuf, String> {
     [
         "node_modules/@cloudflare/workerd-linux-64/bin/workerd",
         "node_modules/workerd/bin/workerd",
@@ -166,15 +174,7 @@ pub(crate) fn start_edge(
     for f in ["index.js", "index_bg.wasm"] {
         copy(&worker_dir.join(f), &run_dir.join("worker").join(f))?;
     }
-    let mf = root.join("node_modules/miniflare/dist/src/workers");
-    for (from, to) in [
-        ("shared/index.worker.js", "shared.worker.js"),
-        ("shared/zod.worker.js", "zod.worker.js"),
-        ("cache/cache.worker.js", "cache.worker.js"),
-        ("cache/cache-entry.worker.js", "cache-entry.worker.js"),
-    ] {
-        copy(&mf.join(from), &run_dir.join("miniflare").join(to))?;
-    }
+    copy_miniflare_cache(root, &run_dir.join("miniflare"))?;
     let mut cmd = Command::new(workerd_bin(root)?);
     cmd.args(["serve", "--experimental", "workerd.capnp", "--socket-addr"])
         .arg(format!("http=127.0.0.1:{port}"))
@@ -186,6 +186,23 @@ pub(crate) fn start_edge(
         .current_dir(run_dir);
     procs.spawn(name, cmd)?;
     procs.wait_tcp(name, port, Duration::from_secs(60))
+}
+
+/// Copies miniflare's Cache API workers (what the `cacheEntry` and
+/// `cacheObject` services of tests/conformance/workerd.capnp embed) into
+/// `dir` (created if missing).
+pub(crate) fn copy_miniflare_cache(root: &Path, dir: &Path) -> Result<(), String> {
+    fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mf = root.join("node_modules/miniflare/dist/src/workers");
+    for (from, to) in [
+        ("shared/index.worker.js", "shared.worker.js"),
+        ("shared/zod.worker.js", "zod.worker.js"),
+        ("cache/cache.worker.js", "cache.worker.js"),
+        ("cache/cache-entry.worker.js", "cache-entry.worker.js"),
+    ] {
+        copy(&mf.join(from), &dir.join(to))?;
+    }
+    Ok(())
 }
 
 /// Starts varnishd in the foreground as the current user (`-j none`) with

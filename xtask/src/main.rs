@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use offload_e2e::{root, tool_path, worker_build_env, Stack};
 
 mod bench;
+mod edge_bench;
 mod memory;
 mod canonical;
 mod conformance;
@@ -66,7 +67,7 @@ enum Cmd {
     /// Upload a static-site folder to a bucket of the config (SigV4),
     /// with CDN headers; only changes; purge the changed files at the edge.
     Publish(publish::Args),
-    /// Benchmarks: `cache`, `memory`, `sign`.
+    /// Benchmarks: `cache`, `edge`, `memory`, `sign`.
     Bench {
         #[command(subcommand)]
         which: bench::BenchCmd,
@@ -166,15 +167,19 @@ pub(crate) fn build_worker(root: &Path, build: deploy::Build) -> Result<(), Stri
     cmd.arg("--release").current_dir(root.join("edge/workers")).envs(worker_build_env(root));
     run(&mut cmd)?;
     let wasm = root.join("edge/workers/build/index_bg.wasm");
-    let raw = std::fs::metadata(&wasm).map_err(|e| format!("{}: {e}", wasm.display()))?.len();
-    let gz = Command::new("gzip")
-        .args(["-9", "-c"])
-        .arg(&wasm)
-        .output()
-        .map(|o| o.stdout.len())
-        .unwrap_or(0);
+    let (raw, gz) = wasm_size(&wasm)?;
     eprintln!("worker wasm: {raw} bytes raw, {gz} bytes gzip -9 ({})", wasm.display());
     Ok(())
+}
+
+/// A file's size in bytes, raw and `gzip -9`.
+pub(crate) fn wasm_size(path: &Path) -> Result<(u64, usize), String> {
+    let raw = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?.len();
+    let out = Command::new("gzip").args(["-9", "-c"]).arg(path).output().map_err(|e| format!("gzip -9 {}: {e}", path.display()))?;
+    if !out.status.success() {
+        return Err(format!("gzip -9 {} failed ({})", path.display(), out.status));
+    }
+    Ok((raw, out.stdout.len()))
 }
 
 fn dev() -> Result<(), String> {
