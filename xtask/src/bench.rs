@@ -132,11 +132,11 @@ pub(crate) enum BenchCmd {
 /// `cargo xtask bench cache`: the flags (see the module's doc).
 #[derive(clap::Args, Debug)]
 pub(crate) struct CacheArgs {
-    /// Seconds per (system, rate) run (at least 1).
-    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    /// Seconds per (system, rate) run (1 to 86400).
+    #[arg(long, value_name = "SECS", default_value_t = 60.0, value_parser = run_seconds)]
     duration: f64,
-    /// Client requests per second ("1x"; ten times that is also run).
-    #[arg(long, value_name = "REQ_PER_S", default_value_t = 200.0)]
+    /// Client requests per second ("1x"; ten times that is also run; 1 to 1000000).
+    #[arg(long, value_name = "REQ_PER_S", default_value_t = 200.0, value_parser = req_per_s)]
     rate: f64,
     /// Systems to measure, in order (`caches-default`: the JS Worker with caches.default; `direct`: no cache).
     #[arg(long, value_name = "S,S", value_delimiter = ',', default_values_t = ["offload", "caches-default", "varnish", "nginx"].map(String::from),
@@ -163,15 +163,15 @@ pub(crate) struct CacheArgs {
     /// Skip the search for the highest rate each system holds.
     #[arg(long)]
     no_search: bool,
-    /// The rate search goes no higher than this (req/s).
-    #[arg(long, value_name = "REQ_PER_S", default_value_t = 20_000.0)]
+    /// The rate search goes no higher than this (req/s; 1 to 1000000).
+    #[arg(long, value_name = "REQ_PER_S", default_value_t = 20_000.0, value_parser = req_per_s)]
     max_rate: f64,
-    /// Seconds per run of the rate search (at least 1).
-    #[arg(long, value_name = "SECS", default_value_t = 6.0)]
+    /// Seconds per run of the rate search (1 to 86400).
+    #[arg(long, value_name = "SECS", default_value_t = 6.0, value_parser = run_seconds)]
     search_duration: f64,
     /// Seconds the rate search may take per system, starting and stopping included
-    /// (it always makes at least one run).
-    #[arg(long, value_name = "SECS", default_value_t = 80.0)]
+    /// (it always makes at least one run; 1 to 86400).
+    #[arg(long, value_name = "SECS", default_value_t = 80.0, value_parser = run_seconds)]
     search_budget: f64,
     #[command(flatten)]
     systems_under_test: BenchBinaries,
@@ -199,29 +199,37 @@ fn path_template(p: &str) -> Result<String, String> {
     }
 }
 
-/// Seconds from a flag: at least `min`, `default` when not finite.
-fn secs(v: f64, min: f64, default: f64) -> Duration {
-    Duration::from_secs_f64(if v.is_finite() { v.max(min) } else { default })
+/// A number flag within `lo..=hi`.
+fn number_in(v: &str, lo: f64, hi: f64) -> Result<f64, String> {
+    match v.trim().parse::<f64>() {
+        Ok(n) if (lo..=hi).contains(&n) => Ok(n),
+        Ok(_) => Err(format!("{v:?} is out of range ({lo} to {hi})")),
+        Err(e) => Err(format!("{v:?} is not a number: {e}")),
+    }
 }
 
-/// A rate from a flag: at least `MIN_RATE`, `default` when not finite.
-fn rate_flag(v: f64, default: f64) -> f64 {
-    if v.is_finite() { v.max(MIN_RATE) } else { default }
+/// Seconds: 1 to a day.
+fn run_seconds(v: &str) -> Result<f64, String> {
+    number_in(v, 1.0, 86_400.0)
+}
+
+/// Requests per second: `MIN_RATE` to a million.
+fn req_per_s(v: &str) -> Result<f64, String> {
+    number_in(v, MIN_RATE, 1e6)
 }
 
 fn parse_opts(a: &CacheArgs) -> Opts {
-    let rate = rate_flag(a.rate, 200.0);
     Opts {
-        duration: secs(a.duration, 1.0, 60.0),
+        duration: Duration::from_secs_f64(a.duration),
         search: (!a.no_search).then(|| SearchOpts {
             limits: SearchLimits {
-                base: rate,
-                max: rate_flag(a.max_rate, 20_000.0),
-                budget: secs(a.search_budget, 0.0, 80.0),
+                base: a.rate,
+                max: a.max_rate,
+                budget: Duration::from_secs_f64(a.search_budget),
             },
-            duration: secs(a.search_duration, 1.0, 6.0),
+            duration: Duration::from_secs_f64(a.search_duration),
         }),
-        rate,
+        rate: a.rate,
         systems: a.systems.clone(),
         keys: a.keys as usize,
         zipf: a.zipf,
@@ -1094,6 +1102,30 @@ mod tests {
         assert_eq!(a, schedule(&opts, 200.0, opts.duration, 1));
         assert!((1800..2200).contains(&a.len()), "{} requests", a.len());
         assert!(a.windows(2).all(|w| w[0].0 <= w[1].0));
+        Ok(())
+    }
+
+    fn parse(args: &[&str]) -> Result<Opts, String> {
+        use clap::Parser as _;
+        let argv = [&["xtask", "bench", "cache"][..], args].concat();
+        let cli = crate::Cli::try_parse_from(argv).map_err(|e| e.to_string())?;
+        let crate::Cmd::Bench { which: BenchCmd::Cache(args) } = cli.command else { return Err("not bench cache".into()) };
+        Ok(parse_opts(&args))
+    }
+
+    #[test]
+    fn search_flags_set_the_search_and_bad_numbers_are_refused() -> Result<(), String> {
+        let opts = parse(&["--rate", "100", "--max-rate", "5000", "--search-duration", "3", "--search-budget", "40"])?;
+        let search = opts.search.ok_or("no search")?;
+        assert_eq!((search.limits.base, search.limits.max), (100.0, 5000.0));
+        assert_eq!((search.duration, search.limits.budget), (Duration::from_secs(3), Duration::from_secs(40)));
+        assert!(parse(&["--no-search"])?.search.is_none());
+        for (flag, bad) in [("--rate", "0"), ("--duration", "nan"), ("--search-budget", "inf"), ("--max-rate", "0.5"), ("--duration", "1e30"), ("--search-duration", "six")] {
+            match parse(&[flag, bad]) {
+                Err(e) => assert!(e.contains(bad) && e.contains(flag), "{flag} {bad}: {e}"),
+                Ok(_) => return Err(format!("{flag} {bad} was accepted")),
+            }
+        }
         Ok(())
     }
 
