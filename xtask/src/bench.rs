@@ -7,7 +7,7 @@
 //!                         [--systems offload,caches-default,varnish,nginx,direct]
 //!                         [--keys N] [--zipf S] [--seed N] [--concurrency N]
 //!                         [--path TEMPLATE] [--ttl SECS]
-//!                         [--no-search] [--max-rate REQ_PER_S]
+//!                         [--no-search | --search-only] [--max-rate REQ_PER_S]
 //!                         [--search-duration SECS] [--search-budget SECS]
 //!                         [--worker-dir DIR] [--origin-shim PATH] [--no-cache-api]
 //! ```
@@ -50,7 +50,8 @@
 //! - origin growth: origin req/s at 10x ÷ at 1x, beside the same ratio of
 //!   the bounds (what a perfect cache would show). Without a cache it is 10.
 //!
-//! Then (unless `--no-search`) the highest offered rate each system holds:
+//! Then (unless `--no-search`; `--search-only` skips the 1x/10x runs) the
+//! highest offered rate each system holds:
 //! short cold-cache runs (`--search-duration`, default 6 s) at rates
 //! doubling from `--rate` up to `--max-rate`, then bisecting between the
 //! highest rate held and the lowest failed until they are within 10 %, at
@@ -104,6 +105,8 @@ const MIN_RATE: f64 = 1.0;
 
 struct Opts {
     duration: Duration,
+    /// The 1x/10x runs.
+    fixed: bool,
     search: Option<SearchOpts>,
     rate: f64,
     systems: Vec<String>,
@@ -163,6 +166,9 @@ pub(crate) struct CacheArgs {
     /// Skip the search for the highest rate each system holds.
     #[arg(long)]
     no_search: bool,
+    /// Only the rate search: skip the 1x/10x runs.
+    #[arg(long, conflicts_with = "no_search")]
+    search_only: bool,
     /// The rate search goes no higher than this (req/s; 1 to 1000000).
     #[arg(long, value_name = "REQ_PER_S", default_value_t = 20_000.0, value_parser = req_per_s)]
     max_rate: f64,
@@ -221,6 +227,7 @@ fn req_per_s(v: &str) -> Result<f64, String> {
 fn parse_opts(a: &CacheArgs) -> Opts {
     Opts {
         duration: Duration::from_secs_f64(a.duration),
+        fixed: !a.search_only,
         search: (!a.no_search).then(|| SearchOpts {
             limits: SearchLimits {
                 base: a.rate,
@@ -890,7 +897,7 @@ pub(crate) fn main(which: BenchCmd) -> Result<(), String> {
             problems.push(format!("{system}: not installed, skipped"));
             continue;
         };
-        for &rate in &rates {
+        for &rate in rates.iter().filter(|_| opts.fixed) {
             match measure(&mut procs, &systems, &opts, ttl, (system, &label), rate, opts.duration) {
                 Ok(r) => rows.push(r),
                 Err(e) => problems.push(e),
@@ -906,6 +913,33 @@ pub(crate) fn main(which: BenchCmd) -> Result<(), String> {
     }
     drop(procs);
 
+    let mut out = String::new();
+    if opts.fixed {
+        out.push_str(&fixed_table(&opts, ttl, &rows, rates));
+    } else {
+        let _ = writeln!(
+            out,
+            "\nbench cache: Zipf(s={}) over {} keys, GET {}, TTL {ttl} s, open-loop Poisson arrivals, <= {} in flight",
+            opts.zipf, opts.keys, opts.path, opts.concurrency
+        );
+    }
+    if let Some(s) = &opts.search {
+        out.push_str(&search_table(&searches, s));
+    }
+    print!("{out}");
+    let _ = std::fs::write(state.join("cache.txt"), &out);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "bench harness problems:\n  {}",
+            problems.join("\n  ")
+        ))
+    }
+}
+
+/// The 1x/10x table and the origin growth between the two rates.
+fn fixed_table(opts: &Opts, ttl: u64, rows: &[Row], rates: [f64; 2]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -933,7 +967,7 @@ pub(crate) fn main(which: BenchCmd) -> Result<(), String> {
         "p50 ms",
         "p99 ms"
     );
-    for r in &rows {
+    for r in rows {
         let _ = writeln!(
             out,
             "  {:<28} {:>7.0} {:>7} {:>5} {:>5} {:>8.1} {:>7} {:>7} {:>8.2} {:>5.1}% {:>8.2} {:>8.2}",
@@ -968,19 +1002,7 @@ pub(crate) fn main(which: BenchCmd) -> Result<(), String> {
             );
         }
     }
-    if let Some(s) = &opts.search {
-        out.push_str(&search_table(&searches, s));
-    }
-    print!("{out}");
-    let _ = std::fs::write(state.join("cache.txt"), &out);
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "bench harness problems:\n  {}",
-            problems.join("\n  ")
-        ))
-    }
+    out
 }
 
 /// The rate search's table and the goal's ratio (Offload ÷ caches.default).
@@ -1120,6 +1142,10 @@ mod tests {
         assert_eq!((search.limits.base, search.limits.max), (100.0, 5000.0));
         assert_eq!((search.duration, search.limits.budget), (Duration::from_secs(3), Duration::from_secs(40)));
         assert!(parse(&["--no-search"])?.search.is_none());
+        assert!(parse(&["--no-search"])?.fixed);
+        let only = parse(&["--search-only"])?;
+        assert!(only.search.is_some() && !only.fixed);
+        assert!(parse(&["--search-only", "--no-search"]).is_err_and(|e| e.contains("cannot be used with")));
         for (flag, bad) in [("--rate", "0"), ("--duration", "nan"), ("--search-budget", "inf"), ("--max-rate", "0.5"), ("--duration", "1e30"), ("--search-duration", "six")] {
             match parse(&[flag, bad]) {
                 Err(e) => assert!(e.contains(bad) && e.contains(flag), "{flag} {bad}: {e}"),
