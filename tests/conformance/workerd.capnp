@@ -5,8 +5,13 @@
 # The harness copies this file into a temporary directory laid out as
 #
 #   workerd.capnp
-#   worker/index.js, worker/index_bg.wasm      the Workers build (worker-build)
-#   miniflare/*.worker.js                      miniflare's Cache API workers
+#   edge-worker.capnp         the Worker served as "edge": its modules and
+#                             bindings (edge-offload.capnp here for Offload;
+#                             tests/bench/workers/cache-default.capnp for the
+#                             JS Worker with caches.default in `bench cache`)
+#   worker/...                the files edge-worker.capnp embeds (for
+#                             Offload: index.js, index_bg.wasm from worker-build)
+#   miniflare/*.worker.js     miniflare's Cache API workers
 #
 # and runs
 #
@@ -14,8 +19,10 @@
 #     --socket-addr http=127.0.0.1:<port> --directory-path cache-storage=<empty temp dir>
 #
 # Services:
-# - "edge": the Workers build, compatibility date as in wrangler.toml.
-#   Its global fetch() goes to "internet", which only reaches loopback.
+# - "edge": the Worker under test (edge-worker.capnp's modules and
+#   bindings), compatibility date as in wrangler.toml. Whatever it is, it
+#   runs with the same outbound, Cache API and flags. Its global fetch()
+#   goes to "internet", which only reaches loopback.
 # - Cache API: plain workerd has none unless `cacheApiOutbound` names a
 #   service ("No Cache was configured"). We reuse miniflare's own cache
 #   implementation (the one `wrangler dev` uses): an entry worker that
@@ -26,6 +33,7 @@
 #   `nodejs_compat` and `experimental` flags, hence `--experimental`.
 
 using Workerd = import "/workerd/workerd.capnp";
+using EdgeWorker = import "edge-worker.capnp";
 
 const config :Workerd.Config = (
   services = [
@@ -47,10 +55,8 @@ const config :Workerd.Config = (
 );
 
 const edge :Workerd.Worker = (
-  modules = [
-    (name = "index.js", esModule = embed "worker/index.js"),
-    (name = "index_bg.wasm", wasm = embed "worker/index_bg.wasm"),
-  ],
+  modules = EdgeWorker.modules,
+  bindings = EdgeWorker.bindings,
   compatibilityDate = "2025-01-01",
   globalOutbound = "internet",
   cacheApiOutbound = "cache:0",

@@ -26,7 +26,8 @@
 //!
 //! This module also holds what `cargo xtask bench cache` shares with it:
 //! the Workers build into a separate directory,
-//! and the launchers for the edge under workerd, Varnish and nginx.
+//! and the launchers for the edge (or another Worker, such as the JS
+//! Worker with `caches.default`) under workerd, Varnish and nginx.
 
 use std::fmt::Write as _;
 use std::fs::{self, File};
@@ -137,17 +138,64 @@ pub(crate) fn workerd_bin(root: &Path) -> Result<PathBuf, String> {
     .ok_or_else(|| "workerd is missing from node_modules (run `cargo xtask setup`)".to_owned())
 }
 
-/// Starts the Workers build in `worker_dir` under plain `workerd serve` on
-/// 127.0.0.1:`port` with the config tests/conformance/workerd.capnp
-/// (loopback-only network, a Cache API backed by miniflare's cache
-/// worker). `run_dir` is emptied and holds the config and the cache.
-/// Without `cache_api` the edge gets no Cache API (`caches.default` then
-/// fails, as under plain workerd by default): its in-isolate cache alone.
+/// The Worker `start_workerd` serves as the "edge" service of
+/// tests/conformance/workerd.capnp.
+pub(crate) struct EdgeWorker {
+    /// Its modules and bindings, copied as `edge-worker.capnp`.
+    capnp: PathBuf,
+    /// The files that capnp embeds, copied into `worker/`.
+    files: Vec<PathBuf>,
+    /// Set in workerd's environment (for `fromEnvironment` bindings).
+    env: Vec<(&'static str, String)>,
+}
+
+impl EdgeWorker {
+    /// The Offload edge: a worker-build output (`index.js`, `index_bg.wasm`).
+    pub(crate) fn offload(root: &Path, worker_dir: &Path) -> EdgeWorker {
+        EdgeWorker {
+            capnp: root.join("tests/conformance/edge-offload.capnp"),
+            files: ["index.js", "index_bg.wasm"].iter().map(|f| worker_dir.join(f)).collect(),
+            env: Vec::new(),
+        }
+    }
+
+    /// The JS Worker with `caches.default` (tests/bench/workers/cache-default.js)
+    /// in front of `origin` (its `ORIGIN` binding, e.g. "http://127.0.0.1:18810").
+    pub(crate) fn cache_default_js(root: &Path, origin: &str) -> EdgeWorker {
+        EdgeWorker {
+            capnp: root.join("tests/bench/workers/cache-default.capnp"),
+            files: vec![root.join("tests/bench/workers/cache-default.js")],
+            env: vec![("ORIGIN", origin.to_owned())],
+        }
+    }
+}
+
+/// Starts the Workers build in `worker_dir` under plain `workerd serve`
+/// (see `start_workerd`).
 pub(crate) fn start_edge(
     procs: &mut Supervisor,
     name: &str,
     root: &Path,
     worker_dir: &Path,
+    run_dir: &Path,
+    port: u16,
+    cache_api: bool,
+) -> Result<(), String> {
+    let worker = EdgeWorker::offload(root, worker_dir);
+    start_workerd(procs, name, root, &worker, run_dir, port, cache_api)
+}
+
+/// Starts `worker` under plain `workerd serve` on 127.0.0.1:`port` with
+/// the config tests/conformance/workerd.capnp (loopback-only network, a
+/// Cache API backed by miniflare's cache worker). `run_dir` is emptied and
+/// holds the config and the cache. Without `cache_api` the worker gets no
+/// Cache API (`caches.default` then fails, as under plain workerd by
+/// default): for the Offload edge, its in-isolate cache alone.
+pub(crate) fn start_workerd(
+    procs: &mut Supervisor,
+    name: &str,
+    root: &Path,
+    worker: &EdgeWorker,
     run_dir: &Path,
     port: u16,
     cache_api: bool,
@@ -171,8 +219,12 @@ pub(crate) fn start_edge(
     }
     fs::write(run_dir.join("workerd.capnp"), capnp)
         .map_err(|e| format!("{}: {e}", run_dir.display()))?;
-    for f in ["index.js", "index_bg.wasm"] {
-        copy(&worker_dir.join(f), &run_dir.join("worker").join(f))?;
+    copy(&worker.capnp, &run_dir.join("edge-worker.capnp"))?;
+    for f in &worker.files {
+        let name = f
+            .file_name()
+            .ok_or_else(|| format!("{}: not a file", f.display()))?;
+        copy(f, &run_dir.join("worker").join(name))?;
     }
     copy_miniflare_cache(root, &run_dir.join("miniflare"))?;
     let mut cmd = Command::new(workerd_bin(root)?);
@@ -183,6 +235,7 @@ pub(crate) fn start_edge(
             "cache-storage={}",
             run_dir.join("cache-storage").display()
         ))
+        .envs(worker.env.iter().map(|(k, v)| (k, v)))
         .current_dir(run_dir);
     procs.spawn(name, cmd)?;
     procs.wait_tcp(name, port, Duration::from_secs(60))
