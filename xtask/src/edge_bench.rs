@@ -68,6 +68,8 @@ const JS_CACHE_PORT: u16 = 18822;
 const OFFLOAD_PORT: u16 = 18823;
 const PASS_PORT: u16 = 18824;
 const COLD_PORT: u16 = 18825;
+/// workerd's inspector (`--profile`).
+const INSPECTOR_PORT: u16 = 18826;
 
 /// As tests/conformance/workerd.capnp and wrangler.toml (a test checks the former).
 const COMPAT_DATE: &str = "2025-01-01";
@@ -115,6 +117,12 @@ pub(crate) struct EdgeArgs {
     /// An origin-shim binary to use instead of building it.
     #[arg(long, value_name = "PATH")]
     origin_shim: Option<PathBuf>,
+    /// After the rounds, a CPU profile of Offload on the hit row and on the
+    /// miss row (V8's sampling profiler through workerd's inspector,
+    /// tests/bench/profile.mjs): the top functions by self and by
+    /// inclusive time.
+    #[arg(long)]
+    profile: bool,
 }
 
 // ------------------------------------------------------------ services ----
@@ -251,6 +259,23 @@ fn layout_workerd(
         cmd.arg("--directory-path").arg(format!("cache-storage={}", run_dir.join("cache-storage").display()));
     }
     Ok(cmd)
+}
+
+/// `node tests/bench/profile.mjs` against the service `name` for `secs`.
+fn profile(root: &std::path::Path, name: &str, secs: u32) -> Result<String, String> {
+    let out = Command::new("node")
+        .arg(root.join("tests/bench/profile.mjs"))
+        .arg(format!("127.0.0.1:{INSPECTOR_PORT}"))
+        .arg(name)
+        .arg(secs.to_string())
+        .arg("20")
+        .current_dir(root)
+        .output()
+        .map_err(|e| format!("node tests/bench/profile.mjs: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("tests/bench/profile.mjs: {}", String::from_utf8_lossy(&out.stderr).trim()));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 // -------------------------------------------------------------- wrk ----
@@ -737,7 +762,10 @@ pub(crate) fn main(args: &EdgeArgs) -> Result<(), String> {
 
     // ---- one workerd with every service.
     let all = [NOTHING, HELLO, JS_CACHE, OFFLOAD, PASS];
-    let cmd = layout_workerd(&root, &code, &state.join("run"), &all, &cache_text)?;
+    let mut cmd = layout_workerd(&root, &code, &state.join("run"), &all, &cache_text)?;
+    if args.profile {
+        cmd.arg(format!("--inspector-addr=127.0.0.1:{INSPECTOR_PORT}"));
+    }
     procs.spawn("workerd", cmd)?;
     for s in &all {
         procs.wait_tcp("workerd", s.port, Duration::from_secs(60))?;
@@ -814,6 +842,23 @@ pub(crate) fn main(args: &EdgeArgs) -> Result<(), String> {
             m.errors += load.errors + one.errors;
             m.requests += load.requests + one.requests;
             m.origin += o1 - o0;
+        }
+    }
+    let mut profiles = String::new();
+    if args.profile {
+        for (label, path) in [("hit (L1)", HIT_PATH), ("miss", MISS_PATH)] {
+            let run = WrkRun { port: OFFLOAD_PORT, target: Target::Path(path), connections: 4, secs: args.duration + 2, script: &script, logs: &logs };
+            let (profiled, load) = std::thread::scope(|scope| {
+                let load = scope.spawn(|| wrk(&run));
+                std::thread::sleep(Duration::from_millis(500));
+                let profiled = profile(&root, OFFLOAD.name, args.duration);
+                (profiled, load.join())
+            });
+            let load = load.map_err(|_| "wrk thread panicked".to_owned())??;
+            let _ = writeln!(profiles, "\n  CPU profile of Offload, {label} ({path}, 4 connections, {:.0} req/s under the profiler):", load.rps);
+            for line in profiled?.lines() {
+                let _ = writeln!(profiles, "    {line}");
+            }
         }
     }
     procs.stop("workerd");
@@ -931,6 +976,7 @@ pub(crate) fn main(args: &EdgeArgs) -> Result<(), String> {
             problems.push(format!("{}: {} requests but only {} reached the origin", row.label, m.requests, m.origin));
         }
     }
+    out.push_str(&profiles);
     let _ = writeln!(out, "\n  ({:.0} s in all, builds included)", started.elapsed().as_secs_f64());
     print!("{out}");
     let _ = fs::write(state.join("edge.txt"), &out);

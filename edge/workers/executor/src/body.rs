@@ -6,7 +6,8 @@
 //! cache copy, a replayable request body).
 
 use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
-use offload_core::proxy::body::{BodyKind, BodyLimit, BodyTooLarge};
+use offload_core::proxy::body::{BodyKind, BodyTooLarge};
+use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 
@@ -129,23 +130,47 @@ pub(crate) fn js_reason(e: &JsValue) -> String {
 
 /// Read a whole body of at most `limit` bytes into memory, stopping at the
 /// first chunk past the limit (so at most one chunk more is ever read).
-/// `None` stream: an empty body.
+/// `None` stream: an empty body. The loop runs in JS (one promise for the
+/// Wasm side to wait on, not two per chunk; the presign endpoint, which
+/// reads a small body per request, spent most of its time here:
+/// `cargo xtask bench sign`), and the body is copied into Wasm memory once.
 pub(crate) async fn read_capped(stream: Option<JsValue>, kind: BodyKind, limit: usize) -> Result<Vec<u8>, ReadError> {
     let Some(stream) = stream else { return Ok(Vec::new()) };
-    let reader = Reader::new(&stream).map_err(|e| ReadError::Failed(js_reason(&e)))?;
-    let mut counter = BodyLimit::new(kind, limit);
-    let mut out = Vec::new();
-    loop {
-        match reader.read().await {
-            Ok(None) => return Ok(out),
-            Ok(Some(chunk)) => {
-                if let Err(e) = counter.take(chunk.length() as usize) {
-                    reader.cancel().await;
-                    return Err(ReadError::TooLarge(e));
-                }
-                out.extend_from_slice(&chunk.to_vec());
-            }
-            Err(e) => return Err(ReadError::Failed(js_reason(&e))),
-        }
+    let read = offload_read_capped(&stream, limit as f64).map_err(|e| ReadError::Failed(js_reason(&e)))?;
+    let bytes = JsFuture::from(read).await.map_err(|e| ReadError::Failed(js_reason(&e)))?;
+    match bytes.dyn_into::<Uint8Array>() {
+        Ok(b) => Ok(b.to_vec()),
+        Err(_) => Err(ReadError::TooLarge(BodyTooLarge { kind, limit })),
     }
+}
+
+#[wasm_bindgen(inline_js = r#"
+export async function offload_read_capped(stream, limit) {
+  const reader = stream.getReader();
+  const chunks = [];
+  let n = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    let chunk;
+    if (value instanceof Uint8Array) chunk = value;
+    else if (value instanceof ArrayBuffer) chunk = new Uint8Array(value);
+    else throw new Error("stream chunk is not bytes");
+    n += chunk.byteLength;
+    if (n > limit) {
+      await reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(chunk);
+  }
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const c of chunks) { out.set(c, at); at += c.byteLength; }
+  return out;
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(catch)]
+    fn offload_read_capped(stream: &JsValue, limit: f64) -> Result<Promise, JsValue>;
 }

@@ -16,6 +16,23 @@ use wasm_bindgen::{JsCast, JsValue};
 use worker::web_sys;
 use worker::{AbortController, Context, Delay, Method, Request, RequestInit, RequestRedirect, Response, ResponseBody};
 
+/// An upstream's `worker::Response` as the platform's (a body an
+/// application handler built from bytes is copied once into JS). A status
+/// the platform cannot construct a response with is a failed attempt.
+fn platform_response(resp: Response) -> Result<web_sys::Response, Outcome> {
+    let status = resp.status_code();
+    let headers = js::headers_of(&resp.headers().0);
+    let body: JsValue = match resp.into_parts().1 {
+        ResponseBody::Stream(s) => s.into(),
+        ResponseBody::Body(b) => js_sys::Uint8Array::from(&b[..]).into(),
+        ResponseBody::Empty => JsValue::NULL,
+    };
+    js::response(status, &headers, &body).map_err(|e| {
+        worker::console_warn!("upstream answered status {status}, which the platform cannot relay: {}", body::js_reason(&e));
+        Outcome::ConnectError
+    })
+}
+
 use crate::body::{self, ReadError};
 use crate::{js, l2, last_resort, location_of, respond_error, with_isolate, Upstream};
 
@@ -54,7 +71,7 @@ pub(crate) async fn run_from<U: Upstream>(
     up: U,
 ) -> web_sys::Response {
     let mut input = Input::Start;
-    let mut last: Option<Response> = None;
+    let mut last: Option<web_sys::Response> = None;
     // Log lines wait until the viewer has its response head (`waitUntil`):
     // writing one costs the isolate more than the rest of a miss in Wasm
     // (`cargo xtask bench edge --profile`), and no viewer waits for it.
@@ -96,7 +113,7 @@ pub(crate) async fn run_from<U: Upstream>(
                 };
                 Input::Upstream(match send(&up, &request, body, timeout_ms).await {
                     Ok(resp) => {
-                        let head = UpstreamHead { status: resp.status_code(), headers: js::headers_of(&resp.headers().0) };
+                        let head = UpstreamHead { status: resp.status(), headers: js::headers_of(&resp.headers()) };
                         last = Some(resp);
                         Ok(head)
                     }
@@ -181,27 +198,20 @@ async fn background(ctx: Option<&Context>, work: impl Future<Output = ()> + 'sta
 
 /// The body of an upstream response as a `ReadableStream` (a body an
 /// application handler built from bytes is wrapped in one).
-fn upstream_stream(resp: Option<Response>) -> Option<JsValue> {
-    match resp?.into_parts().1 {
-        ResponseBody::Stream(s) => Some(s.into()),
-        ResponseBody::Body(b) => {
-            let bytes: js_sys::Object = js_sys::Uint8Array::from(b.as_slice()).into();
-            worker::web_sys::Response::new_with_opt_buffer_source(Some(&bytes)).ok()?.body().map(Into::into)
-        }
-        ResponseBody::Empty => None,
-    }
+fn upstream_stream(resp: Option<web_sys::Response>) -> Option<JsValue> {
+    resp?.body().map(Into::into)
 }
 
 /// The viewer's response: head and body handed to the platform in one
 /// call; a stored body is copied once, from Wasm memory into a JS array.
-async fn respond(reply: Reply, last: Option<Response>, ctx: Option<&Context>) -> web_sys::Response {
+async fn respond(reply: Reply, last: Option<web_sys::Response>, ctx: Option<&Context>) -> web_sys::Response {
     if let Some(resp) = ready(&reply) {
         return resp;
     }
     let body: JsValue = match reply.body {
         ReplyBody::Empty | ReplyBody::Bytes(_) => JsValue::NULL,
         ReplyBody::Upstream => match last {
-            Some(resp) => upstream_stream(Some(resp)).unwrap_or(JsValue::NULL),
+            Some(resp) => resp.body().map_or(JsValue::NULL, Into::into),
             None => return not_initialized(),
         },
         ReplyBody::UpstreamFill(fill) => {
@@ -282,7 +292,14 @@ async fn send<U: Upstream>(
     request: &http::Request<()>,
     body: Option<JsValue>,
     timeout_ms: u64,
-) -> Result<Response, Outcome> {
+) -> Result<web_sys::Response, Outcome> {
+    if U::DIRECT {
+        match &body {
+            None => return js::fetch(request, &JsValue::NULL, timeout_ms).await,
+            Some(b) if b.is_instance_of::<js_sys::Uint8Array>() => return js::fetch(request, b, timeout_ms).await,
+            Some(_) => {}
+        }
+    }
     let mut init = RequestInit::new();
     init.with_method(Method::from(request.method().as_str().to_owned()))
         .with_headers(worker::Headers(js::headers(request.headers())))
@@ -319,7 +336,7 @@ async fn send<U: Upstream>(
     });
     let raced = select(sending, timer).await;
     match raced {
-        Either::Left((Ok(resp), _)) => Ok(resp),
+        Either::Left((Ok(resp), _)) => platform_response(resp),
         Either::Left((Err(e), _)) => {
             worker::console_warn!("upstream {}: {e}", request.uri().host().unwrap_or(""));
             Err(Outcome::ConnectError)

@@ -11,8 +11,10 @@
 //! built by one call.
 
 use http::{HeaderMap, HeaderName, HeaderValue};
+use offload_core::route::Outcome;
 use wasm_bindgen::prelude::wasm_bindgen;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures;
 
 #[wasm_bindgen(inline_js = r#"
 export function offload_head(req) {
@@ -35,14 +37,31 @@ export function offload_headers(flat) {
 }
 export function offload_response(body, status, flat) {
   if (body === null || body instanceof Uint8Array) {
-    // One header fill, by the constructor. A body it has not locked can be
-    // used again if a field is refused.
+    // A record is the cheapest header init to convert (measured in
+    // workerd: record 27.5k, Headers + append 25.6k, [name, value] pairs
+    // 21.9k responses/s); it cannot repeat a name, so a head that does
+    // takes the Headers path. A body the constructor has not locked can
+    // be used again if a field is refused.
     const f = flat.split("\n");
-    const pairs = [];
-    for (let i = 0; i + 1 < f.length; i += 2) pairs.push([f[i], f[i + 1]]);
-    try { return new Response(body, { status, headers: pairs }); } catch (_) { /* dropped below */ }
+    const o = Object.create(null);
+    let repeated = false;
+    for (let i = 0; i + 1 < f.length; i += 2) {
+      if (f[i] in o) { repeated = true; break; }
+      o[f[i]] = f[i + 1];
+    }
+    if (!repeated) {
+      try { return new Response(body, { status, headers: o }); } catch (_) { /* dropped below */ }
+    }
   }
   return new Response(body, { status, headers: offload_headers(flat) });
+}
+export function offload_fetch(url, method, flat, body, timeoutMs) {
+  const init = { method, headers: offload_headers(flat), redirect: "manual", signal: AbortSignal.timeout(timeoutMs) };
+  if (body !== null) init.body = body;
+  return fetch(url, init);
+}
+export function offload_is_timeout(e) {
+  return e instanceof Error && e.name === "TimeoutError";
 }
 export function offload_cf(req) {
   return req.cf;
@@ -57,6 +76,9 @@ extern "C" {
     #[wasm_bindgen(catch)]
     fn offload_response(body: &JsValue, status: u16, flat: &str) -> Result<worker::web_sys::Response, JsValue>;
     fn offload_cf(req: &worker::web_sys::Request) -> JsValue;
+    #[wasm_bindgen(catch)]
+    fn offload_fetch(url: &str, method: &str, flat: &str, body: &JsValue, timeout_ms: f64) -> Result<js_sys::Promise, JsValue>;
+    fn offload_is_timeout(e: &JsValue) -> bool;
 }
 
 /// A viewer request's method, URL (as workerd received it) and headers.
@@ -124,4 +146,25 @@ pub(crate) fn response(status: u16, map: &HeaderMap, body: &JsValue) -> Result<w
 /// `request.cf` (undefined outside Cloudflare and for some requests).
 pub(crate) fn cf(req: &worker::web_sys::Request) -> JsValue {
     offload_cf(req)
+}
+
+/// The platform's `fetch` called directly (no `worker` request or response
+/// objects on the way: on a miss, those conversions and a Rust timer raced
+/// against the request cost more than the rest of the exchange in Wasm,
+/// `cargo xtask bench edge --profile`), with `redirect: manual` and
+/// `AbortSignal.timeout` as the per-try timeout. `body`: `JsValue::NULL`
+/// or bytes (a stream needs the timeout to start after it is sent, which
+/// the general path does).
+pub(crate) async fn fetch(request: &http::Request<()>, body: &JsValue, timeout_ms: u64) -> Result<worker::web_sys::Response, Outcome> {
+    let timeout = timeout_ms.min(u64::from(u32::MAX)) as f64;
+    let promise = offload_fetch(&request.uri().to_string(), request.method().as_str(), &flatten(request.headers()), body, timeout)
+        .map_err(|_| Outcome::ConnectError)?;
+    match wasm_bindgen_futures::JsFuture::from(promise).await {
+        Ok(resp) => resp.dyn_into().map_err(|_| Outcome::ConnectError),
+        Err(e) if offload_is_timeout(&e) => Err(Outcome::Timeout),
+        Err(e) => {
+            worker::console_warn!("upstream {}: {}", request.uri().host().unwrap_or(""), crate::body::js_reason(&e));
+            Err(Outcome::ConnectError)
+        }
+    }
 }

@@ -33,6 +33,9 @@ use worker::{AbortSignal, Context, Env, Fetch, Request, Response};
 
 /// Where the machine's upstream requests go.
 pub trait Upstream: Clone + 'static {
+    /// Requests go to the platform's `fetch` as they are (the executor
+    /// then calls it directly, without `worker` request objects).
+    const DIRECT: bool = false;
     /// Send one request; `signal` aborts it at the per-try timeout.
     fn send(&self, req: Request, signal: &AbortSignal) -> impl Future<Output = worker::Result<Response>>;
 }
@@ -42,6 +45,7 @@ pub trait Upstream: Clone + 'static {
 pub struct Fetcher;
 
 impl Upstream for Fetcher {
+    const DIRECT: bool = true;
     async fn send(&self, req: Request, signal: &AbortSignal) -> worker::Result<Response> {
         Fetch::Request(req).send_with_signal(signal).await
     }
