@@ -82,7 +82,7 @@ pub(crate) fn fresh_dir(dir: &Path) -> Result<(), String> {
     fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))
 }
 
-fn copy(from: &Path, to: &Path) -> Result<(), String> {
+pub(crate) fn copy(from: &Path, to: &Path) -> Result<(), String> {
     fs::copy(from, to)
         .map(|_| ())
         .map_err(|e| format!("copy {} -> {}: {e}", from.display(), to.display()))
@@ -118,7 +118,7 @@ pub(crate) fn build_edge(root: &Path, config: &Path, out: &Path) -> Result<(), S
 }
 
 /// The workerd binary from the npm packages (wrangler's own).
-fn workerd_bin(root: &Path) -> Result<PathBuf, String> {
+pub(crate) fn workerd_bin(root: &Path) -> Result<PathBuf, String> {
     [
         "node_modules/@cloudflare/workerd-linux-64/bin/workerd",
         "node_modules/workerd/bin/workerd",

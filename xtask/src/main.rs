@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use offload_e2e::{root, tool_path, worker_build_env, Stack};
 
 mod bench;
+mod bench_sign;
 mod memory;
 mod canonical;
 mod conformance;
