@@ -524,6 +524,61 @@ fn check_value(what: &'static str, v: &str) -> Result<(), PresignError> {
     Ok(())
 }
 
+/// The request's own query parameters (raw values), in the order the
+/// request gives them.
+fn own_params<'a>(req: &PresignRequest<'a>) -> Result<Vec<(&'a str, &'a str)>, PresignError> {
+    let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(14);
+    if req.format == QueryFormat::JsSdkV3 {
+        pairs.push(("X-Amz-Content-Sha256", sigv4::UNSIGNED_PAYLOAD));
+        if let Some(x_id) = req.method.x_id() {
+            pairs.push(("x-id", x_id));
+        }
+    }
+    if let Some(version) = req.version_id {
+        pairs.push(("versionId", version));
+    }
+    for (k, v) in req.response.pairs() {
+        check_value(k, v)?;
+        pairs.push((k, v));
+    }
+    Ok(pairs)
+}
+
+/// S3 query signing of `req` on `bucket` at `time`.
+fn signing_params<'a>(
+    bucket: &'a S3Bucket,
+    credentials: &'a Credentials,
+    req: &PresignRequest<'_>,
+    time: AmzDate,
+    signing_key: Option<&'a SigningKey>,
+) -> SigningParams<'a> {
+    SigningParams {
+        credentials,
+        region: &bucket.region,
+        service: "s3",
+        time,
+        settings: SigningSettings::s3_presigned(req.expires_in),
+        signing_key,
+    }
+}
+
+/// Signed headers (besides `host`) the user must send.
+fn user_headers(req: &PresignRequest<'_>) -> Result<Vec<(&'static str, String)>, PresignError> {
+    let mut headers: Vec<(&'static str, String)> = Vec::new();
+    if let Some(ct) = req.content_type {
+        check_value("content_type", ct)?;
+        headers.push(("content-type", ct.to_owned()));
+    }
+    if let Some(len) = req.content_length {
+        headers.push(("content-length", len.to_string()));
+    }
+    if let Some(checksum) = &req.checksum {
+        let (name, value) = checksum.header()?;
+        headers.push((name, value.to_owned()));
+    }
+    Ok(headers)
+}
+
 /// Presigns `req` on `bucket`, valid from `now` (unix seconds).
 ///
 /// ```
@@ -569,29 +624,11 @@ pub fn presign(
         return not_for("response overrides");
     }
     let time = AmzDate::from_unix_secs(now)?;
-    let params = SigningParams {
-        credentials,
-        region: &bucket.region,
-        service: "s3",
-        time,
-        settings: SigningSettings::s3_presigned(req.expires_in),
-        signing_key,
-    };
+    let params = signing_params(bucket, credentials, req, time, signing_key);
     sigv4::check_params(req.method.as_str(), &params)?;
 
     // Signed headers the user must send.
-    let mut headers: Vec<(&'static str, String)> = Vec::new();
-    if let Some(ct) = req.content_type {
-        check_value("content_type", ct)?;
-        headers.push(("content-type", ct.to_owned()));
-    }
-    if let Some(len) = req.content_length {
-        headers.push(("content-length", len.to_string()));
-    }
-    if let Some(checksum) = &req.checksum {
-        let (name, value) = checksum.header()?;
-        headers.push((name, value.to_owned()));
-    }
+    let headers = user_headers(req)?;
     // In canonical (sorted) order: content-length < content-type < host <
     // x-amz-checksum-*.
     let header = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(n, v)| (*n, v.as_str()));
@@ -628,20 +665,7 @@ pub fn presign(
     // Every query parameter but the signature. The names are unreserved
     // ASCII, so sorting by raw name is SigV4's order (by encoded name) and
     // `buildQueryString`'s (by raw name) alike; no name repeats.
-    let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(14);
-    if req.format == QueryFormat::JsSdkV3 {
-        pairs.push(("X-Amz-Content-Sha256", sigv4::UNSIGNED_PAYLOAD));
-        if let Some(x_id) = req.method.x_id() {
-            pairs.push(("x-id", x_id));
-        }
-    }
-    if let Some(version) = req.version_id {
-        pairs.push(("versionId", version));
-    }
-    for (k, v) in req.response.pairs() {
-        check_value(k, v)?;
-        pairs.push((k, v));
-    }
+    let mut pairs = own_params(req)?;
     pairs.push(("X-Amz-Algorithm", sigv4::ALGORITHM));
     pairs.push(("X-Amz-Credential", &credential));
     pairs.push(("X-Amz-Date", date_time));
@@ -778,38 +802,14 @@ pub(crate) fn presign_via_signer(
     let base_len = signing_url.len();
 
     // Query parameters of the request itself (raw values).
-    let mut pairs: Vec<(&str, &str)> = Vec::new();
-    if req.format == QueryFormat::JsSdkV3 {
-        pairs.push(("X-Amz-Content-Sha256", sigv4::UNSIGNED_PAYLOAD));
-        if let Some(x_id) = req.method.x_id() {
-            pairs.push(("x-id", x_id));
-        }
-    }
-    if let Some(version) = req.version_id {
-        pairs.push(("versionId", version));
-    }
-    for (k, v) in req.response.pairs() {
-        check_value(k, v)?;
-        pairs.push((k, v));
-    }
+    let pairs = own_params(req)?;
     if !pairs.is_empty() {
         signing_url.push('?');
         push_joined_encoded(&mut signing_url, pairs.iter().copied());
     }
 
     // Signed headers the user must send.
-    let mut headers: Vec<(&'static str, String)> = Vec::new();
-    if let Some(ct) = req.content_type {
-        check_value("content_type", ct)?;
-        headers.push(("content-type", ct.to_owned()));
-    }
-    if let Some(len) = req.content_length {
-        headers.push(("content-length", len.to_string()));
-    }
-    if let Some(checksum) = &req.checksum {
-        let (name, value) = checksum.header()?;
-        headers.push((name, value.to_owned()));
-    }
+    let headers = user_headers(req)?;
     let header_refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
 
     let (out, canonical_request) = sigv4::sign_with_text(
@@ -819,14 +819,7 @@ pub(crate) fn presign_via_signer(
             headers: &header_refs,
             payload: PayloadHash::UnsignedPayload,
         },
-        &SigningParams {
-            credentials,
-            region: &bucket.region,
-            service: "s3",
-            time,
-            settings: SigningSettings::s3_presigned(req.expires_in),
-            signing_key,
-        },
+        &signing_params(bucket, credentials, req, time, signing_key),
     )?;
 
     let mut url = signing_url.clone();
