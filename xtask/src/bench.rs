@@ -130,8 +130,20 @@ pub(crate) enum BenchCmd {
     Edge(crate::edge_bench::EdgeArgs),
     /// The edge's memory bound and time to first byte with large bodies, under plain workerd.
     Memory(crate::memory::MemoryArgs),
-    /// Presigned URLs per second: Offload against the AWS SDK and the aws-sigv4 crate.
-    Sign,
+    /// Presigned URLs per second: Offload against the AWS SDK (Node), aws-sigv4 (native) and an aws4fetch Worker (workerd).
+    Sign(SignArgs),
+}
+
+/// `bench sign`'s flags.
+#[derive(clap::Args, Debug)]
+pub(crate) struct SignArgs {
+    /// Run only these parts, comma-separated: node, native, workerd [default: all three].
+    #[arg(long, value_name = "P,P", value_delimiter = ',')]
+    pub(crate) only: Vec<crate::deploy::SignPart>,
+    /// workerd part: use this Workers build of tests/bench/sign/offload.toml
+    /// (index.js, index_bg.wasm) instead of building one.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) worker_dir: Option<PathBuf>,
 }
 
 /// `cargo xtask bench cache`: the flags (see the module's doc).
@@ -826,7 +838,7 @@ fn search(
 pub(crate) fn main(which: BenchCmd) -> Result<(), String> {
     let root = root();
     let opts = match which {
-        BenchCmd::Sign => return crate::deploy::bench_sign(&root),
+        BenchCmd::Sign(args) => return crate::deploy::bench_sign(&root, &args.only, args.worker_dir.as_deref()),
         BenchCmd::Memory(args) => return crate::memory::main(&args),
         BenchCmd::Edge(args) => return crate::edge_bench::main(&args),
         BenchCmd::Cache(args) => parse_opts(&args),

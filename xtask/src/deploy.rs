@@ -399,14 +399,33 @@ pub fn steps(root: &Path) -> Vec<Step> {
     ]
 }
 
+/// A part of `cargo xtask bench sign`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignPart {
+    Node,
+    Native,
+    Workerd,
+}
+
 /// `cargo xtask bench sign`: presign throughput, Offload ÷ the AWS
-/// implementations, in the same process: the Lambda@Edge Wasm in Node vs
-/// the AWS SDK for JavaScript v3, and the native signer vs `aws-sigv4`.
-#[allow(dead_code)] // wired by `cargo xtask bench sign` (xtask/src/bench.rs)
-pub fn bench_sign(root: &Path) -> Result<(), String> {
-    package_lambda_edge(root, Build::Local)?;
-    run(Command::new("node").args(["tests/sign-compat/bench.mjs", "2"]).current_dir(root))?;
-    run(cargo()
-        .args(["run", "--release", "-p", "offload-core", "--example", "presign_bench", "--", "2"])
-        .current_dir(root))
+/// implementations, each pair in the same process: the Lambda@Edge Wasm in
+/// Node vs the AWS SDK for JavaScript v3 (`S3RequestPresigner.presign` and
+/// `getSignedUrl`), the native signer vs `aws-sigv4`, and the Workers
+/// build's presign endpoint vs an aws4fetch Worker in one workerd
+/// (`bench_sign.rs`). `only` empty: all three.
+pub fn bench_sign(root: &Path, only: &[SignPart], worker_dir: Option<&Path>) -> Result<(), String> {
+    let wants = |p| only.is_empty() || only.contains(&p);
+    if wants(SignPart::Node) {
+        package_lambda_edge(root, Build::Local)?;
+        run(Command::new("node").args(["tests/sign-compat/bench.mjs", "2"]).current_dir(root))?;
+    }
+    if wants(SignPart::Native) {
+        run(cargo()
+            .args(["run", "--release", "-p", "offload-core", "--example", "presign_bench", "--", "2"])
+            .current_dir(root))?;
+    }
+    if wants(SignPart::Workerd) {
+        crate::bench_sign::main(root, worker_dir)?;
+    }
+    Ok(())
 }

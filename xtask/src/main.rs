@@ -12,6 +12,7 @@ use offload_e2e::{root, tool_path, worker_build_env, Stack};
 
 mod bench;
 mod edge_bench;
+mod bench_sign;
 mod memory;
 mod canonical;
 mod conformance;

@@ -9,6 +9,10 @@
 //! (SigV4 query auth, S3 settings, the JS SDK v3 layout's extra parameters)
 //! and write the final URL string. The `aws-sigv4` side's URL assembly uses
 //! the same encoder (`percent-encoding`), so the ratio is about signing.
+//! Both derive the day's signing key on every call (`aws-sigv4`'s
+//! `http_request::sign` takes no cached key); the last row is Offload with
+//! its cached key. `aws-sigv4` and its crates are built at opt-level 3 in
+//! release, as the core is (the workspace Cargo.toml).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[cfg(target_arch = "wasm32")]

@@ -47,7 +47,7 @@ fn hex(bytes: &[u8]) -> String {
 
 /// A fresh local value for `name`: an S3 access key id looks like one
 /// (20 upper-case characters); everything else is 32 random bytes in hex.
-fn fresh_value(name: &str) -> Result<String, String> {
+pub fn fresh_value(name: &str) -> Result<String, String> {
     if name.ends_with("ACCESS_KEY_ID") {
         Ok(format!("AKLOCAL{}", hex(&random_bytes(7)?).to_ascii_uppercase().get(..13).unwrap_or("0")))
     } else {

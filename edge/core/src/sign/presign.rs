@@ -31,9 +31,13 @@ use std::fmt;
 
 use base64::Engine as _;
 
-use super::encode::{parse_query, push_uri_encoded};
+use super::encode::{push_uri_encoded, NOT_IN_URI_PATH};
+#[cfg(test)]
+use super::encode::parse_query;
+#[cfg(test)]
+use super::sigv4::{PayloadHash, SignableRequest};
 use super::sigv4::{
-    self, parse_url, AmzDate, Credentials, PayloadHash, SignableRequest, SigningError, SigningKey,
+    self, parse_url, AmzDate, Credentials, SigningError, SigningKey,
     SigningParams, SigningSettings, MAX_EXPIRES_SECS,
 };
 
@@ -191,6 +195,8 @@ pub enum QueryFormat {
 pub struct S3Bucket {
     scheme: &'static str,
     authority: String,
+    /// The `Host` header value: `authority` without a default port.
+    host: String,
     base_path: String,
     bucket: String,
     region: String,
@@ -252,13 +258,16 @@ impl S3Bucket {
                 "region {region:?} must be non-empty without '/' or spaces"
             ))));
         }
-        let authority = match style {
-            AddressingStyle::VirtualHosted => format!("{bucket}.{}", url.authority),
-            AddressingStyle::Path => url.authority.to_owned(),
+        let (authority, host) = match style {
+            AddressingStyle::VirtualHosted => {
+                (format!("{bucket}.{}", url.authority), format!("{bucket}.{}", url.host_header()))
+            }
+            AddressingStyle::Path => (url.authority.to_owned(), url.host_header().to_owned()),
         };
         Ok(Self {
             scheme: url.scheme,
             authority,
+            host,
             base_path: url.path.trim_end_matches('/').to_owned(),
             bucket: bucket.to_owned(),
             region: region.to_owned(),
@@ -515,6 +524,61 @@ fn check_value(what: &'static str, v: &str) -> Result<(), PresignError> {
     Ok(())
 }
 
+/// The request's own query parameters (raw values), in the order the
+/// request gives them.
+fn own_params<'a>(req: &PresignRequest<'a>) -> Result<Vec<(&'a str, &'a str)>, PresignError> {
+    let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(14);
+    if req.format == QueryFormat::JsSdkV3 {
+        pairs.push(("X-Amz-Content-Sha256", sigv4::UNSIGNED_PAYLOAD));
+        if let Some(x_id) = req.method.x_id() {
+            pairs.push(("x-id", x_id));
+        }
+    }
+    if let Some(version) = req.version_id {
+        pairs.push(("versionId", version));
+    }
+    for (k, v) in req.response.pairs() {
+        check_value(k, v)?;
+        pairs.push((k, v));
+    }
+    Ok(pairs)
+}
+
+/// S3 query signing of `req` on `bucket` at `time`.
+fn signing_params<'a>(
+    bucket: &'a S3Bucket,
+    credentials: &'a Credentials,
+    req: &PresignRequest<'_>,
+    time: AmzDate,
+    signing_key: Option<&'a SigningKey>,
+) -> SigningParams<'a> {
+    SigningParams {
+        credentials,
+        region: &bucket.region,
+        service: "s3",
+        time,
+        settings: SigningSettings::s3_presigned(req.expires_in),
+        signing_key,
+    }
+}
+
+/// Signed headers (besides `host`) the user must send.
+fn user_headers(req: &PresignRequest<'_>) -> Result<Vec<(&'static str, String)>, PresignError> {
+    let mut headers: Vec<(&'static str, String)> = Vec::new();
+    if let Some(ct) = req.content_type {
+        check_value("content_type", ct)?;
+        headers.push(("content-type", ct.to_owned()));
+    }
+    if let Some(len) = req.content_length {
+        headers.push(("content-length", len.to_string()));
+    }
+    if let Some(checksum) = &req.checksum {
+        let (name, value) = checksum.header()?;
+        headers.push((name, value.to_owned()));
+    }
+    Ok(headers)
+}
+
 /// Presigns `req` on `bucket`, valid from `now` (unix seconds).
 ///
 /// ```
@@ -560,6 +624,177 @@ pub fn presign(
         return not_for("response overrides");
     }
     let time = AmzDate::from_unix_secs(now)?;
+    let params = signing_params(bucket, credentials, req, time, signing_key);
+    sigv4::check_params(req.method.as_str(), &params)?;
+
+    // Signed headers the user must send.
+    let headers = user_headers(req)?;
+    // In canonical (sorted) order: content-length < content-type < host <
+    // x-amz-checksum-*.
+    let header = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(n, v)| (*n, v.as_str()));
+    let before_host = [header("content-length"), header("content-type")];
+    let after_host = headers.iter().find(|(n, _)| n.starts_with("x-amz-checksum-")).map(|(n, v)| (*n, v.as_str()));
+
+    // `scheme://authority/path`: the start of the URL.
+    let mut url = String::with_capacity(512);
+    bucket.push_origin(&mut url);
+    let path_start = url.len();
+    bucket.push_object_path(&mut url, req.key)?;
+    let base_len = url.len();
+
+    let dt = time.date_time_bytes();
+    let date_time = sigv4::ascii(&dt);
+    let token = credentials.session_token();
+    let mut credential = String::with_capacity(credentials.access_key_id().len() + bucket.region.len() + 28);
+    for part in [credentials.access_key_id(), "/", sigv4::ascii(&dt[..8]), "/", &bucket.region, "/s3/aws4_request"] {
+        credential.push_str(part);
+    }
+    let mut signed_headers = String::with_capacity(64);
+    for (name, _) in before_host.iter().flatten() {
+        signed_headers.push_str(name);
+        signed_headers.push(';');
+    }
+    signed_headers.push_str("host");
+    if let Some((name, _)) = after_host {
+        signed_headers.push(';');
+        signed_headers.push_str(name);
+    }
+    let mut expires = String::with_capacity(6);
+    push_decimal(&mut expires, req.expires_in);
+
+    // Every query parameter but the signature. The names are unreserved
+    // ASCII, so sorting by raw name is SigV4's order (by encoded name) and
+    // `buildQueryString`'s (by raw name) alike; no name repeats.
+    let mut pairs = own_params(req)?;
+    pairs.push(("X-Amz-Algorithm", sigv4::ALGORITHM));
+    pairs.push(("X-Amz-Credential", &credential));
+    pairs.push(("X-Amz-Date", date_time));
+    pairs.push(("X-Amz-Expires", &expires));
+    pairs.push(("X-Amz-SignedHeaders", &signed_headers));
+    if let Some(token) = token {
+        pairs.push(("X-Amz-Security-Token", token));
+    }
+    pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+
+    // The canonical request, written once.
+    let path = url.get(path_start..base_len).unwrap_or_default();
+    let mut creq = String::with_capacity(url.len() * 2 + 512);
+    creq.push_str(req.method.as_str());
+    creq.push('\n');
+    push_canonical_path(&mut creq, path);
+    creq.push('\n');
+    let query_start = creq.len();
+    // Where the signature goes in the JS SDK layout: before the first name
+    // that sorts after `X-Amz-Signature`.
+    let mut signature_at = None;
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        if i > 0 {
+            creq.push('&');
+        }
+        if signature_at.is_none() && *k > "X-Amz-Signature" {
+            signature_at = Some(creq.len() - query_start);
+        }
+        push_uri_encoded(&mut creq, k, false);
+        creq.push('=');
+        push_uri_encoded(&mut creq, v, false);
+    }
+    let query_end = creq.len();
+    creq.push('\n');
+    for (name, value) in before_host.iter().flatten() {
+        push_header(&mut creq, name, value);
+    }
+    push_header(&mut creq, "host", &bucket.host);
+    if let Some((name, value)) = after_host {
+        push_header(&mut creq, name, value);
+    }
+    creq.push('\n');
+    creq.push_str(&signed_headers);
+    creq.push('\n');
+    creq.push_str(sigv4::UNSIGNED_PAYLOAD);
+
+    let string_to_sign = sigv4::string_to_sign(&creq, &time, &bucket.region, "s3");
+    let derived;
+    let key = match signing_key {
+        Some(key) if key.matches(&time, &bucket.region, "s3") => key,
+        _ => {
+            derived = SigningKey::derive(credentials, &time, &bucket.region, "s3");
+            &derived
+        }
+    };
+    let signature = sigv4::calculate_signature(key, &string_to_sign);
+
+    let query = creq.get(query_start..query_end).unwrap_or_default();
+    url.reserve(query.len() + signature.len() + 20);
+    url.push('?');
+    match (req.format, signature_at) {
+        (QueryFormat::JsSdkV3, Some(at)) => {
+            url.push_str(query.get(..at).unwrap_or_default());
+            url.push_str("X-Amz-Signature=");
+            url.push_str(&signature);
+            url.push('&');
+            url.push_str(query.get(at..).unwrap_or_default());
+        }
+        _ => {
+            url.push_str(query);
+            url.push_str("&X-Amz-Signature=");
+            url.push_str(&signature);
+        }
+    }
+    Ok(PresignedUrl {
+        url,
+        method: req.method,
+        expires_at: now.saturating_add(req.expires_in),
+        headers,
+        canonical_request: creq,
+        string_to_sign,
+    })
+}
+
+/// `name:value\n` of the canonical headers (value trimmed as SigV4 does).
+fn push_header(out: &mut String, name: &str, value: &str) {
+    out.push_str(name);
+    out.push(':');
+    out.push_str(&sigv4::trim_all(value));
+    out.push('\n');
+}
+
+/// The canonical URI of an S3 path as sent (single encoding, no
+/// normalization): the path itself, with the bytes that cannot appear raw
+/// in a URI escaped (only an endpoint's base path can hold any).
+fn push_canonical_path(out: &mut String, path: &str) {
+    // Yields `path` whole when nothing needs escaping.
+    out.extend(percent_encoding::utf8_percent_encode(path, NOT_IN_URI_PATH));
+}
+
+/// Appends `n` in decimal.
+fn push_decimal(out: &mut String, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(digits.get(i..).unwrap_or_default()).unwrap_or_default());
+}
+
+/// The same URL the long way, through the general SigV4 signer (building
+/// the request's URL, signing it, re-reading its query): the reference
+/// [`presign`] is tested against.
+#[cfg(test)]
+pub(crate) fn presign_via_signer(
+    bucket: &S3Bucket,
+    credentials: &Credentials,
+    req: &PresignRequest<'_>,
+    now: u64,
+    signing_key: Option<&SigningKey>,
+) -> Result<PresignedUrl, PresignError> {
+    presign(bucket, credentials, req, now, signing_key)?; // same validation
+    let time = AmzDate::from_unix_secs(now)?;
     // `scheme://authority/path`: the start of both URLs.
     let mut signing_url = String::with_capacity(256);
     bucket.push_origin(&mut signing_url);
@@ -567,38 +802,14 @@ pub fn presign(
     let base_len = signing_url.len();
 
     // Query parameters of the request itself (raw values).
-    let mut pairs: Vec<(&str, &str)> = Vec::new();
-    if req.format == QueryFormat::JsSdkV3 {
-        pairs.push(("X-Amz-Content-Sha256", sigv4::UNSIGNED_PAYLOAD));
-        if let Some(x_id) = req.method.x_id() {
-            pairs.push(("x-id", x_id));
-        }
-    }
-    if let Some(version) = req.version_id {
-        pairs.push(("versionId", version));
-    }
-    for (k, v) in req.response.pairs() {
-        check_value(k, v)?;
-        pairs.push((k, v));
-    }
+    let pairs = own_params(req)?;
     if !pairs.is_empty() {
         signing_url.push('?');
         push_joined_encoded(&mut signing_url, pairs.iter().copied());
     }
 
     // Signed headers the user must send.
-    let mut headers: Vec<(&'static str, String)> = Vec::new();
-    if let Some(ct) = req.content_type {
-        check_value("content_type", ct)?;
-        headers.push(("content-type", ct.to_owned()));
-    }
-    if let Some(len) = req.content_length {
-        headers.push(("content-length", len.to_string()));
-    }
-    if let Some(checksum) = &req.checksum {
-        let (name, value) = checksum.header()?;
-        headers.push((name, value.to_owned()));
-    }
+    let headers = user_headers(req)?;
     let header_refs: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
 
     let (out, canonical_request) = sigv4::sign_with_text(
@@ -608,14 +819,7 @@ pub fn presign(
             headers: &header_refs,
             payload: PayloadHash::UnsignedPayload,
         },
-        &SigningParams {
-            credentials,
-            region: &bucket.region,
-            service: "s3",
-            time,
-            settings: SigningSettings::s3_presigned(req.expires_in),
-            signing_key,
-        },
+        &signing_params(bucket, credentials, req, time, signing_key),
     )?;
 
     let mut url = signing_url.clone();
@@ -660,6 +864,7 @@ pub fn presign(
 }
 
 /// Appends `k=v&k=v…`, names and values `UriEncode`d.
+#[cfg(test)]
 fn push_joined_encoded<'a>(out: &mut String, pairs: impl Iterator<Item = (&'a str, &'a str)>) {
     for (i, (k, v)) in pairs.enumerate() {
         if i > 0 {

@@ -273,7 +273,7 @@ impl AmzDate {
 }
 
 /// Digits and letters written above: always ASCII.
-fn ascii(b: &[u8]) -> &str {
+pub(crate) fn ascii(b: &[u8]) -> &str {
     std::str::from_utf8(b).unwrap_or_default()
 }
 
@@ -818,7 +818,7 @@ fn check_scope_part(s: &str) -> bool {
 
 /// Removes spaces around a value and folds runs of spaces into one (spaces
 /// only, as S3 and `aws-sigv4` do).
-fn trim_all(value: &str) -> Cow<'_, str> {
+pub(crate) fn trim_all(value: &str) -> Cow<'_, str> {
     let value = value.trim_matches(' ');
     if !value.contains("  ") {
         return Cow::Borrowed(value);
@@ -889,14 +889,13 @@ struct Prepared {
     expires: Option<u64>,
 }
 
-fn prepare(
-    req: &SignableRequest<'_>,
-    params: &SigningParams<'_>,
-) -> Result<Prepared, SigningError> {
+/// The checks every signing starts with (method, scope parts, expiry):
+/// the expiry for query signing, `None` for header signing.
+pub(crate) fn check_params(method: &str, params: &SigningParams<'_>) -> Result<Option<u64>, SigningError> {
     let settings = &params.settings;
-    if !is_token(req.method) {
+    if !is_token(method) {
         return Err(SigningError::new(SigningErrorKind::Method {
-            method: req.method.to_owned(),
+            method: method.to_owned(),
         }));
     }
     if !check_scope_part(params.region) {
@@ -924,6 +923,16 @@ fn prepare(
     } else {
         None
     };
+    Ok(expires)
+}
+
+fn prepare(
+    req: &SignableRequest<'_>,
+    params: &SigningParams<'_>,
+) -> Result<Prepared, SigningError> {
+    let settings = &params.settings;
+    let expires = check_params(req.method, params)?;
+    let query_mode = expires.is_some();
 
     let url = parse_url(req.url)?;
     let payload_hash = req.payload.resolve()?.into_owned();
