@@ -12,7 +12,7 @@ use offload_core::cache::edge::{L2Write, META_HEADER};
 use offload_core::proxy::body::BodyKind;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::{web_sys, Delay, Headers, Response};
+use worker::{web_sys, Delay};
 
 use crate::body;
 
@@ -75,13 +75,14 @@ pub(crate) async fn get(key: &str, max: usize) -> Option<(String, Vec<u8>)> {
 }
 
 pub(crate) async fn put(w: L2Write) {
-    let headers = Headers::new();
     let cc = format!("public, max-age={0}, s-maxage={0}", w.max_age);
-    if headers.set(META_HEADER, &w.meta).is_err() || headers.set("cache-control", &cc).is_err() {
-        return;
-    }
-    let resp = Response::builder().with_status(200).with_headers(headers).fixed(w.body.to_vec());
-    let js: web_sys::Response = resp.into();
+    let (Ok(meta), Ok(cc)) = (http::HeaderValue::from_str(&w.meta), http::HeaderValue::from_str(&cc)) else { return };
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::HeaderName::from_static(META_HEADER), meta);
+    headers.insert(http::header::CACHE_CONTROL, cc);
+    // The stored body is copied once, from Wasm memory into a JS array.
+    let body: JsValue = js_sys::Uint8Array::from(&w.body[..]).into();
+    let Ok(js) = crate::js::response(200, &headers, &body) else { return };
     let _ = call("put", Array::of2(&JsValue::from_str(&w.key), &js.into())).await;
 }
 
