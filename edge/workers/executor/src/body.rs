@@ -7,7 +7,6 @@
 
 use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
 use offload_core::proxy::body::{BodyKind, BodyTooLarge};
-use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 
@@ -136,41 +135,10 @@ pub(crate) fn js_reason(e: &JsValue) -> String {
 /// `cargo xtask bench sign`), and the body is copied into Wasm memory once.
 pub(crate) async fn read_capped(stream: Option<JsValue>, kind: BodyKind, limit: usize) -> Result<Vec<u8>, ReadError> {
     let Some(stream) = stream else { return Ok(Vec::new()) };
-    let read = offload_read_capped(&stream, limit as f64).map_err(|e| ReadError::Failed(js_reason(&e)))?;
+    let read = crate::js::offload_read_capped(&stream, limit as f64).map_err(|e| ReadError::Failed(js_reason(&e)))?;
     let bytes = JsFuture::from(read).await.map_err(|e| ReadError::Failed(js_reason(&e)))?;
     match bytes.dyn_into::<Uint8Array>() {
         Ok(b) => Ok(b.to_vec()),
         Err(_) => Err(ReadError::TooLarge(BodyTooLarge { kind, limit })),
     }
-}
-
-#[wasm_bindgen(inline_js = r#"
-export async function offload_read_capped(stream, limit) {
-  const reader = stream.getReader();
-  const chunks = [];
-  let n = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    let chunk;
-    if (value instanceof Uint8Array) chunk = value;
-    else if (value instanceof ArrayBuffer) chunk = new Uint8Array(value);
-    else throw new Error("stream chunk is not bytes");
-    n += chunk.byteLength;
-    if (n > limit) {
-      await reader.cancel().catch(() => {});
-      return null;
-    }
-    chunks.push(chunk);
-  }
-  if (chunks.length === 1) return chunks[0];
-  const out = new Uint8Array(n);
-  let at = 0;
-  for (const c of chunks) { out.set(c, at); at += c.byteLength; }
-  return out;
-}
-"#)]
-extern "C" {
-    #[wasm_bindgen(catch)]
-    fn offload_read_capped(stream: &JsValue, limit: f64) -> Result<Promise, JsValue>;
 }

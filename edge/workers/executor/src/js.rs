@@ -8,7 +8,10 @@
 //! header on the way out, and `worker::Response` → `web_sys::Response`.
 //! Here a head crosses as one string (`\n` never occurs in a method, a
 //! serialized URL, a header name or a header value) and the response is
-//! built by one call.
+//! built by one call. All of the executor's JS is in this one
+//! `inline_js` block. (wasm-bindgen 0.2.130 lists the snippet twice in its
+//! import object, which esbuild reports as a duplicate key; both entries
+//! are the same module.)
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use offload_core::route::Outcome;
@@ -63,6 +66,30 @@ export function offload_fetch(url, method, flat, body, timeoutMs) {
 export function offload_is_timeout(e) {
   return e instanceof Error && e.name === "TimeoutError";
 }
+export async function offload_read_capped(stream, limit) {
+  const reader = stream.getReader();
+  const chunks = [];
+  let n = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    let chunk;
+    if (value instanceof Uint8Array) chunk = value;
+    else if (value instanceof ArrayBuffer) chunk = new Uint8Array(value);
+    else throw new Error("stream chunk is not bytes");
+    n += chunk.byteLength;
+    if (n > limit) {
+      await reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(chunk);
+  }
+  if (chunks.length === 1) return chunks[0];
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const c of chunks) { out.set(c, at); at += c.byteLength; }
+  return out;
+}
 export function offload_cf(req) {
   return req.cf;
 }
@@ -79,6 +106,8 @@ extern "C" {
     #[wasm_bindgen(catch)]
     fn offload_fetch(url: &str, method: &str, flat: &str, body: &JsValue, timeout_ms: f64) -> Result<js_sys::Promise, JsValue>;
     fn offload_is_timeout(e: &JsValue) -> bool;
+    #[wasm_bindgen(catch)]
+    pub(crate) fn offload_read_capped(stream: &JsValue, limit: f64) -> Result<js_sys::Promise, JsValue>;
 }
 
 /// A viewer request's method, URL (as workerd received it) and headers.
