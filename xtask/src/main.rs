@@ -166,6 +166,13 @@ pub(crate) fn build_worker(root: &Path, build: deploy::Build) -> Result<(), Stri
     cmd.arg("--release").current_dir(root.join("edge/workers")).envs(worker_build_env(root));
     run(&mut cmd)?;
     let wasm = root.join("edge/workers/build/index_bg.wasm");
+    // worker-build keeps the name section (function names for stack
+    // traces; wasm-opt --debuginfo), a fifth of the Wasm at opt-level "z".
+    // The Worker goes without it; the named copy stays beside the build
+    // output in the target dir, for `twiggy` and for reading a trace.
+    let named = deploy::target_dir(root).join("offload-workers-named.wasm");
+    std::fs::copy(&wasm, &named).map_err(|e| format!("{} -> {}: {e}", wasm.display(), named.display()))?;
+    deploy::wasm_opt(root, &wasm, &["--strip-debug"])?;
     let raw = std::fs::metadata(&wasm).map_err(|e| format!("{}: {e}", wasm.display()))?.len();
     let gz = Command::new("gzip")
         .args(["-9", "-c"])
@@ -173,7 +180,11 @@ pub(crate) fn build_worker(root: &Path, build: deploy::Build) -> Result<(), Stri
         .output()
         .map(|o| o.stdout.len())
         .unwrap_or(0);
-    eprintln!("worker wasm: {raw} bytes raw, {gz} bytes gzip -9 ({})", wasm.display());
+    eprintln!(
+        "worker wasm: {raw} bytes raw, {gz} bytes gzip -9 ({}; with the name section: {})",
+        wasm.display(),
+        named.display()
+    );
     Ok(())
 }
 
