@@ -412,7 +412,9 @@ impl Config {
 
     /// Parse and validate a JSON document.
     pub fn from_json(text: &str) -> Result<Self, ConfigError> {
-        let raw: RawConfig = serde_json::from_str(text)
+        // `from_slice`, as the cache's JSON reads: one instantiation of
+        // serde_json's parser in the Wasm, not one per input type.
+        let raw: RawConfig = serde_json::from_slice(text.as_bytes())
             .map_err(|e| ConfigError::new("", e.to_string(), ConfigErrorKind::Syntax))?;
         Self::try_from(raw)
     }
@@ -547,7 +549,7 @@ fn forward_lists(
         }
     }
     for list in [&mut forward, &mut cached] {
-        list.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        crate::sort::sort_by(list, |a, b| a.as_str().cmp(b.as_str()));
         list.dedup();
     }
     Ok((forward, cached))
