@@ -65,6 +65,11 @@ impl ConfigError {
     fn new(field: impl Into<String>, value: impl Into<String>, kind: ConfigErrorKind) -> Self {
         Self { field: field.into(), value: value.into(), kind }
     }
+    /// A document that does not read as a config (the reader's message),
+    /// for executors that read the JSON form with their platform's parser.
+    pub fn syntax(message: impl fmt::Display) -> Self {
+        Self::new("", message.to_string(), ConfigErrorKind::Syntax)
+    }
     /// The dotted path of the offending field, e.g. `routes[1].origin`.
     pub fn field(&self) -> &str {
         &self.field
