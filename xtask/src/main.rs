@@ -172,9 +172,13 @@ pub(crate) fn build_worker(root: &Path, build: deploy::Build) -> Result<(), Stri
     // output in the target dir, for `twiggy` and for reading a trace.
     let named = deploy::target_dir(root).join("offload-workers-named.wasm");
     std::fs::copy(&wasm, &named).map_err(|e| format!("{} -> {}: {e}", wasm.display(), named.display()))?;
-    // Then optimized again: without the names wasm-opt shrinks it further
-    // (measured: 315,456 -> 312,954 bytes gzip).
-    deploy::wasm_opt(root, &wasm, &["--strip-debug", "-O"])?;
+    // Then optimized again (without the names wasm-opt shrinks it further)
+    // with the functions ordered by name, which puts the copies of a
+    // generic side by side for gzip. Measured, bytes gzip -9:
+    // worker-build's output stripped 315,456; `-O` 312,954; `-O
+    // --reorder-functions-by-name` 305,885 (on a later build that was
+    // 307,642 with `-O` alone); `-Oz` instead of `-O` no smaller.
+    deploy::wasm_opt(root, &wasm, &["--strip-debug", "-O", "--reorder-functions-by-name"])?;
     let raw = std::fs::metadata(&wasm).map_err(|e| format!("{}: {e}", wasm.display()))?.len();
     let gz = Command::new("gzip")
         .args(["-9", "-c"])
