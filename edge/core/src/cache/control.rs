@@ -384,7 +384,7 @@ impl<'de> sfv::visitor::EntryVisitor<'de> for DeltaSecondsEntry<'_> {
     fn item(self) -> Result<impl sfv::visitor::ItemVisitor<'de>, Self::Error> {
         Ok(move |bare: sfv::BareItemFromInput<'de>| {
             if let Some(flag) = self.0 {
-                *flag = !bare.as_integer().is_some_and(|i| i64::from(i) >= 0);
+                *flag = bare.as_integer().is_none_or(|i| i64::from(i) < 0);
             }
             Ok::<_, std::convert::Infallible>(sfv::visitor::Ignored)
         })
