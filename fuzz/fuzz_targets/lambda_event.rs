@@ -17,7 +17,7 @@ use offload_core::cloudfront::event::Headers;
 use offload_core::cloudfront::restricted::{is_restricted, Trigger};
 use offload_core::cloudfront::{Answer, Event, Response};
 use offload_fuzz::{config, secrets, SECRETS};
-use offload_lambda_edge::Lambda;
+use offload_lambda_edge_handlers::Lambda;
 use serde_json::{json, Value};
 
 fn check_restricted(trigger: Trigger, out: &Headers, original: &Headers) {

@@ -26,7 +26,7 @@ pub const LAMBDA_ORIGIN_ZIP_MAX: u64 = 50 * 1024 * 1024;
 pub const GENERATED_VIEWER_MAX: usize = 40 * 1024;
 pub const GENERATED_ORIGIN_MAX: usize = 1024 * 1024;
 
-fn target_dir(root: &Path) -> PathBuf {
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"))
 }
 
@@ -108,19 +108,7 @@ pub fn package_lambda_edge(root: &Path, build: Build) -> Result<PathBuf, String>
         .arg(&wasm))?;
     let bg = pkg.join("offload_lambda_edge_bg.wasm");
     let bound = std::fs::metadata(&bg).map_err(|e| format!("{}: {e}", bg.display()))?.len();
-    run(Command::new(root.join("node_modules/.bin/wasm-opt"))
-        .arg("-Oz")
-        .args([
-            "--enable-bulk-memory",
-            "--enable-nontrapping-float-to-int",
-            "--enable-sign-ext",
-            "--enable-mutable-globals",
-            "--enable-reference-types",
-            "--enable-multivalue",
-        ])
-        .arg(&bg)
-        .arg("-o")
-        .arg(&bg))?;
+    wasm_opt(root, &bg, &["-Oz"])?;
     let opt = std::fs::metadata(&bg).map_err(|e| format!("{}: {e}", bg.display()))?.len();
     let wrapper = root.join("edge/lambda-edge/js/index.mjs");
     std::fs::copy(&wrapper, pkg.join("index.mjs")).map_err(|e| format!("{}: {e}", wrapper.display()))?;
@@ -140,6 +128,27 @@ pub fn package_lambda_edge(root: &Path, build: Build) -> Result<PathBuf, String>
         ));
     }
     Ok(zip)
+}
+
+/// Run wasm-opt (npm binaryen) on `wasm` in place with `args`, with the
+/// Wasm features rustc's wasm32-unknown-unknown and wasm-bindgen emit (the
+/// set worker-build enables too, so nothing newer than workerd and Node
+/// read is ever emitted).
+pub(crate) fn wasm_opt(root: &Path, wasm: &Path, args: &[&str]) -> Result<(), String> {
+    run(Command::new(root.join("node_modules/.bin/wasm-opt"))
+        .args(args)
+        .args([
+            "--enable-bulk-memory",
+            "--enable-nontrapping-float-to-int",
+            "--enable-sign-ext",
+            "--enable-mutable-globals",
+            "--enable-reference-types",
+            "--enable-multivalue",
+            "--enable-exception-handling",
+        ])
+        .arg(wasm)
+        .arg("-o")
+        .arg(wasm))
 }
 
 /// `cargo xtask package cloudfront-function`: generate, check, write and

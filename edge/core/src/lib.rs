@@ -15,6 +15,7 @@ pub mod proxy;
 pub mod route;
 pub mod secret;
 pub mod sign;
+mod sort;
 
 pub use config::{Config, ConfigError};
 pub use error::{Error, RequestError};

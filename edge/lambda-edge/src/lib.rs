@@ -38,9 +38,7 @@ use offload_core::Config;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::wasm_bindgen;
 
-pub mod handlers;
-
-pub use handlers::Lambda;
+use offload_lambda_edge_handlers::Lambda;
 
 /// The config bundled at build time: offload.toml validated and turned
 /// into JSON by the shared build script (edge/workers/build.rs).

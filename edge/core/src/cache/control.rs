@@ -110,17 +110,9 @@ impl CacheControl {
             .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
             .collect::<Vec<_>>()
             .join(", ");
-        let dict: sfv::Dictionary = sfv::Parser::new(&joined).parse().ok()?;
-        for (key, entry) in &dict {
-            if matches!(key.as_str(), "max-age" | "s-maxage" | "stale-while-revalidate" | "stale-if-error") {
-                let valid = match entry {
-                    sfv::ListEntry::Item(item) => item.bare_item.as_integer().is_some_and(|i| i64::from(i) >= 0),
-                    sfv::ListEntry::InnerList(_) => false,
-                };
-                if !valid {
-                    return None;
-                }
-            }
+        let valid = sfv::Parser::new(&joined).parse_dictionary_with_visitor(DeltaSecondsCheck::default()).ok()?;
+        if !valid {
+            return None;
         }
         Self::from_headers(headers, &name)
     }
@@ -352,6 +344,60 @@ fn strip_target(name: &str, val: Option<Value>) -> (&str, Option<Value>) {
     }
 }
 
+/// RFC 9213 §2.1 on a `CDN-Cache-Control` Structured Field Dictionary:
+/// its delta-seconds directives must be non-negative Integers. Read with
+/// sfv's visitor (no map is built); a repeated key counts by its last
+/// value (RFC 9651 §4.2.2, as the parsed dictionary kept it).
+#[derive(Default)]
+struct DeltaSecondsCheck {
+    /// `max-age`, `s-maxage`, `stale-while-revalidate`, `stale-if-error`:
+    /// `true` where the last value seen is not a valid delta-seconds.
+    invalid: [bool; 4],
+}
+
+/// One dictionary entry: the flag of a checked key, or nothing.
+struct DeltaSecondsEntry<'a>(Option<&'a mut bool>);
+
+impl<'de> sfv::visitor::DictionaryVisitor<'de> for DeltaSecondsCheck {
+    type Out = bool;
+    type Error = std::convert::Infallible;
+
+    fn entry(&mut self, key: &'de sfv::KeyRef) -> Result<impl sfv::visitor::EntryVisitor<'de>, Self::Error> {
+        let slot = match key.as_str() {
+            "max-age" => 0,
+            "s-maxage" => 1,
+            "stale-while-revalidate" => 2,
+            "stale-if-error" => 3,
+            _ => return Ok(DeltaSecondsEntry(None)),
+        };
+        Ok(DeltaSecondsEntry(self.invalid.get_mut(slot)))
+    }
+
+    fn finish(self) -> Result<bool, Self::Error> {
+        Ok(!self.invalid.contains(&true))
+    }
+}
+
+impl<'de> sfv::visitor::EntryVisitor<'de> for DeltaSecondsEntry<'_> {
+    type Error = std::convert::Infallible;
+
+    fn item(self) -> Result<impl sfv::visitor::ItemVisitor<'de>, Self::Error> {
+        Ok(move |bare: sfv::BareItemFromInput<'de>| {
+            if let Some(flag) = self.0 {
+                *flag = bare.as_integer().is_none_or(|i| i64::from(i) < 0);
+            }
+            Ok::<_, std::convert::Infallible>(sfv::visitor::Ignored)
+        })
+    }
+
+    fn inner_list(self) -> Result<impl sfv::visitor::InnerListVisitor<'de>, Self::Error> {
+        if let Some(flag) = self.0 {
+            *flag = true;
+        }
+        Ok(sfv::visitor::Ignored)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::type_complexity)]
@@ -441,7 +487,18 @@ mod tests {
         assert!(CacheControl::from_cdn_cache_control(&h).is_none());
         // Not a Structured Field Dictionary, or a delta-seconds directive of
         // the wrong type: the whole field is ignored.
-        for bad in ["max-age=10000, &&&&&", "max-age=\"10000\"", "max-age=1.5", "s-maxage=-1", "max-age=(1 2)"] {
+        // A repeated key counts by its last value (RFC 9651 §4.2.2); a bare
+        // key is the Boolean true.
+        for bad in [
+            "max-age=10000, &&&&&",
+            "max-age=\"10000\"",
+            "max-age=1.5",
+            "s-maxage=-1",
+            "max-age=(1 2)",
+            "max-age",
+            "max-age=60, max-age=1.5",
+            "stale-while-revalidate=?1",
+        ] {
             let mut h = HeaderMap::new();
             h.insert("cdn-cache-control", http::HeaderValue::from_str(bad).unwrap());
             assert!(CacheControl::from_cdn_cache_control(&h).is_none(), "{bad}");
@@ -450,6 +507,11 @@ mod tests {
         h.insert("cdn-cache-control", http::HeaderValue::from_static("max-age=60, stale-if-error=30, private"));
         let cc = CacheControl::from_cdn_cache_control(&h).unwrap();
         assert_eq!(cc.max_age, Some(60));
+        for good in ["max-age=1.5, max-age=60", "max-age=60;x=\"y\", no-store, other=(1 2)"] {
+            let mut h = HeaderMap::new();
+            h.insert("cdn-cache-control", http::HeaderValue::from_str(good).unwrap());
+            assert!(CacheControl::from_cdn_cache_control(&h).is_some(), "{good}");
+        }
     }
 
     #[test]

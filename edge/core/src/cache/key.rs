@@ -271,7 +271,7 @@ impl PrimaryKey {
         push_lp(&mut canonical, class);
         push_lp(&mut canonical, &url.canonical);
         let mut names: Vec<String> = rules.headers.iter().map(|h| h.to_ascii_lowercase()).collect();
-        names.sort();
+        crate::sort::sort_by(&mut names, Ord::cmp);
         names.dedup();
         push_lp(&mut canonical, &names.len().to_string());
         for name in &names {
@@ -279,7 +279,7 @@ impl PrimaryKey {
             push_opt(&mut canonical, header_value(request_headers, name).as_deref());
         }
         let mut cookies: Vec<&str> = rules.cookies.iter().map(String::as_str).collect();
-        cookies.sort_unstable();
+        crate::sort::sort_by(&mut cookies, Ord::cmp);
         cookies.dedup();
         push_lp(&mut canonical, &cookies.len().to_string());
         for name in cookies {
@@ -318,7 +318,7 @@ impl Variance {
     /// sorted and de-duplicated again here to be safe.
     pub fn new(vary: &[String], request_headers: &HeaderMap) -> Self {
         let mut names: Vec<String> = vary.iter().map(|n| n.to_ascii_lowercase()).collect();
-        names.sort();
+        crate::sort::sort_by(&mut names, Ord::cmp);
         names.dedup();
         let mut s = String::new();
         for name in &names {
@@ -357,7 +357,7 @@ pub fn parse_vary(response_headers: &HeaderMap) -> Result<Vec<String>, VaryStar>
             }
         }
     }
-    names.sort();
+    crate::sort::sort_by(&mut names, Ord::cmp);
     names.dedup();
     Ok(names)
 }
@@ -484,7 +484,7 @@ fn normalize_query(rules: &KeyRules, query: &str) -> String {
         params.push((name, norm));
     }
     if rules.sort_query {
-        params.sort_by(|a, b| a.0.cmp(&b.0));
+        crate::sort::sort_by(&mut params, |a, b| a.0.cmp(&b.0));
     }
     params.into_iter().map(|(_, p)| p).collect::<Vec<_>>().join("&")
 }

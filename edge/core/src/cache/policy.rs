@@ -300,7 +300,7 @@ impl CachePolicy {
         if resp.contains_key(header::SET_COOKIE) {
             strip_headers.push("set-cookie".to_owned());
         }
-        strip_headers.sort();
+        crate::sort::sort_by(&mut strip_headers, Ord::cmp);
         strip_headers.dedup();
 
         let vary = parse_vary(resp);

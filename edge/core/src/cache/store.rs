@@ -247,7 +247,7 @@ impl Store {
         let headers = new.policy.storable_headers(&new.headers);
         let variance = Variance::new(new.policy.vary(), request_headers);
         let mut tags: Vec<String> = new.tags.into_iter().filter(|t| !t.is_empty() && t.len() <= MAX_TAG_LEN).collect();
-        tags.sort();
+        crate::sort::sort_by(&mut tags, Ord::cmp);
         tags.dedup();
         tags.truncate(MAX_TAGS);
         let size = entry_size(key.as_str(), key.url().as_str(), &variance, &headers, &new.policy, &tags, new.body.len());
@@ -487,7 +487,7 @@ pub fn tags_from_headers(h: &HeaderMap) -> Vec<String> {
         tags.extend(String::from_utf8_lossy(v.as_bytes()).split(',').map(|t| t.trim().to_owned()));
     }
     tags.retain(|t| !t.is_empty() && t.len() <= MAX_TAG_LEN);
-    tags.sort();
+    crate::sort::sort_by(&mut tags, Ord::cmp);
     tags.dedup();
     tags.truncate(MAX_TAGS);
     tags

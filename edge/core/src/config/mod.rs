@@ -65,6 +65,11 @@ impl ConfigError {
     fn new(field: impl Into<String>, value: impl Into<String>, kind: ConfigErrorKind) -> Self {
         Self { field: field.into(), value: value.into(), kind }
     }
+    /// A document that does not read as a config (the reader's message),
+    /// for executors that read the JSON form with their platform's parser.
+    pub fn syntax(message: impl fmt::Display) -> Self {
+        Self::new("", message.to_string(), ConfigErrorKind::Syntax)
+    }
     /// The dotted path of the offending field, e.g. `routes[1].origin`.
     pub fn field(&self) -> &str {
         &self.field
@@ -412,7 +417,9 @@ impl Config {
 
     /// Parse and validate a JSON document.
     pub fn from_json(text: &str) -> Result<Self, ConfigError> {
-        let raw: RawConfig = serde_json::from_str(text)
+        // `from_slice`, as the cache's JSON reads: one instantiation of
+        // serde_json's parser in the Wasm, not one per input type.
+        let raw: RawConfig = serde_json::from_slice(text.as_bytes())
             .map_err(|e| ConfigError::new("", e.to_string(), ConfigErrorKind::Syntax))?;
         Self::try_from(raw)
     }
@@ -547,7 +554,7 @@ fn forward_lists(
         }
     }
     for list in [&mut forward, &mut cached] {
-        list.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        crate::sort::sort_by(list, |a, b| a.as_str().cmp(b.as_str()));
         list.dedup();
     }
     Ok((forward, cached))

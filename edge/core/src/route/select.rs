@@ -172,9 +172,9 @@ fn order_group(group: &mut [Candidate<'_>], rand: u32) {
     };
     if let Some(i) = first {
         group[..=i].rotate_right(1);
-        group[1..].sort_by_key(|c| std::cmp::Reverse(c.region.weight()));
+        crate::sort::sort_by_key(&mut group[1..], |c| std::cmp::Reverse(c.region.weight()));
     } else {
-        group.sort_by_key(|c| std::cmp::Reverse(c.region.weight()));
+        crate::sort::sort_by_key(group, |c| std::cmp::Reverse(c.region.weight()));
     }
 }
 
@@ -227,7 +227,7 @@ pub fn select(
         })
         .collect();
     // Stable sort: regions are name-ordered, so ties stay deterministic.
-    cands.sort_by(|a, b| a.tier.cmp(&b.tier).then(cmp_f64(a.distance_km, b.distance_km)));
+    crate::sort::sort_by(&mut cands, |a, b| a.tier.cmp(&b.tier).then(cmp_f64(a.distance_km, b.distance_km)));
 
     // Split into groups of equally preferred regions and order each.
     let tolerance = routing.equal_distance_km();
@@ -255,7 +255,7 @@ pub fn select(
         cands.iter().take(first_group_len.unwrap_or(0)).map(|c| c.region.name()).collect();
 
     // Usable regions keep their order ahead of unusable ones.
-    cands.sort_by_key(|c| !c.usable);
+    crate::sort::sort_by_key(&mut cands, |c| !c.usable);
 
     let mut reason = None;
     if let Some(name) = sticky {

@@ -849,7 +849,7 @@ pub(crate) fn presign_via_signer(
                     .map(|(k, v)| (*k, v.as_str())),
             );
             // buildQueryString: `Object.keys(query).sort()` — by raw name.
-            all.sort_by(|a, b| a.0.cmp(b.0));
+            crate::sort::sort_by(&mut all, |a, b| a.0.cmp(b.0));
             push_joined_encoded(&mut url, all.into_iter());
         }
     }

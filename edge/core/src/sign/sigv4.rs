@@ -1000,7 +1000,7 @@ fn prepare(
         }
     }
     // Stable sort keeps repeated headers in order; then join their values.
-    headers.sort_by(|a, b| a.0.cmp(&b.0));
+    crate::sort::sort_by(&mut headers, |a, b| a.0.cmp(&b.0));
     let mut canonical_headers: Vec<(String, String)> = Vec::with_capacity(headers.len());
     for (name, value) in headers {
         let excluded = settings.excluded_headers.contains(&name.as_str())
@@ -1080,7 +1080,7 @@ pub(crate) fn canonical_query_of(pairs: &[(&str, &str)]) -> String {
         ranges.push((k_start..v_start, v_start..buf.len()));
     }
     let b = buf.as_bytes();
-    ranges.sort_by(|x, y| {
+    crate::sort::sort_by(&mut ranges, |x, y| {
         b[x.0.clone()]
             .cmp(&b[y.0.clone()])
             .then_with(|| b[x.1.clone()].cmp(&b[y.1.clone()]))

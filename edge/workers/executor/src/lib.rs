@@ -26,7 +26,8 @@ use offload_core::machine::{Input, Io, Isolate, Machine};
 use worker::wasm_bindgen_futures;
 use offload_core::route::geo::WorkersCf;
 use offload_core::secret::{Platform, Secret, SecretMap};
-use offload_core::{Config, Edge, Error, Viewer};
+use offload_core::config::RawConfig;
+use offload_core::{Config, ConfigError, Edge, Error, Viewer};
 use wasm_bindgen::JsValue;
 use worker::web_sys;
 use worker::{AbortSignal, Context, Env, Fetch, Request, Response};
@@ -172,9 +173,18 @@ fn init(config_json: &str, env: &Env) -> Result<(), Error> {
 }
 
 fn build(config_json: &str, env: &Env) -> Result<Isolate, Error> {
-    let config = Config::from_json(config_json)?;
+    let config = config_from_json(config_json)?;
     let secrets = secrets(&config, env);
     Ok(Isolate::new(Edge::new(config, &secrets)?))
+}
+
+/// The config's JSON form read with `JSON.parse` and `serde_wasm_bindgen`
+/// (already here for `request.cf`), validated as [`Config::from_json`]
+/// does: no JSON reader for the config's types in the Wasm.
+fn config_from_json(text: &str) -> Result<Config, ConfigError> {
+    let value = js_sys::JSON::parse(text).map_err(|_| ConfigError::syntax("the bundled config is not JSON"))?;
+    let raw: RawConfig = serde_wasm_bindgen::from_value(value).map_err(ConfigError::syntax)?;
+    Config::try_from(raw)
 }
 
 /// The values of the secret bindings the config names (`wrangler secret

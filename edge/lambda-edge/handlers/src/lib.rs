@@ -1,6 +1,6 @@
 //! The three Lambda@Edge triggers: CloudFront event records in, the
 //! [`Edge`]'s decisions out, expressed by the core's CloudFront policy
-//! ([`offload_core::cloudfront::policy`]). This module only converts and
+//! ([`offload_core::cloudfront::policy`]). This crate only converts and
 //! keeps the per-container state.
 //!
 //! - **viewer-request** (before CloudFront's cache, every request): the
