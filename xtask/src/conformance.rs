@@ -123,7 +123,8 @@ pub(crate) fn build_worker_crate(root: &Path, crate_dir: &Path, config: Option<&
             return Err(format!("worker-build left no {}", out.join(f).display()));
         }
     }
-    Ok(())
+    // As `cargo xtask build-worker` ships it (the named copy beside it).
+    crate::ship_wasm(root, &out.join("index_bg.wasm"), &out.join("index_bg.named.wasm"))
 }
 
 /// The workerd binary from the npm packages (wrangler's own).

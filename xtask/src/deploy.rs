@@ -430,7 +430,7 @@ pub fn bench_sign(root: &Path, only: &[SignPart], worker_dir: Option<&Path>) -> 
     }
     if wants(SignPart::Native) {
         run(cargo()
-            .args(["run", "--release", "-p", "offload-core", "--example", "presign_bench", "--", "2"])
+            .args(["run", "--profile", "native", "-p", "offload-core", "--example", "presign_bench", "--", "2"])
             .current_dir(root))?;
     }
     if wants(SignPart::Workerd) {

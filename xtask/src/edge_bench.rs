@@ -765,6 +765,13 @@ pub(crate) fn main(args: &EdgeArgs) -> Result<(), String> {
     let mut cmd = layout_workerd(&root, &code, &state.join("run"), &all, &cache_text)?;
     if args.profile {
         cmd.arg(format!("--inspector-addr=127.0.0.1:{INSPECTOR_PORT}"));
+        // Profiles name Rust functions only with the name section: Offload
+        // runs as its named copy (the same code before the final strip
+        // and wasm-opt -O pass).
+        let named = code.offload.join("index_bg.named.wasm");
+        if named.exists() {
+            copy(&named, &state.join("run").join(OFFLOAD.name).join("index_bg.wasm"))?;
+        }
     }
     procs.spawn("workerd", cmd)?;
     for s in &all {
@@ -941,8 +948,11 @@ pub(crate) fn main(args: &EdgeArgs) -> Result<(), String> {
     let mut problems = Vec::new();
     // The shipped Wasm if it keeps its name section, else a copy with names.
     let shipped = code.offload.join("index_bg.wasm");
+    let named = code.offload.join("index_bg.named.wasm");
     let breakdown = match twiggy_by_crate(&shipped) {
         Ok(b) if b.names.is_some() => Ok((b, "the shipped index_bg.wasm (it keeps its name section)".to_owned())),
+        _ if named.exists() => twiggy_by_crate(&named)
+            .map(|b| (b, "index_bg.named.wasm, the shipped Wasm's copy with names (before the final strip and wasm-opt -O)".to_owned())),
         _ if args.worker_dir.is_some() => Err("the shipped Wasm has no names and --worker-dir was given (cargo's Wasm may be another build's)".to_owned()),
         _ => named_wasm(&root, &state.join("names"))
             .and_then(|w| twiggy_by_crate(&w))

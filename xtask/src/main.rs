@@ -168,19 +168,8 @@ pub(crate) fn build_worker(root: &Path, build: deploy::Build) -> Result<(), Stri
     cmd.arg("--release").current_dir(root.join("edge/workers")).envs(worker_build_env(root));
     run(&mut cmd)?;
     let wasm = root.join("edge/workers/build/index_bg.wasm");
-    // worker-build keeps the name section (function names for stack
-    // traces; wasm-opt --debuginfo), a fifth of the Wasm at opt-level "z".
-    // The Worker goes without it; the named copy stays beside the build
-    // output in the target dir, for `twiggy` and for reading a trace.
     let named = deploy::target_dir(root).join("offload-workers-named.wasm");
-    std::fs::copy(&wasm, &named).map_err(|e| format!("{} -> {}: {e}", wasm.display(), named.display()))?;
-    // Then optimized again (without the names wasm-opt shrinks it further)
-    // with the functions ordered by name, which puts the copies of a
-    // generic side by side for gzip. Measured, bytes gzip -9:
-    // worker-build's output stripped 315,456; `-O` 312,954; `-O
-    // --reorder-functions-by-name` 305,885 (on a later build that was
-    // 307,642 with `-O` alone); `-Oz` instead of `-O` no smaller.
-    deploy::wasm_opt(root, &wasm, &["--strip-debug", "-O", "--reorder-functions-by-name"])?;
+    ship_wasm(root, &wasm, &named)?;
     let (raw, gz) = wasm_size(&wasm)?;
     eprintln!(
         "worker wasm: {raw} bytes raw, {gz} bytes gzip -9 ({}; with the name section: {})",
@@ -188,6 +177,23 @@ pub(crate) fn build_worker(root: &Path, build: deploy::Build) -> Result<(), Stri
         named.display()
     );
     Ok(())
+}
+
+/// A worker-build Wasm as it ships. worker-build keeps the name section
+/// (function names for stack traces; wasm-opt --debuginfo), a fifth of
+/// the Wasm at opt-level "z". The Worker goes without it; the named copy
+/// is kept at `named`, for `twiggy` and for reading a trace. Every Workers
+/// build goes through this (the deployable one, and the benches' builds
+/// of Offload and of the hello-world floor).
+pub(crate) fn ship_wasm(root: &Path, wasm: &Path, named: &Path) -> Result<(), String> {
+    std::fs::copy(wasm, named).map_err(|e| format!("{} -> {}: {e}", wasm.display(), named.display()))?;
+    // Then optimized again (without the names wasm-opt shrinks it further)
+    // with the functions ordered by name, which puts the copies of a
+    // generic side by side for gzip. Measured, bytes gzip -9:
+    // worker-build's output stripped 315,456; `-O` 312,954; `-O
+    // --reorder-functions-by-name` 305,885 (on a later build that was
+    // 307,642 with `-O` alone); `-Oz` instead of `-O` no smaller.
+    deploy::wasm_opt(root, wasm, &["--strip-debug", "-O", "--reorder-functions-by-name"])
 }
 
 /// A file's size in bytes, raw and `gzip -9`.
