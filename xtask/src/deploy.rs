@@ -97,9 +97,9 @@ pub fn package_lambda_edge(root: &Path, build: Build) -> Result<PathBuf, String>
     let out = root.join(".offload/lambda-edge");
     let pkg = out.join("pkg");
     run(cargo()
-        .args(["build", "--release", "--target", "wasm32-unknown-unknown", "-p", "offload-lambda-edge"])
+        .args(["build", "--profile", "lambda", "--target", "wasm32-unknown-unknown", "-p", "offload-lambda-edge"])
         .current_dir(root))?;
-    let wasm = target_dir(root).join("wasm32-unknown-unknown/release/offload_lambda_edge.wasm");
+    let wasm = target_dir(root).join("wasm32-unknown-unknown/lambda/offload_lambda_edge.wasm");
     let _ = std::fs::remove_dir_all(&pkg);
     std::fs::create_dir_all(&pkg).map_err(|e| format!("{}: {e}", pkg.display()))?;
     run(Command::new("wasm-bindgen")
