@@ -1,9 +1,11 @@
 //! Large bodies for memory and streaming tests.
 //!
-//! - `GET /api/blob/{bytes}?seed=N[&cc=...]`: `bytes` bytes of a
-//!   deterministic pattern ([`pattern_byte`]), sent chunked (no
+//! - `GET /api/blob/{bytes}?seed=N[&cc=...][&drip_ms=M]`: `bytes` bytes
+//!   of a deterministic pattern ([`pattern_byte`]), sent chunked (no
 //!   `Content-Length`) in 64 KiB chunks as they are generated, with
-//!   `Cache-Control: public, max-age=300` (or `cc`). Nothing is held in
+//!   `Cache-Control: public, max-age=300` (or `cc`); with `drip_ms`, a
+//!   pause of M ms (at most 2000) before each chunk after the first (a
+//!   body slower than the edge's per-try timeout). Nothing is held in
 //!   memory.
 //! - `POST /api/sink?seed=N` (also PUT): reads the body as a stream and
 //!   answers its length, SHA-256 and, with `seed`, whether every byte
@@ -56,9 +58,19 @@ pub async fn blob(Path(bytes): Path<String>, Query(q): Query<HashMap<String, Str
         Err(r) => return *r,
     };
     let cc = q.get("cc").cloned().unwrap_or_else(|| "public, max-age=300".to_owned());
+    let drip = match q.get("drip_ms").map(|v| v.parse::<u64>().ok().filter(|ms| *ms <= 2000)) {
+        None => 0,
+        Some(Some(ms)) => ms,
+        Some(None) => {
+            return json_error(StatusCode::BAD_REQUEST, "drip_ms: expected 0..=2000", json!({"field": "drip_ms"}));
+        }
+    };
     let chunks = futures_util::stream::unfold(0u64, move |offset| async move {
         if offset >= total {
             return None;
+        }
+        if offset > 0 && drip > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(drip)).await;
         }
         let n = (total - offset).min(CHUNK as u64);
         let chunk: Vec<u8> = (offset..offset + n).map(|i| pattern_byte(i, seed)).collect();

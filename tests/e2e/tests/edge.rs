@@ -890,6 +890,24 @@ fn large_storable_responses_arrive_whole_and_are_not_stored(s: &Stack) -> Result
     Ok(())
 }
 
+/// The per-try timeout (`try_timeout_ms = 3000`) bounds the wait for the
+/// response head, never the body: a body that takes longer than that to
+/// arrive streams through whole.
+fn a_body_slower_than_the_try_timeout_arrives_whole(s: &Stack) -> Result<(), String> {
+    let seed = unique();
+    // 6 chunks of 64 KiB, 800 ms apart: the last arrives after 4 s.
+    let bytes = 6 * 65_536;
+    let started = std::time::Instant::now();
+    let r = request("GET", &format!("{}/api/blob/{bytes}?seed={seed}&cc=no-store&drip_ms=800", s.edge), &[US], None)?;
+    let took = started.elapsed();
+    ensure!(r.status == 200, "status {} {}", r.status, r.text());
+    ensure!(took.as_millis() >= 3_500, "the body came in {took:?}: the origin did not drip");
+    ensure!(r.body.len() == bytes, "{} of {bytes} bytes after {took:?}", r.body.len());
+    let bad = r.body.iter().enumerate().position(|(i, b)| *b != blob_byte(i as u64, seed));
+    ensure!(bad.is_none(), "byte {bad:?} differs");
+    Ok(())
+}
+
 fn uploads_reach_the_origin_byte_exact(s: &Stack) -> Result<(), String> {
     // Under and over replay_body_max_bytes (64 KiB), declared and chunked.
     for (len, declared) in [(1_000, true), (3_000_000, true), (10_000, false), (700_000, false), (0, true)] {
@@ -1194,6 +1212,7 @@ fn main() -> ExitCode {
         ("concurrent_misses_make_one_origin_request", concurrent_misses_make_one_origin_request),
         ("shared_decision_table_matches_on_workers", shared_decision_table_matches_on_workers),
         ("large_storable_responses_arrive_whole_and_are_not_stored", large_storable_responses_arrive_whole_and_are_not_stored),
+        ("a_body_slower_than_the_try_timeout_arrives_whole", a_body_slower_than_the_try_timeout_arrives_whole),
         ("uploads_reach_the_origin_byte_exact", uploads_reach_the_origin_byte_exact),
         ("oversized_purge_bodies_are_413", oversized_purge_bodies_are_413),
         ("forced_revalidation_errors_never_replace_the_entry", forced_revalidation_errors_never_replace_the_entry),

@@ -59,12 +59,17 @@ export function offload_response(body, status, flat) {
   return new Response(body, { status, headers: offload_headers(flat) });
 }
 export function offload_fetch(url, method, flat, body, timeoutMs) {
-  const init = { method, headers: offload_headers(flat), redirect: "manual", signal: AbortSignal.timeout(timeoutMs) };
+  // The per-try timeout bounds the wait for the response head only: once
+  // the head is in, the timer is cleared and the body streams for as long
+  // as it takes (an abort signal left armed would cut a long body short).
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(new DOMException("no response head in time", "TimeoutError")), timeoutMs);
+  const init = { method, headers: offload_headers(flat), redirect: "manual", signal: ac.signal };
   if (body !== null) init.body = body;
-  return fetch(url, init);
+  return fetch(url, init).finally(() => clearTimeout(timer));
 }
 export function offload_is_timeout(e) {
-  return e instanceof Error && e.name === "TimeoutError";
+  return e !== null && typeof e === "object" && e.name === "TimeoutError";
 }
 export async function offload_read_capped(stream, limit) {
   const reader = stream.getReader();
@@ -180,8 +185,8 @@ pub(crate) fn cf(req: &worker::web_sys::Request) -> JsValue {
 /// The platform's `fetch` called directly (no `worker` request or response
 /// objects on the way: on a miss, those conversions and a Rust timer raced
 /// against the request cost more than the rest of the exchange in Wasm,
-/// `cargo xtask bench edge --profile`), with `redirect: manual` and
-/// `AbortSignal.timeout` as the per-try timeout. `body`: `JsValue::NULL`
+/// `cargo xtask bench edge --profile`), with `redirect: manual` and a
+/// per-try timeout on the response head (not on the body). `body`: `JsValue::NULL`
 /// or bytes (a stream needs the timeout to start after it is sent, which
 /// the general path does).
 pub(crate) async fn fetch(request: &http::Request<()>, body: &JsValue, timeout_ms: u64) -> Result<worker::web_sys::Response, Outcome> {
