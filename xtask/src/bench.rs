@@ -576,9 +576,11 @@ struct Search {
 /// Status, headers, body.
 type Answer = (u16, Vec<(String, String)>, String);
 
-fn http(method: &str, url: &str) -> Result<Answer, String> {
+/// One request (10 s timeout, no redirects followed): status, headers, body.
+pub(crate) fn http(method: &str, url: &str) -> Result<Answer, String> {
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(10))
+        .redirects(0)
         .build();
     let resp = match agent.request(method, url).call() {
         Ok(r) | Err(ureq::Error::Status(_, r)) => r,
@@ -596,7 +598,8 @@ fn http(method: &str, url: &str) -> Result<Answer, String> {
     Ok((status, headers, body))
 }
 
-fn origin_total(origin: &str) -> Result<u64, String> {
+/// The bench origin's request count (`/_shim/stats` `total`).
+pub(crate) fn origin_total(origin: &str) -> Result<u64, String> {
     let (status, _, body) = http("GET", &format!("{origin}/_shim/stats"))?;
     let v: serde_json::Value =
         serde_json::from_str(&body).map_err(|e| format!("/_shim/stats: {e}: {body}"))?;
@@ -659,6 +662,16 @@ impl Row {
     fn origin_over_bound(&self) -> f64 {
         self.origin as f64 / self.bound.max(1) as f64
     }
+}
+
+/// The benches' origin: origin-shim `shim` as region "bench" on
+/// 127.0.0.1:[`ORIGIN_PORT`], no access log; its base URL once it listens.
+pub(crate) fn start_origin(procs: &mut Supervisor, shim: &Path) -> Result<String, String> {
+    let mut cmd = Command::new(shim);
+    cmd.args(["origin", "--region", "bench", "--listen", &format!("127.0.0.1:{ORIGIN_PORT}"), "--no-access-log"]);
+    procs.spawn("origin", cmd)?;
+    procs.wait_tcp("origin", ORIGIN_PORT, Duration::from_secs(30))?;
+    Ok(format!("http://127.0.0.1:{ORIGIN_PORT}"))
 }
 
 pub(crate) fn origin_shim_binary(root: &Path, given: Option<&Path>) -> Result<PathBuf, String> {
@@ -866,18 +879,7 @@ pub(crate) fn main(which: BenchCmd) -> Result<(), String> {
     let (have_varnish, have_nginx) = ensure_proxies(wants("varnish"), wants("nginx"));
 
     let mut procs = Supervisor::new(state.join("logs"))?;
-    let mut cmd = Command::new(&shim);
-    cmd.args([
-        "origin",
-        "--region",
-        "bench",
-        "--listen",
-        &format!("127.0.0.1:{ORIGIN_PORT}"),
-        "--no-access-log",
-    ]);
-    procs.spawn("origin", cmd)?;
-    procs.wait_tcp("origin", ORIGIN_PORT, Duration::from_secs(30))?;
-    let origin = format!("http://127.0.0.1:{ORIGIN_PORT}");
+    let origin = start_origin(&mut procs, &shim)?;
     let ttl = match opts.ttl {
         Some(t) => t,
         None => origin_ttl(&origin, &opts.path)?,

@@ -47,8 +47,8 @@
 //!
 //! Size: the Offload Worker's Wasm, raw and `gzip -9`, and a breakdown by
 //! crate with `twiggy` (pinned, `cargo install --locked` when missing) of
-//! a copy that keeps the function names: cargo's Wasm through the project's
-//! wasm-bindgen and wasm-opt `-O -g`.
+//! the copy with function names every Workers build keeps beside the
+//! shipped Wasm (`index_bg.named.wasm`, see `ship_wasm`).
 
 use std::fmt::Write as _;
 use std::fs::{self, File};
@@ -56,7 +56,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use offload_e2e::{root, worker_build_env};
+use offload_e2e::root;
 use offload_supervise::{Group, Supervisor};
 
 use crate::bench::{origin_shim_binary, ORIGIN_PORT};
@@ -424,29 +424,16 @@ fn median(values: &[f64]) -> f64 {
 
 // ---------------------------------------------------------- the origin ----
 
-fn get(url: &str, timeout: Duration) -> Result<(u16, Option<String>), String> {
-    let agent = ureq::AgentBuilder::new().timeout(timeout).redirects(0).build();
-    match agent.get(url).call() {
-        Ok(r) | Err(ureq::Error::Status(_, r)) => {
-            let status = r.status();
-            let cache_status = r.header("cache-status").map(str::to_owned);
-            r.into_string().map_err(|e| format!("{url}: body: {e}"))?;
-            Ok((status, cache_status))
-        }
-        Err(e) => Err(format!("GET {url}: {e}")),
-    }
-}
-
-fn origin_total() -> Result<u64, String> {
-    let url = format!("http://127.0.0.1:{ORIGIN_PORT}/_shim/stats");
-    let body = ureq::get(&url).call().map_err(|e| format!("{url}: {e}"))?.into_string().map_err(|e| format!("{url}: {e}"))?;
-    let v: serde_json::Value = serde_json::from_str(&body).map_err(|e| format!("{url}: {e}: {body}"))?;
-    v["total"].as_u64().ok_or_else(|| format!("{url}: no total in {body}"))
+/// GET `url`: its status and `Cache-Status`.
+fn get(url: &str) -> Result<(u16, Option<String>), String> {
+    let (status, headers, _) = crate::bench::http("GET", url)?;
+    let cache_status = headers.into_iter().find(|(n, _)| n.eq_ignore_ascii_case("cache-status")).map(|(_, v)| v);
+    Ok((status, cache_status))
 }
 
 /// GET until 200 (a service that has just started).
 fn expect_200(url: &str) -> Result<Option<String>, String> {
-    match get(url, Duration::from_secs(10))? {
+    match get(url)? {
         (200, cs) => Ok(cs),
         (s, _) => Err(format!("GET {url} answered {s}, not 200")),
     }
@@ -457,12 +444,7 @@ fn expect_200(url: &str) -> Result<Option<String>, String> {
 /// twiggy at the pinned version, installed with `cargo install --locked`
 /// when missing (as `cargo xtask setup` installs its cargo tools).
 fn ensure_twiggy() -> Result<(), String> {
-    let have = Command::new("twiggy")
-        .arg("--version")
-        .output()
-        .ok()
-        .is_some_and(|o| String::from_utf8_lossy(&o.stdout).split_whitespace().any(|w| w == TWIGGY_VERSION));
-    if !have {
+    if !crate::setup::has_version("twiggy", TWIGGY_VERSION) {
         eprintln!("bench edge: installing twiggy {TWIGGY_VERSION} (cargo install --locked; a few minutes, once)");
         crate::run(Command::new("cargo").args(["install", "--locked", "twiggy", "--version", TWIGGY_VERSION]))?;
     }
@@ -630,33 +612,6 @@ fn path_crate(s: &str) -> Option<&str> {
     (!first.is_empty() && first.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then_some(first)
 }
 
-/// A copy of the Offload Worker's code with function names: cargo's Wasm
-/// through wasm-bindgen (keeps the name section) and wasm-opt `-O -g`.
-fn named_wasm(root: &Path, out: &Path) -> Result<PathBuf, String> {
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let cargo_wasm = target.join("wasm32-unknown-unknown/release/offload_workers.wasm");
-    if !cargo_wasm.exists() {
-        return Err(format!("{} is missing (the Offload build did not run here; drop --worker-dir)", cargo_wasm.display()));
-    }
-    fresh_dir(out)?;
-    let env = worker_build_env(root);
-    crate::run(
-        Command::new("wasm-bindgen")
-            .arg(&cargo_wasm)
-            .args(["--target", "web", "--out-name", "names", "--out-dir"])
-            .arg(out)
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str()))),
-    )?;
-    let bg = out.join("names_bg.wasm");
-    let opt = out.join("names.opt.wasm");
-    crate::run(Command::new(root.join("node_modules/.bin/wasm-opt")).arg(&bg).arg("-o").arg(&opt).args(["-O", "-g"]))?;
-    Ok(opt)
-}
-
-fn gzip_size(path: &Path) -> Result<(u64, usize), String> {
-    crate::wasm_size(path)
-}
-
 // --------------------------------------------------------------- main ----
 
 struct Row {
@@ -692,7 +647,7 @@ struct Measured {
 pub(crate) fn main(args: &EdgeArgs) -> Result<(), String> {
     let root = root();
     let started = Instant::now();
-    ensure_ports_free(&[ORIGIN_PORT, NOTHING_PORT, HELLO_PORT, JS_CACHE_PORT, OFFLOAD_PORT, PASS_PORT, COLD_PORT])?;
+    ensure_ports_free(&[ORIGIN_PORT, NOTHING_PORT, HELLO_PORT, JS_CACHE_PORT, OFFLOAD_PORT, PASS_PORT, COLD_PORT, INSPECTOR_PORT])?;
     let state = root.join(".offload/bench-edge");
     fs::create_dir_all(&state).map_err(|e| format!("{}: {e}", state.display()))?;
     crate::setup::ensure(&root)?;
@@ -721,10 +676,7 @@ pub(crate) fn main(args: &EdgeArgs) -> Result<(), String> {
     fs::write(&script, l2_script(args.l2_keys)).map_err(|e| format!("{}: {e}", script.display()))?;
 
     let mut procs = Supervisor::new(state.join("logs"))?;
-    let mut cmd = Command::new(&shim);
-    cmd.args(["origin", "--region", "bench", "--listen", &format!("127.0.0.1:{ORIGIN_PORT}"), "--no-access-log"]);
-    procs.spawn("origin", cmd)?;
-    procs.wait_tcp("origin", ORIGIN_PORT, Duration::from_secs(30))?;
+    let origin = crate::bench::start_origin(&mut procs, &shim)?;
 
     // ---- cold starts first (the machine is quiet; nothing else is up).
     let cold_services = [NOTHING, HELLO, OFFLOAD];
@@ -742,7 +694,7 @@ pub(crate) fn main(args: &EdgeArgs) -> Result<(), String> {
             procs.spawn("cold", cmd)?;
             let deadline = t0 + Duration::from_secs(60);
             let ms = loop {
-                if let Ok((200, _)) = get(&url, Duration::from_secs(10)) {
+                if let Ok((200, _)) = get(&url) {
                     break t0.elapsed().as_secs_f64() * 1e3;
                 }
                 if let Err(e) = procs.check_alive("cold") {
@@ -797,11 +749,11 @@ pub(crate) fn main(args: &EdgeArgs) -> Result<(), String> {
         expect_200(&format!("{}{p}", base(OFFLOAD_PORT)))?;
     }
     eprintln!("bench edge: filling L2 with {} keys...", args.l2_keys);
-    let before = origin_total()?;
+    let before = crate::bench::origin_total(&origin)?;
     for i in 1..=args.l2_keys {
         expect_200(&format!("{}{}", base(OFFLOAD_PORT), l2_path(i)))?;
     }
-    let filled = origin_total()? - before;
+    let filled = crate::bench::origin_total(&origin)? - before;
     if filled < u64::from(args.l2_keys) {
         return Err(format!("filling L2: {} keys cost the origin only {filled} requests (keys already cached?)", args.l2_keys));
     }
@@ -828,12 +780,12 @@ pub(crate) fn main(args: &EdgeArgs) -> Result<(), String> {
                 }
                 _ => {}
             }
-            let o0 = origin_total()?;
+            let o0 = crate::bench::origin_total(&origin)?;
             let mut run = WrkRun { port: row.port, target: row.target, connections: args.concurrency, secs: args.duration, script: &script, logs: &logs };
             let load = wrk(&run)?;
             run.connections = 1;
             let one = wrk(&run)?;
-            let o1 = origin_total()?;
+            let o1 = crate::bench::origin_total(&origin)?;
             procs.check_alive("workerd")?;
             eprintln!(
                 "  round {round} {:<28} {:>9.0} req/s   p50 {:>7.0} µs  p99 {:>7.0} µs  origin +{}",
@@ -872,8 +824,8 @@ pub(crate) fn main(args: &EdgeArgs) -> Result<(), String> {
     drop(procs);
 
     // ---- sizes.
-    let (raw, gz) = gzip_size(&code.offload.join("index_bg.wasm"))?;
-    let (hraw, hgz) = gzip_size(&code.hello.join("index_bg.wasm"))?;
+    let (raw, gz) = crate::wasm_size(&code.offload.join("index_bg.wasm"))?;
+    let (hraw, hgz) = crate::wasm_size(&code.hello.join("index_bg.wasm"))?;
 
     let mut out = String::new();
     let _ = writeln!(
@@ -953,10 +905,7 @@ pub(crate) fn main(args: &EdgeArgs) -> Result<(), String> {
         Ok(b) if b.names.is_some() => Ok((b, "the shipped index_bg.wasm (it keeps its name section)".to_owned())),
         _ if named.exists() => twiggy_by_crate(&named)
             .map(|b| (b, "index_bg.named.wasm, the shipped Wasm's copy with names (before the final strip and wasm-opt -O)".to_owned())),
-        _ if args.worker_dir.is_some() => Err("the shipped Wasm has no names and --worker-dir was given (cargo's Wasm may be another build's)".to_owned()),
-        _ => named_wasm(&root, &state.join("names"))
-            .and_then(|w| twiggy_by_crate(&w))
-            .map(|b| (b, "cargo's Wasm through wasm-bindgen and wasm-opt -O -g (the shipped one has no names)".to_owned())),
+        _ => Err(format!("neither {} nor {} has function names", shipped.display(), named.display())),
     };
     match breakdown {
         Err(e) => problems.push(format!("size breakdown: {e}")),

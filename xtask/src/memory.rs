@@ -24,7 +24,6 @@
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -186,10 +185,7 @@ pub(crate) fn main(args: &MemoryArgs) -> Result<(), String> {
         }
     };
     let mut procs = Supervisor::new(state.join("logs"))?;
-    let mut cmd = Command::new(&shim);
-    cmd.args(["origin", "--region", "bench", "--listen", &format!("127.0.0.1:{ORIGIN_PORT}"), "--no-access-log"]);
-    procs.spawn("origin", cmd)?;
-    procs.wait_tcp("origin", ORIGIN_PORT, Duration::from_secs(30))?;
+    crate::bench::start_origin(&mut procs, &shim)?;
     start_edge(&mut procs, "edge", &root, &worker_dir, &state.join("run"), EDGE_PORT, opts.cache_api)?;
     let pid = procs.pid("edge").ok_or("no workerd process")?;
     let edge = format!("http://127.0.0.1:{EDGE_PORT}");

@@ -25,7 +25,7 @@ fn output(cmd: &str, args: &[&str]) -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn has_version(cmd: &str, version: &str) -> bool {
+pub(crate) fn has_version(cmd: &str, version: &str) -> bool {
     output(cmd, &["--version"]).is_some_and(|v| v.split_whitespace().any(|w| w.trim_start_matches('v') == version))
 }
 

@@ -861,9 +861,10 @@ fn shared_decision_table_matches_on_workers(s: &Stack) -> Result<(), String> {
 
 // ----- bounded bodies ---------------------------------------------------------
 
-/// GET a blob through the edge and check every byte.
-fn blob_get(s: &Stack, bytes: u64, seed: u64) -> Result<Resp, String> {
-    let r = request("GET", &format!("{}/api/blob/{bytes}?seed={seed}", s.edge), &[US], None)?;
+/// GET a blob through the edge (`query`: more parameters, `&k=v...`) and
+/// check every byte.
+fn blob_get(s: &Stack, bytes: u64, seed: u64, query: &str) -> Result<Resp, String> {
+    let r = request("GET", &format!("{}/api/blob/{bytes}?seed={seed}{query}", s.edge), &[US], None)?;
     ensure!(r.status == 200, "blob {bytes}: status {} {}", r.status, r.text());
     ensure!(r.body.len() as u64 == bytes, "blob {bytes}: {} bytes received", r.body.len());
     let bad = r.body.iter().enumerate().position(|(i, b)| *b != blob_byte(i as u64, seed));
@@ -878,14 +879,14 @@ fn large_storable_responses_arrive_whole_and_are_not_stored(s: &Stack) -> Result
     let big = 6_000_000;
     let path = format!("/api/blob/{big}");
     let before = origin_total(s, &path)?;
-    blob_get(s, big, seed)?;
-    let again = blob_get(s, big, seed)?;
+    blob_get(s, big, seed, "")?;
+    let again = blob_get(s, big, seed, "")?;
     ensure!(!cache_status(&again).contains("hit"), "second GET was served from the cache: {:?}", cache_status(&again));
     ensure!(origin_total(s, &path)? == before + 2, "the second GET did not reach the origin");
     // A small one is stored and served byte-exact from the cache.
     let small = 100_000;
-    blob_get(s, small, seed)?;
-    let hit = blob_get(s, small, seed)?;
+    blob_get(s, small, seed, "")?;
+    let hit = blob_get(s, small, seed, "")?;
     ensure!(cache_status(&hit).starts_with("Offload; hit"), "small blob: {:?}", cache_status(&hit));
     Ok(())
 }
@@ -896,15 +897,11 @@ fn large_storable_responses_arrive_whole_and_are_not_stored(s: &Stack) -> Result
 fn a_body_slower_than_the_try_timeout_arrives_whole(s: &Stack) -> Result<(), String> {
     let seed = unique();
     // 6 chunks of 64 KiB, 800 ms apart: the last arrives after 4 s.
-    let bytes = 6 * 65_536;
+    let bytes: u64 = 6 * 65_536;
     let started = std::time::Instant::now();
-    let r = request("GET", &format!("{}/api/blob/{bytes}?seed={seed}&cc=no-store&drip_ms=800", s.edge), &[US], None)?;
+    blob_get(s, bytes, seed, "&cc=no-store&drip_ms=800")?;
     let took = started.elapsed();
-    ensure!(r.status == 200, "status {} {}", r.status, r.text());
     ensure!(took.as_millis() >= 3_500, "the body came in {took:?}: the origin did not drip");
-    ensure!(r.body.len() == bytes, "{} of {bytes} bytes after {took:?}", r.body.len());
-    let bad = r.body.iter().enumerate().position(|(i, b)| *b != blob_byte(i as u64, seed));
-    ensure!(bad.is_none(), "byte {bad:?} differs");
     Ok(())
 }
 
