@@ -1,8 +1,8 @@
 //! Bundle and validate the edge config at build time (shared by
 //! edge/workers, edge/workers-example and edge/lambda-edge): a bad config
-//! fails the build with a message naming the field and value. Writes
-//! `$OUT_DIR/offload.toml` and its JSON form `$OUT_DIR/offload.json`, which
-//! the edge reads at run time without a TOML parser in its Wasm.
+//! fails the build with a message naming the field and value. Writes its
+//! JSON form `$OUT_DIR/offload.json`, which the edge reads at run time
+//! without a TOML parser in its Wasm.
 //!
 //! The config: `$OFFLOAD_CONFIG`, else the crate's own `offload.toml`, else
 //! the repository's.
@@ -38,10 +38,9 @@ fn main() {
         }
     };
     let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap_or_default());
-    for (name, content) in [("offload.toml", &text), ("offload.json", &json)] {
-        if let Err(e) = std::fs::write(out.join(name), content) {
-            eprintln!("error: cannot write {}: {e}", out.join(name).display());
-            std::process::exit(1);
-        }
+    let file = out.join("offload.json");
+    if let Err(e) = std::fs::write(&file, json) {
+        eprintln!("error: cannot write {}: {e}", file.display());
+        std::process::exit(1);
     }
 }

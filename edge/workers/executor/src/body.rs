@@ -1,21 +1,20 @@
-//! Bodies as platform streams, read with a byte counter
-//! ([`offload_core::proxy::body::BodyLimit`]) and never read whole unless
-//! they fit a limit. JS streams are driven through `Reflect` (no `web_sys`
+//! Bodies as platform streams, never read whole unless they fit a limit
+//! ([`read_capped`]). JS streams are driven through `Reflect` (no `web_sys`
 //! features needed, and a missing method is an error, not a panic).
 //! Chunks stay JS `Uint8Array`s unless a copy is kept in Wasm memory (the
 //! cache copy, a replayable request body).
 
 use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
-use offload_core::proxy::body::{BodyKind, BodyTooLarge};
+use offload_core::machine::BodyFailure;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 
-fn call(obj: &JsValue, method: &str, args: &Array) -> Result<JsValue, JsValue> {
+pub(crate) fn call(obj: &JsValue, method: &str, args: &Array) -> Result<JsValue, JsValue> {
     let f: Function = Reflect::get(obj, &JsValue::from_str(method))?.dyn_into()?;
     Reflect::apply(&f, obj, args)
 }
 
-async fn settle(v: JsValue) -> Result<JsValue, JsValue> {
+pub(crate) async fn settle(v: JsValue) -> Result<JsValue, JsValue> {
     JsFuture::from(Promise::resolve(&v)).await
 }
 
@@ -104,23 +103,6 @@ pub(crate) async fn pipe(source: &JsValue, dest: &JsValue) -> Result<(), JsValue
     settle(call(source, "pipeTo", &Array::of1(dest))?).await.map(drop)
 }
 
-/// Why a capped read failed.
-#[derive(Debug)]
-pub(crate) enum ReadError {
-    TooLarge(BodyTooLarge),
-    /// The stream failed (the viewer went away, the platform refused it).
-    Failed(String),
-}
-
-impl std::fmt::Display for ReadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::TooLarge(e) => e.fmt(f),
-            Self::Failed(why) => write!(f, "body could not be read: {why}"),
-        }
-    }
-}
-
 pub(crate) fn js_reason(e: &JsValue) -> String {
     e.as_string()
         .or_else(|| Reflect::get(e, &JsValue::from_str("message")).ok().and_then(|m| m.as_string()))
@@ -133,12 +115,9 @@ pub(crate) fn js_reason(e: &JsValue) -> String {
 /// Wasm side to wait on, not two per chunk; the presign endpoint, which
 /// reads a small body per request, spent most of its time here:
 /// `cargo xtask bench sign`), and the body is copied into Wasm memory once.
-pub(crate) async fn read_capped(stream: Option<JsValue>, kind: BodyKind, limit: usize) -> Result<Vec<u8>, ReadError> {
+pub(crate) async fn read_capped(stream: Option<JsValue>, limit: usize) -> Result<Vec<u8>, BodyFailure> {
     let Some(stream) = stream else { return Ok(Vec::new()) };
-    let read = crate::js::offload_read_capped(&stream, limit as f64).map_err(|e| ReadError::Failed(js_reason(&e)))?;
-    let bytes = JsFuture::from(read).await.map_err(|e| ReadError::Failed(js_reason(&e)))?;
-    match bytes.dyn_into::<Uint8Array>() {
-        Ok(b) => Ok(b.to_vec()),
-        Err(_) => Err(ReadError::TooLarge(BodyTooLarge { kind, limit })),
-    }
+    let read = crate::js::offload_read_capped(&stream, limit as f64).map_err(|e| BodyFailure::Failed(js_reason(&e)))?;
+    let bytes = JsFuture::from(read).await.map_err(|e| BodyFailure::Failed(js_reason(&e)))?;
+    bytes.dyn_into::<Uint8Array>().map(|b| b.to_vec()).map_err(|_| BodyFailure::TooLarge)
 }

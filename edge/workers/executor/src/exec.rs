@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::future::{select, Either};
 use offload_core::machine::{
-    BodyFailure, CacheFill, Chunk, Input, Io, Level, Machine, Reply, ReplyBody, SendBody, Tick, UpstreamHead,
+    CacheFill, Chunk, Input, Io, Level, Machine, Reply, ReplyBody, SendBody, Tick, UpstreamHead,
 };
 use offload_core::route::Outcome;
 use offload_core::error::InternalError;
@@ -16,10 +16,14 @@ use wasm_bindgen::{JsCast, JsValue};
 use worker::web_sys;
 use worker::{AbortController, Context, Delay, Method, Request, RequestInit, RequestRedirect, Response, ResponseBody};
 
-/// An upstream's `worker::Response` as the platform's (a body an
-/// application handler built from bytes is copied once into JS). A status
-/// the platform cannot construct a response with is a failed attempt.
-fn platform_response(resp: Response) -> Result<web_sys::Response, Outcome> {
+use crate::body;
+use crate::{js, l2, last_resort, location_of, respond_error, with_isolate, Upstream};
+
+/// An upstream's `worker::Response` as the platform's, with its head read
+/// once (a body an application handler built from bytes is copied once
+/// into JS). A status the platform cannot construct a response with is a
+/// failed attempt.
+fn platform_response(resp: Response) -> Result<(web_sys::Response, UpstreamHead), Outcome> {
     let status = resp.status_code();
     let headers = js::headers_of(&resp.headers().0);
     let body: JsValue = match resp.into_parts().1 {
@@ -27,14 +31,12 @@ fn platform_response(resp: Response) -> Result<web_sys::Response, Outcome> {
         ResponseBody::Body(b) => js_sys::Uint8Array::from(&b[..]).into(),
         ResponseBody::Empty => JsValue::NULL,
     };
-    js::response(status, &headers, &body).map_err(|e| {
+    let platform = js::response(status, &headers, &body).map_err(|e| {
         worker::console_warn!("upstream answered status {status}, which the platform cannot relay: {}", body::js_reason(&e));
         Outcome::ConnectError
-    })
+    })?;
+    Ok((platform, UpstreamHead { status, headers }))
 }
-
-use crate::body::{self, ReadError};
-use crate::{js, l2, last_resort, location_of, respond_error, with_isolate, Upstream};
 
 pub(crate) fn tick() -> Tick {
     let ms = js_sys::Date::now();
@@ -85,11 +87,7 @@ pub(crate) async fn run_from<U: Upstream>(
             },
         };
         input = match io {
-            Io::ReadBody { kind, limit } => Input::Body(match body::read_capped(viewer_body.take(), kind, limit).await {
-                Ok(b) => Ok(b),
-                Err(ReadError::TooLarge(_)) => Err(BodyFailure::TooLarge),
-                Err(ReadError::Failed(why)) => Err(BodyFailure::Failed(why)),
-            }),
+            Io::ReadBody { limit, .. } => Input::Body(body::read_capped(viewer_body.take(), limit).await),
             Io::Locate => Input::Location(req.map(location_of).unwrap_or_default()),
             Io::CacheGet { key, max_bytes } => Input::CacheEntry(l2::get(&key, max_bytes).await),
             Io::CachePut(w) => {
@@ -111,14 +109,10 @@ pub(crate) async fn run_from<U: Upstream>(
                     SendBody::Bytes(b) => Some(js_sys::Uint8Array::from(&b[..]).into()),
                     SendBody::ViewerStream => viewer_body.take(),
                 };
-                Input::Upstream(match send(&up, &request, body, timeout_ms).await {
-                    Ok(resp) => {
-                        let head = UpstreamHead { status: resp.status(), headers: js::headers_of(&resp.headers()) };
-                        last = Some(resp);
-                        Ok(head)
-                    }
-                    Err(outcome) => Err(outcome),
-                })
+                Input::Upstream(send(&up, &request, body, timeout_ms).await.map(|(resp, head)| {
+                    last = Some(resp);
+                    head
+                }))
             }
             Io::Log { level, line } => {
                 match ctx {
@@ -205,11 +199,8 @@ fn upstream_stream(resp: Option<web_sys::Response>) -> Option<JsValue> {
 /// The viewer's response: head and body handed to the platform in one
 /// call; a stored body is copied once, from Wasm memory into a JS array.
 async fn respond(reply: Reply, last: Option<web_sys::Response>, ctx: Option<&Context>) -> web_sys::Response {
-    if let Some(resp) = ready(&reply) {
-        return resp;
-    }
     let body: JsValue = match reply.body {
-        ReplyBody::Empty | ReplyBody::Bytes(_) => JsValue::NULL,
+        ReplyBody::Empty | ReplyBody::Bytes(_) => return ready(&reply).unwrap_or_else(last_resort),
         ReplyBody::Upstream => match last {
             Some(resp) => resp.body().map_or(JsValue::NULL, Into::into),
             None => return not_initialized(),
@@ -292,12 +283,18 @@ async fn send<U: Upstream>(
     request: &http::Request<()>,
     body: Option<JsValue>,
     timeout_ms: u64,
-) -> Result<web_sys::Response, Outcome> {
+) -> Result<(web_sys::Response, UpstreamHead), Outcome> {
     if U::DIRECT {
-        match &body {
-            None => return js::fetch(request, &JsValue::NULL, timeout_ms).await,
-            Some(b) if b.is_instance_of::<js_sys::Uint8Array>() => return js::fetch(request, b, timeout_ms).await,
-            Some(_) => {}
+        let direct = match &body {
+            None => Some(js::fetch(request, &JsValue::NULL, timeout_ms).await),
+            Some(b) if b.is_instance_of::<js_sys::Uint8Array>() => Some(js::fetch(request, b, timeout_ms).await),
+            Some(_) => None,
+        };
+        if let Some(sent) = direct {
+            return sent.map(|resp| {
+                let head = UpstreamHead { status: resp.status(), headers: js::headers_of(&resp.headers()) };
+                (resp, head)
+            });
         }
     }
     let mut init = RequestInit::new();

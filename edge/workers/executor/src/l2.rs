@@ -7,11 +7,9 @@ use std::cell::Cell;
 use std::time::Duration;
 
 use futures_util::future::{select, Either};
-use js_sys::{Array, Function, Promise, Reflect};
+use js_sys::{Array, Reflect};
 use offload_core::cache::edge::{L2Write, META_HEADER};
-use offload_core::proxy::body::BodyKind;
 use wasm_bindgen::{JsCast, JsValue};
-use worker::wasm_bindgen_futures::JsFuture;
 use worker::{web_sys, Delay};
 
 use crate::body;
@@ -41,15 +39,11 @@ async fn call(method: &str, args: Array) -> Option<JsValue> {
         warn_once("no caches.default");
         return None;
     };
-    let f: Function = Reflect::get(&cache, &JsValue::from_str(method)).ok()?.dyn_into().ok()?;
-    let promise = match Reflect::apply(&f, &cache, &args) {
-        Ok(p) => Promise::resolve(&p),
-        Err(_) => {
-            warn_once(method);
-            return None;
-        }
+    let Ok(promise) = body::call(&cache, method, &args) else {
+        warn_once(method);
+        return None;
     };
-    let call = Box::pin(JsFuture::from(promise));
+    let call = Box::pin(body::settle(promise));
     let timer = Box::pin(Delay::from(Duration::from_millis(L2_TIMEOUT_MS)));
     match select(call, timer).await {
         Either::Left((Ok(v), _)) => Some(v),
@@ -70,7 +64,7 @@ pub(crate) async fn get(key: &str, max: usize) -> Option<(String, Vec<u8>)> {
     let v = call("match", Array::of1(&JsValue::from_str(key))).await?;
     let resp: web_sys::Response = v.dyn_into().ok()?;
     let meta = resp.headers().get(META_HEADER).ok().flatten()?;
-    let body = body::read_capped(resp.body().map(Into::into), BodyKind::CacheCopy, max).await.ok()?;
+    let body = body::read_capped(resp.body().map(Into::into), max).await.ok()?;
     Some((meta, body))
 }
 
