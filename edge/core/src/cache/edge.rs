@@ -194,6 +194,17 @@ impl CacheFetch {
     }
 }
 
+/// How a fetch starts: its `Cache-Status` phase, whether it may take the
+/// coalescing permit, whether it skips the L2 (a key marked uncacheable),
+/// and whether its request waited behind another.
+#[derive(Debug, Clone, Copy)]
+struct Fetched {
+    phase: CachePhase,
+    may_begin: bool,
+    skip_l2: bool,
+    collapsed: bool,
+}
+
 /// Another request is fetching this key: poll after a short sleep.
 #[derive(Debug)]
 pub struct Waiting {
@@ -582,15 +593,8 @@ impl EdgeCache {
                 return CacheDecision::Respond(self.gateway_timeout());
             }
             let marked = held.is_none() && self.is_uncacheable(&request.key, now_ms);
-            let decision =
-                self.fetch(request, None, Revalidation::default(), false, phase, may_begin && !marked, held, collapsed, now_ms);
-            return match decision {
-                CacheDecision::Fetch(mut f) => {
-                    f.skip_l2 = marked;
-                    CacheDecision::Fetch(f)
-                }
-                other => other,
-            };
+            let fetched = Fetched { phase, may_begin: may_begin && !marked, skip_l2: marked, collapsed };
+            return self.fetch(request, None, Revalidation::default(), false, fetched, held, now_ms);
         };
         match entry.policy().before_request(&request.headers, now) {
             Lookup::Fresh { age, ttl } => {
@@ -658,7 +662,8 @@ impl EdgeCache {
                     return CacheDecision::Respond(self.entry_response(&request, &entry, status, age, CachePhase::Hit));
                 }
                 let phase = lookup.phase();
-                self.fetch(request, Some(entry), revalidation, serve_on_error, phase, may_begin, held, collapsed, now_ms)
+                let fetched = Fetched { phase, may_begin, skip_l2: false, collapsed };
+                self.fetch(request, Some(entry), revalidation, serve_on_error, fetched, held, now_ms)
             }
         }
     }
@@ -670,12 +675,11 @@ impl EdgeCache {
         stored: Option<Entry>,
         revalidation: Revalidation,
         serve_on_error: bool,
-        phase: CachePhase,
-        may_begin: bool,
+        how: Fetched,
         held: Option<Permit>,
-        collapsed: bool,
         now_ms: u64,
     ) -> CacheDecision {
+        let Fetched { phase, may_begin, skip_l2, collapsed } = how;
         let permit = match held {
             Some(p) => Some(p),
             None if may_begin && request.method == Method::GET => match self.coalescer.begin(request.key.as_str(), now_ms) {
@@ -693,7 +697,7 @@ impl EdgeCache {
             serve_on_error,
             phase,
             collapsed,
-            skip_l2: false,
+            skip_l2,
         })
     }
 

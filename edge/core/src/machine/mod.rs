@@ -429,25 +429,22 @@ impl Machine {
             return Io::ReadBody { kind: BodyKind::Presign, limit: PRESIGN_MAX_BODY };
         }
         let plan = iso.edge.plan(&head, &self.viewer, t.now_ms);
+        let declared = declared_length(head.headers());
         self.head = Some(head);
         let fwd = match plan {
             Plan::Respond(resp) => return self.respond(Reply::from_http(resp)),
             Plan::Forward(fwd) => fwd,
         };
         let send_body = fwd.send_body;
+        let decision = (!send_body).then(|| iso.cache.lookup(iso.edge.cache_query(&fwd), t.now_ms));
         self.fwd = Some(fwd);
-        if !send_body {
-            let decision = match self.fwd.as_deref() {
-                Some(fwd) => iso.cache.lookup(iso.edge.cache_query(fwd), t.now_ms),
-                None => CacheDecision::Bypass(None),
-            };
+        if let Some(decision) = decision {
             return self.decide(iso, decision, t);
         }
         // The viewer's body streams to the origin; it is kept for a retry
         // only when its declared length fits the replay limit (a chunked
         // body of unknown length streams: see `edge/workers` on why).
         let limit = iso.edge.config().routing().body_replay_limit();
-        let declared = self.head.as_ref().and_then(|h| declared_length(h.headers()));
         let counter = BodyLimit::new(BodyKind::Replay, limit);
         if limit == 0 || declared.is_none() || counter.refuses_declared(declared) {
             self.upload = Upload::Stream { sent: false };

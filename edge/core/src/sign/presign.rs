@@ -659,8 +659,7 @@ pub fn presign(
         signed_headers.push(';');
         signed_headers.push_str(name);
     }
-    let mut expires = String::with_capacity(6);
-    push_decimal(&mut expires, req.expires_in);
+    let expires = req.expires_in.to_string();
 
     // Every query parameter but the signature. The names are unreserved
     // ASCII, so sorting by raw name is SigV4's order (by encoded name) and
@@ -674,7 +673,7 @@ pub fn presign(
     if let Some(token) = token {
         pairs.push(("X-Amz-Security-Token", token));
     }
-    pairs.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    crate::sort::sort_by(&mut pairs, |a, b| a.0.cmp(b.0));
 
     // The canonical request, written once.
     let path = url.get(path_start..base_len).unwrap_or_default();
@@ -764,22 +763,6 @@ fn push_header(out: &mut String, name: &str, value: &str) {
 fn push_canonical_path(out: &mut String, path: &str) {
     // Yields `path` whole when nothing needs escaping.
     out.extend(percent_encoding::utf8_percent_encode(path, NOT_IN_URI_PATH));
-}
-
-/// Appends `n` in decimal.
-fn push_decimal(out: &mut String, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    let mut n = n;
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.push_str(std::str::from_utf8(digits.get(i..).unwrap_or_default()).unwrap_or_default());
 }
 
 /// The same URL the long way, through the general SigV4 signer (building
