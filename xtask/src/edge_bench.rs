@@ -612,6 +612,17 @@ fn path_crate(s: &str) -> Option<&str> {
     (!first.is_empty() && first.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then_some(first)
 }
 
+/// `[cache] max_bytes` of a config (what the L2-only row's argument rests on).
+fn l1_max_bytes(config: &Path) -> Result<u64, String> {
+    let text = fs::read_to_string(config).map_err(|e| format!("{}: {e}", config.display()))?;
+    let v: toml::Value = toml::from_str(&text).map_err(|e| format!("{}: {e}", config.display()))?;
+    v.get("cache")
+        .and_then(|c| c.get("max_bytes"))
+        .and_then(toml::Value::as_integer)
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| format!("{}: no [cache] max_bytes", config.display()))
+}
+
 // --------------------------------------------------------------- main ----
 
 struct Row {
@@ -852,9 +863,10 @@ pub(crate) fn main(args: &EdgeArgs) -> Result<(), String> {
             m.errors
         );
     }
+    let l1_bytes = l1_max_bytes(&root.join("tests/bench/offload.edge.toml"))?;
     let _ = writeln!(
         out,
-        "  (d2): L1 of 64 KiB (offload.edge.toml); every key comes back only after {} others were adopted into L1, so each hit is read from caches.default",
+        "  (d2): L1 of {l1_bytes} bytes (offload.edge.toml [cache] max_bytes); every key comes back only after {} others were adopted into L1, so each hit is read from caches.default",
         args.l2_keys / 2 - 1
     );
     let med = |id: &str, f: fn(&Measured) -> &Vec<f64>| {
