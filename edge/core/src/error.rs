@@ -57,6 +57,7 @@ mod tests {
     fn upstream_and_internal_errors_are_named_502s() {
         let cases: [(Error, &str); 3] = [
             (UpstreamError::UnrelayableStatus(999).into(), "origin answered with status 999, which cannot be relayed"),
+            (UpstreamError::BodyFailed.into(), "origin's response body failed before it was complete"),
             (
                 InternalError::UnexpectedInput { input: "Woke", state: "sent" }.into(),
                 "edge error: executor answered Woke in state sent",
@@ -101,6 +102,10 @@ pub enum UpstreamError {
     /// A status outside 200..=599, which the platforms cannot relay.
     #[error("origin answered with status {0}, which cannot be relayed")]
     UnrelayableStatus(u16),
+    /// A small body, read whole before the viewer's head was sent, failed
+    /// or came out longer than its `Content-Length` said.
+    #[error("origin's response body failed before it was complete")]
+    BodyFailed,
 }
 
 /// A state the edge should never be in, named.

@@ -59,21 +59,22 @@ pub(crate) async fn run<U: Upstream>(
     req: Option<&web_sys::Request>,
     up: U,
 ) -> web_sys::Response {
-    run_from(m, None, viewer_body, ctx, req, up).await
+    run_from(m, None, None, viewer_body, ctx, req, up).await
 }
 
 /// [`run`], starting with `first` (an instruction the machine already
-/// gave, in place of its first call).
+/// gave, in place of its first call); `last`: the upstream response the
+/// machine was last told about.
 pub(crate) async fn run_from<U: Upstream>(
     mut m: Machine,
     mut first: Option<Io>,
+    mut last: Option<web_sys::Response>,
     mut viewer_body: Option<JsValue>,
     ctx: Option<&Context>,
     req: Option<&web_sys::Request>,
     up: U,
 ) -> web_sys::Response {
     let mut input = Input::Start;
-    let mut last: Option<web_sys::Response> = None;
     // Log lines wait until the viewer has its response head (`waitUntil`):
     // writing one costs the isolate more than the rest of a miss in Wasm
     // (`cargo xtask bench edge --profile`), and no viewer waits for it.

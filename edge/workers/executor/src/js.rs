@@ -15,7 +15,7 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use offload_core::route::Outcome;
-use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::prelude::{wasm_bindgen, Closure};
 use wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures;
 
@@ -38,21 +38,25 @@ export function offload_headers(flat) {
   }
   return h;
 }
+function offload_record(flat) {
+  // A record is the cheapest header init to convert (measured in
+  // workerd: record 27.5k, Headers + append 25.6k, [name, value] pairs
+  // 21.9k responses/s); it cannot repeat a name, so a head that does
+  // (null here) takes the Headers path.
+  const f = flat.split("\n");
+  const o = Object.create(null);
+  for (let i = 0; i + 1 < f.length; i += 2) {
+    if (f[i] in o) return null;
+    o[f[i]] = f[i + 1];
+  }
+  return o;
+}
 export function offload_response(body, status, flat) {
   if (body === null || body instanceof Uint8Array) {
-    // A record is the cheapest header init to convert (measured in
-    // workerd: record 27.5k, Headers + append 25.6k, [name, value] pairs
-    // 21.9k responses/s); it cannot repeat a name, so a head that does
-    // takes the Headers path. A body the constructor has not locked can
-    // be used again if a field is refused.
-    const f = flat.split("\n");
-    const o = Object.create(null);
-    let repeated = false;
-    for (let i = 0; i + 1 < f.length; i += 2) {
-      if (f[i] in o) { repeated = true; break; }
-      o[f[i]] = f[i + 1];
-    }
-    if (!repeated) {
+    // A body the constructor has not locked can be used again if a field
+    // is refused.
+    const o = offload_record(flat);
+    if (o !== null) {
       try { return new Response(body, { status, headers: o }); } catch (_) { /* dropped below */ }
     }
   }
@@ -64,9 +68,29 @@ export function offload_fetch(url, method, flat, body, timeoutMs) {
   // as it takes (an abort signal left armed would cut a long body short).
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(new DOMException("no response head in time", "TimeoutError")), timeoutMs);
-  const init = { method, headers: offload_headers(flat), redirect: "manual", signal: ac.signal };
+  // The record form when no name repeats and every field is acceptable
+  // (a refused field throws at once, before anything is sent).
+  let headers = offload_record(flat);
+  if (headers !== null) {
+    try { headers = new Headers(headers); } catch (_) { headers = null; }
+  }
+  const init = { method, headers: headers ?? offload_headers(flat), redirect: "manual", signal: ac.signal };
   if (body !== null) init.body = body;
   return fetch(url, init).finally(() => clearTimeout(timer));
+}
+export function offload_fetch_then(url, method, flat, body, timeoutMs, done) {
+  // The upstream exchange without a Rust future: the promise chain is JS,
+  // and `done` (a Rust closure, called once) continues the machine.
+  let sent;
+  try { sent = offload_fetch(url, method, flat, body, timeoutMs); } catch (e) { sent = Promise.reject(e); }
+  return sent.then((r) => done(r, false), (e) => done(e, true));
+}
+export function offload_read_then(stream, limit, done) {
+  // A small body read whole in JS, then handed to `done` once: bytes,
+  // null (more than `limit`), or the error (`failed`).
+  let read;
+  try { read = stream === null ? Promise.resolve(new Uint8Array(0)) : offload_read_capped(stream, limit); } catch (e) { read = Promise.reject(e); }
+  return read.then((b) => done(b, false), (e) => done(e, true));
 }
 export function offload_is_timeout(e) {
   return e !== null && typeof e === "object" && e.name === "TimeoutError";
@@ -111,6 +135,8 @@ extern "C" {
     #[wasm_bindgen(catch)]
     fn offload_fetch(url: &str, method: &str, flat: &str, body: &JsValue, timeout_ms: f64) -> Result<js_sys::Promise, JsValue>;
     fn offload_is_timeout(e: &JsValue) -> bool;
+    fn offload_fetch_then(url: &str, method: &str, flat: &str, body: &JsValue, timeout_ms: f64, done: JsValue) -> js_sys::Promise;
+    fn offload_read_then(stream: &JsValue, limit: f64, done: JsValue) -> js_sys::Promise;
     #[wasm_bindgen(catch)]
     pub(crate) fn offload_read_capped(stream: &JsValue, limit: f64) -> Result<js_sys::Promise, JsValue>;
 }
@@ -193,12 +219,55 @@ pub(crate) async fn fetch(request: &http::Request<()>, body: &JsValue, timeout_m
     let timeout = timeout_ms.min(u64::from(u32::MAX)) as f64;
     let promise = offload_fetch(&request.uri().to_string(), request.method().as_str(), &flatten(request.headers()), body, timeout)
         .map_err(|_| Outcome::ConnectError)?;
+    let host = request.uri().host().unwrap_or("").to_owned();
     match wasm_bindgen_futures::JsFuture::from(promise).await {
-        Ok(resp) => resp.dyn_into().map_err(|_| Outcome::ConnectError),
-        Err(e) if offload_is_timeout(&e) => Err(Outcome::Timeout),
-        Err(e) => {
-            worker::console_warn!("upstream {}: {}", request.uri().host().unwrap_or(""), crate::body::js_reason(&e));
-            Err(Outcome::ConnectError)
-        }
+        Ok(resp) => sent(resp, false, &host),
+        Err(e) => sent(e, true, &host),
     }
+}
+
+/// [`fetch`] with its continuation: the promise the platform awaits runs
+/// `done` on the outcome, with no Rust future, task queue or waker on the
+/// way (on a miss, `wasm-bindgen-futures`' machinery cost more CPU than
+/// the exchange itself: `cargo xtask bench edge --profile`). `done`'s value
+/// (a `Response`, or a promise of one) is the promise's.
+pub(crate) fn fetch_then(
+    request: &http::Request<()>,
+    body: &JsValue,
+    timeout_ms: u64,
+    done: impl FnOnce(Result<worker::web_sys::Response, Outcome>) -> JsValue + 'static,
+) -> JsValue {
+    let timeout = timeout_ms.min(u64::from(u32::MAX)) as f64;
+    let host = request.uri().host().unwrap_or("").to_owned();
+    let done = Closure::once_into_js(move |v: JsValue, failed: bool| done(sent(v, failed, &host)));
+    offload_fetch_then(&request.uri().to_string(), request.method().as_str(), &flatten(request.headers()), body, timeout, done).into()
+}
+
+/// A settled `fetch` as an attempt's outcome.
+fn sent(v: JsValue, failed: bool, host: &str) -> Result<worker::web_sys::Response, Outcome> {
+    if !failed {
+        return v.dyn_into().map_err(|_| Outcome::ConnectError);
+    }
+    if offload_is_timeout(&v) {
+        return Err(Outcome::Timeout);
+    }
+    worker::console_warn!("upstream {host}: {}", crate::body::js_reason(&v));
+    Err(Outcome::ConnectError)
+}
+
+/// A body of at most `limit` bytes read whole in JS (`stream`:
+/// `JsValue::NULL` for none), then `done` with it: `Ok(None)` when it is
+/// longer, `Err` when it failed. One promise chain, no Rust future.
+pub(crate) fn read_then(
+    stream: &JsValue,
+    limit: usize,
+    done: impl FnOnce(Result<Option<js_sys::Uint8Array>, JsValue>) -> JsValue + 'static,
+) -> JsValue {
+    let done = Closure::once_into_js(move |v: JsValue, failed: bool| {
+        done(match failed {
+            true => Err(v),
+            false => Ok(v.dyn_into::<js_sys::Uint8Array>().ok()),
+        })
+    });
+    offload_read_then(stream, limit as f64, done).into()
 }

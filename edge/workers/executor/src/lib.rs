@@ -22,7 +22,7 @@ use std::cell::RefCell;
 use std::future::Future;
 
 use http::HeaderMap;
-use offload_core::machine::{Input, Io, Isolate, Machine};
+use offload_core::machine::{BodyFailure, Input, Io, Isolate, Machine, Reply, ReplyBody, SendBody, UpstreamHead};
 use worker::wasm_bindgen_futures;
 use offload_core::route::geo::WorkersCf;
 use offload_core::secret::{Platform, Secret, SecretMap};
@@ -105,44 +105,146 @@ pub async fn handle_raw<U: Upstream>(
 /// The fastest entry, for a Worker's own `#[wasm_bindgen] fn fetch`
 /// (`edge/workers` uses it): the machine runs synchronously while its
 /// instructions need no waiting, so an edge answer or a cache hit returns
-/// a `Response` with no promise, no task and no microtask; anything that
-/// must wait (the platform cache, upstream, a body) continues as a
-/// `Promise` from where it stopped.
+/// a `Response` with no promise, no task and no microtask. An upstream
+/// exchange with [`Upstream::DIRECT`], and a capped read of the viewer's
+/// body, are each a JS promise chain whose callback runs the machine on
+/// (see [`drive`]); anything else that must
+/// wait (the platform cache, a streamed upload, a large storable body)
+/// continues as a Rust future from where it stopped.
 pub fn handle_now<U: Upstream>(config_json: &str, req: web_sys::Request, env: &Env, ctx: Context, upstream: U) -> JsValue {
-    let mut m = match machine_for(config_json, &req, env) {
-        Ok(m) => m,
-        Err(resp) => return resp.into(),
-    };
-    let mut input = Input::Start;
+    match machine_for(config_json, &req, env) {
+        Ok(m) => drive(m, Input::Start, Flow { req, ctx, upstream }, None),
+        Err(resp) => resp.into(),
+    }
+}
+
+/// What one viewer request's run carries from one synchronous stretch to
+/// the next.
+struct Flow<U> {
+    req: web_sys::Request,
+    ctx: Context,
+    upstream: U,
+}
+
+/// Stored bodies up to this size, with a `Content-Length` that says so,
+/// are read whole in JS before the viewer's head goes out, then stored
+/// and served from the same bytes: one promise instead of a stream pumped
+/// through Wasm chunk by chunk with a Rust future per read and write
+/// (`cargo xtask bench cache`'s Zipf mix is mostly such bodies). Larger
+/// or unsized bodies stream.
+const READ_WHOLE_MAX: usize = 64 * 1024;
+
+/// Run `m` from `input` synchronously until it answers or must wait.
+/// `last`: the response of the upstream attempt the machine was just told
+/// about (its body is the viewer's when the reply says so).
+fn drive<U: Upstream>(mut m: Machine, mut input: Input, flow: Flow<U>, last: Option<web_sys::Response>) -> JsValue {
     loop {
         let Some(io) = with_isolate(|iso| m.next(iso, input, exec::tick())) else {
             return exec::not_initialized().into();
         };
         input = match io {
-            Io::Respond(reply) => match exec::ready(&reply) {
-                Some(resp) => return resp.into(),
-                None => return later(m, Io::Respond(reply), req, ctx, upstream),
-            },
-            Io::Locate => Input::Location(location_of(&req)),
+            Io::Respond(reply) => return respond_now(m, reply, flow, last),
+            Io::Locate => Input::Location(location_of(&flow.req)),
             Io::Log { level, line } => {
                 exec::log(level, &line);
                 Input::Done
             }
             Io::Background(bg) => {
-                ctx.wait_until(exec::background_machine(*bg, Some(&req), upstream.clone()));
+                flow.ctx.wait_until(exec::background_machine(*bg, Some(&flow.req), flow.upstream.clone()));
                 Input::Done
             }
+            Io::Send { request, timeout_ms, body } if U::DIRECT && !matches!(body, SendBody::ViewerStream) => {
+                let body: JsValue = match &body {
+                    SendBody::Bytes(b) => js_sys::Uint8Array::from(&b[..]).into(),
+                    _ => JsValue::NULL,
+                };
+                return js::fetch_then(&request, &body, timeout_ms, move |sent| match sent {
+                    Ok(resp) => {
+                        let head = UpstreamHead { status: resp.status(), headers: js::headers_of(&resp.headers()) };
+                        drive(m, Input::Upstream(Ok(head)), flow, Some(resp))
+                    }
+                    Err(outcome) => drive(m, Input::Upstream(Err(outcome)), flow, None),
+                });
+            }
+            Io::ReadBody { limit, .. } => {
+                let stream = flow.req.body().map_or(JsValue::NULL, Into::into);
+                return js::read_then(&stream, limit, move |read| {
+                    let body = match read {
+                        Ok(Some(bytes)) => Ok(bytes.to_vec()),
+                        Ok(None) => Err(BodyFailure::TooLarge),
+                        Err(e) => Err(BodyFailure::Failed(body::js_reason(&e))),
+                    };
+                    drive(m, Input::Body(body), flow, last)
+                });
+            }
             Io::Finished => return exec::finished().into(),
-            io => return later(m, io, req, ctx, upstream),
+            io => return later(m, io, flow, last),
         };
     }
 }
 
-/// The rest of [`handle_now`] as a promise, starting with `io`.
-fn later<U: Upstream>(m: Machine, io: Io, req: web_sys::Request, ctx: Context, upstream: U) -> JsValue {
+/// The viewer's response for `reply`, now when its body is in hand or is
+/// the upstream's stream; a small stored body is read whole first
+/// ([`READ_WHOLE_MAX`]); a larger one is pumped by the Rust loop.
+fn respond_now<U: Upstream>(m: Machine, reply: Reply, flow: Flow<U>, last: Option<web_sys::Response>) -> JsValue {
+    if let Some(resp) = exec::ready(&reply) {
+        return resp.into();
+    }
+    let stream = |last: &Option<web_sys::Response>| last.as_ref().and_then(web_sys::Response::body).map_or(JsValue::NULL, Into::into);
+    match reply.body {
+        ReplyBody::Upstream if last.is_some() => {
+            js::response(reply.status, &reply.headers, &stream(&last)).unwrap_or_else(|_| last_resort()).into()
+        }
+        ReplyBody::UpstreamFill(mut fill) if last.is_some() && declared_len(&reply.headers).is_some_and(|n| n <= fill.max_bytes().min(READ_WHOLE_MAX)) => {
+            let (status, headers, ctx) = (reply.status, reply.headers, flow.ctx);
+            js::read_then(&stream(&last), fill.max_bytes().min(READ_WHOLE_MAX), move |read| {
+                let now = exec::tick().now_ms;
+                let bytes = match read {
+                    Ok(Some(bytes)) => bytes,
+                    failed => {
+                        with_isolate(|iso| fill.fail(iso, now));
+                        if let Err(e) = failed {
+                            worker::console_warn!("upstream body: {}", body::js_reason(&e));
+                        }
+                        return respond_error(&offload_core::error::UpstreamError::BodyFailed.into()).into();
+                    }
+                };
+                let len = bytes.length() as usize;
+                let stored = with_isolate(|iso| {
+                    fill.accept_with(iso, len, now, |buf| bytes.copy_to(buf));
+                    fill.finish(iso, now)
+                });
+                if let Some(Some(w)) = stored {
+                    ctx.wait_until(l2::put(w));
+                }
+                js::response(status, &headers, &bytes.into()).unwrap_or_else(|_| last_resort()).into()
+            })
+        }
+        body => later(
+            m,
+            Io::Respond(Reply { status: reply.status, headers: reply.headers, body }),
+            flow,
+            last,
+        ),
+    }
+}
+
+/// The body length a head declares (`Content-Length`, one valid value).
+fn declared_len(headers: &HeaderMap) -> Option<usize> {
+    let mut values = headers.get_all(http::header::CONTENT_LENGTH).iter();
+    let one = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    one.to_str().ok()?.parse().ok()
+}
+
+/// The rest of [`drive`] as a Rust future, starting with `io`.
+fn later<U: Upstream>(m: Machine, io: Io, flow: Flow<U>, last: Option<web_sys::Response>) -> JsValue {
+    let Flow { req, ctx, upstream } = flow;
     let body = req.body().map(Into::into);
     wasm_bindgen_futures::future_to_promise(async move {
-        Ok(exec::run_from(m, Some(io), body, Some(&ctx), Some(&req), upstream).await.into())
+        Ok(exec::run_from(m, Some(io), last, body, Some(&ctx), Some(&req), upstream).await.into())
     })
     .into()
 }
