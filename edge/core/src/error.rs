@@ -55,7 +55,7 @@ mod tests {
 
     #[test]
     fn upstream_and_internal_errors_are_named_502s() {
-        let cases: [(Error, &str); 3] = [
+        let cases: [(Error, &str); 4] = [
             (UpstreamError::UnrelayableStatus(999).into(), "origin answered with status 999, which cannot be relayed"),
             (UpstreamError::BodyFailed.into(), "origin's response body failed before it was complete"),
             (
