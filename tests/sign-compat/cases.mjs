@@ -12,21 +12,55 @@ import { HttpRequest } from '@smithy/core/protocols';
 import { Hash } from '@smithy/core/serde';
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { dirname, join, resolve } from 'node:path';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const ROOT = resolve(here, '../..');
 
-/** The Lambda@Edge build (`cargo xtask package lambda-edge`). */
-export function loadWasm() {
-  const dir = process.env.OFFLOAD_LAMBDA_PKG ?? join(ROOT, '.offload/lambda-edge/pkg');
-  const js = join(dir, 'offload_lambda_edge.js');
-  if (!existsSync(js)) {
-    console.error(`${js} is missing: run \`cargo xtask package lambda-edge\` first`);
+const PKG = process.env.OFFLOAD_LAMBDA_PKG ?? join(ROOT, '.offload/lambda-edge/pkg');
+
+function pkgFile(name) {
+  const file = join(PKG, name);
+  if (!existsSync(file)) {
+    console.error(`${file} is missing: run \`cargo xtask package lambda-edge\` first`);
     process.exit(2);
   }
-  return createRequire(import.meta.url)(js);
+  return file;
+}
+
+/** The Lambda@Edge build's raw Wasm bindings (`cargo xtask package lambda-edge`). */
+export function loadWasm() {
+  return createRequire(import.meta.url)(pkgFile('offload_lambda_edge.js'));
+}
+
+/** The Lambda@Edge package's JS module (`index.mjs`: `S3Presigner`, `presign`, …). */
+export function loadPackage() {
+  return import(pathToFileURL(pkgFile('index.mjs')).href);
+}
+
+/**
+ * Offload's presigners for the cases, one per bucket and credentials
+ * (endpoint, bucket, region, style, key pair), made once as a user makes
+ * them: `signer(c.ours)` gives the case's, `signer.id(c.ours)` the key to
+ * look it up by (computed once per case, as the SDK side's presigners and
+ * endpoints are looked up by a ready key).
+ */
+export function offloadSigners(S3Presigner) {
+  const made = new Map();
+  const id = (o) => `${o.endpoint}|${o.bucket}|${o.region}|${o.style}|${o.accessKeyId}`;
+  const byId = (key, o) => {
+    let s = made.get(key);
+    if (!s) {
+      s = new S3Presigner(o);
+      made.set(key, s);
+    }
+    return s;
+  };
+  const signer = (o) => byId(id(o), o);
+  signer.id = id;
+  signer.byId = byId;
+  return signer;
 }
 
 /** mulberry32: a small seeded PRNG. */

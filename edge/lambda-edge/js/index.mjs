@@ -135,9 +135,64 @@ export const originRequest = async (event) => { await ready(); return invoke('or
 export const originResponse = async (event) => { await ready(); return invoke('origin-response', event); };
 export const handler = async (event) => { await ready(); return invoke(event?.Records?.[0]?.cf?.config?.eventType, event); };
 
-/** S3 presigned URL (see edge/core/src/sign/presign_json.rs for the input). */
+/**
+ * S3 presigned URL from one request object (see
+ * edge/core/src/sign/presign_json.rs for the fields): `{url, expiresAt,
+ * headers}` or `{error}`. Every call checks the endpoint and bucket and
+ * derives the day's signing key again; `S3Presigner` is the fast path.
+ */
 export function presign(request) {
   return JSON.parse(wasm.presign(JSON.stringify(request)));
+}
+
+const METHODS = { GET: 0, HEAD: 1, PUT: 2, get: 0, head: 1, put: 2 };
+const FORMATS = { js: 0, docs: 1 };
+const NO_OVERRIDES = {};
+
+/**
+ * An S3 presigner for one bucket and one set of credentials: make it once
+ * (per bucket, per credentials) and call `presign` for each URL. The same
+ * URLs as `presign(request)`, byte for byte, without the JSON round trip
+ * (about 2x faster; `cargo xtask bench sign --only node`). Throws an `Error` (never containing the secret)
+ * for a bad endpoint or bucket, and from `presign` for a bad request.
+ *
+ *   const s3 = new S3Presigner({ endpoint: 'https://s3.us-east-1.amazonaws.com',
+ *     bucket: 'my-bucket', region: 'us-east-1', accessKeyId, secretAccessKey, sessionToken });
+ *   const url = s3.presign('photos/a b.jpg', { expires: 900 });
+ *   const put = s3.presign('uploads/x.bin', { method: 'PUT', contentType: 'image/png', contentLength: 1234 });
+ *
+ * Constructor: `endpoint`, `bucket`, `region`, `style` ('virtual', the
+ * default, or 'path'), `accessKeyId`, `secretAccessKey`, `sessionToken`.
+ * `presign(key, options)`: `method` ('GET' default, 'HEAD', 'PUT'),
+ * `expires` (seconds, 1..604800, default 900), `now` (unix seconds,
+ * default the clock), `versionId`, `contentType` and `contentLength` (PUT:
+ * signed headers the uploader must send), `response` (GET/HEAD:
+ * `{cacheControl, contentDisposition, contentEncoding, contentLanguage,
+ * contentType, expires}`), `format` ('js', the AWS SDK v3 layout, default;
+ * 'docs', the S3 docs layout). Returns the URL. `free()` releases the Wasm
+ * memory now (otherwise when the object is collected).
+ */
+export class S3Presigner {
+  #signer;
+
+  constructor({ endpoint, bucket, region, style = 'virtual', accessKeyId, secretAccessKey, sessionToken }) {
+    if (style !== 'virtual' && style !== 'path') throw new Error(`presign: style must be virtual or path, not ${JSON.stringify(style)}`);
+    this.#signer = new wasm.Presigner(endpoint, bucket, region, style === 'path', accessKeyId, secretAccessKey, sessionToken);
+  }
+
+  presign(key, { method = 'GET', expires = 900, now, versionId, contentType, contentLength, response = NO_OVERRIDES, format = 'js' } = NO_OVERRIDES) {
+    // undefined and null are both "absent" to the bindings.
+    const r = response;
+    return this.#signer.url(
+      METHODS[method] ?? 255, key, expires, now ?? Math.floor(Date.now() / 1000), FORMATS[format] ?? 255,
+      versionId, contentType, contentLength,
+      r.cacheControl, r.contentDisposition, r.contentEncoding, r.contentLanguage, r.contentType, r.expires,
+    );
+  }
+
+  free() {
+    this.#signer.free();
+  }
 }
 
 /** The raw Wasm bindings (benchmarks call `presign` on a JSON string). */

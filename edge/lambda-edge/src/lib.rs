@@ -21,7 +21,13 @@
 //!   `origin_request(eventJson, nowMs, rand)`,
 //!   `origin_response(eventJson, nowMs)`: the event in, the request or
 //!   response to hand back to CloudFront out;
-//! - `presign(json)`: the S3 presigner (compatibility tests, benchmarks).
+//! - `presign(json)`: the S3 presigner, one JSON request in, one JSON
+//!   answer out (compatibility tests);
+//! - `new Presigner(endpoint, bucket, region, pathStyle, accessKeyId,
+//!   secretAccessKey, sessionToken?)` and `presigner.url(method, key,
+//!   expires, now, format, …)`: the same URLs from a presigner kept per
+//!   bucket, positional arguments in, the URL out, no JSON (what the
+//!   wrapper's `S3Presigner` calls; see [`Presigner`]).
 //!
 //! The config is bundled at build time as JSON (the shared `edge/workers/build.rs` validates
 //! offload.toml; a bad config fails the build); it holds secret references
@@ -33,10 +39,12 @@ use std::cell::RefCell;
 use offload_core::cloudfront::event::error_json;
 use offload_core::cloudfront::{Event, Response, Trigger};
 use offload_core::cloudfront::secrets as aws;
-use offload_core::sign::Credentials;
+use offload_core::sign::{
+    AddressingStyle, Credentials, PresignMethod, PresignRequest, QueryFormat, ResponseOverrides, S3Bucket,
+};
 use offload_core::Config;
 use serde::{Deserialize, Serialize};
-use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::prelude::{wasm_bindgen, JsError};
 
 use offload_lambda_edge_handlers::Lambda;
 
@@ -202,6 +210,108 @@ pub fn origin_response(event_json: &str, now_ms: f64) -> String {
 #[wasm_bindgen]
 pub fn presign(json: &str) -> String {
     offload_core::sign::presign_json::presign_json(json)
+}
+
+/// An S3 presigner for one bucket and one set of credentials, kept by the
+/// caller and used for many URLs (`S3Presigner` in `js/index.mjs` is the
+/// API users call; it names the arguments). Gives the URL
+/// [`presign`] gives for the same request, byte for byte
+/// (tests/lambda-edge/presigner.test.mjs), without a JSON round trip:
+/// the JSON entry costs more than the signing itself (serde_json in and
+/// out, `JSON.stringify`/`JSON.parse` in JS; `cargo xtask bench sign
+/// --only node` has both rows). See [`offload_core::sign::Presigner`] for
+/// what it keeps between calls. Errors are thrown as `Error`s that never
+/// contain the secret.
+#[wasm_bindgen]
+pub struct Presigner(offload_core::sign::Presigner);
+
+/// A JS number that must be a whole, non-negative number (seconds, bytes).
+fn whole(what: &str, v: f64) -> Result<u64, JsError> {
+    if v.is_finite() && v >= 0.0 && v.fract() == 0.0 {
+        // Saturates above u64::MAX; the range checks refuse it.
+        Ok(v as u64)
+    } else {
+        Err(JsError::new(&format!("presign: {what} must be a whole number >= 0")))
+    }
+}
+
+#[wasm_bindgen]
+impl Presigner {
+    /// `endpoint` is `scheme://host[:port][/base-path]`; `path_style`:
+    /// `https://host/bucket/key` instead of `https://bucket.host/key`.
+    #[wasm_bindgen(constructor)]
+    pub fn new(
+        endpoint: &str,
+        bucket: &str,
+        region: &str,
+        path_style: bool,
+        access_key_id: String,
+        secret_access_key: String,
+        session_token: Option<String>,
+    ) -> Result<Presigner, JsError> {
+        let style = if path_style { AddressingStyle::Path } else { AddressingStyle::VirtualHosted };
+        let bucket = S3Bucket::new(endpoint, bucket, region, style).map_err(|e| JsError::new(&e.to_string()))?;
+        let creds = Credentials::new(access_key_id, secret_access_key, session_token);
+        Ok(Self(offload_core::sign::Presigner::new(bucket, creds)))
+    }
+
+    /// The presigned URL. `method`: 0 GET, 1 HEAD, 2 PUT; `expires`
+    /// (1..=604800) and `now` in seconds; `format`: 0 the JS SDK v3
+    /// layout, 1 the S3 docs layout; the rest as in the JSON request
+    /// (`content_type`, `content_length`: PUT only, signed headers the
+    /// uploader must send; the six `response-*` overrides: GET/HEAD only).
+    #[allow(clippy::too_many_arguments)]
+    pub fn url(
+        &self,
+        method: u32,
+        key: &str,
+        expires: f64,
+        now: f64,
+        format: u32,
+        version_id: Option<String>,
+        content_type: Option<String>,
+        content_length: Option<f64>,
+        cache_control: Option<String>,
+        content_disposition: Option<String>,
+        content_encoding: Option<String>,
+        content_language: Option<String>,
+        response_content_type: Option<String>,
+        response_expires: Option<String>,
+    ) -> Result<String, JsError> {
+        let method = match method {
+            0 => PresignMethod::Get,
+            1 => PresignMethod::Head,
+            2 => PresignMethod::Put,
+            _ => return Err(JsError::new("presign: method must be GET, HEAD or PUT")),
+        };
+        let format = match format {
+            0 => QueryFormat::JsSdkV3,
+            1 => QueryFormat::AwsDocs,
+            _ => return Err(JsError::new("presign: format must be js or docs")),
+        };
+        let req = PresignRequest {
+            method,
+            key,
+            expires_in: whole("expires", expires)?,
+            version_id: version_id.as_deref(),
+            content_type: content_type.as_deref(),
+            content_length: content_length.map(|n| whole("contentLength", n)).transpose()?,
+            checksum: None,
+            response: ResponseOverrides {
+                cache_control: cache_control.as_deref(),
+                content_disposition: content_disposition.as_deref(),
+                content_encoding: content_encoding.as_deref(),
+                content_language: content_language.as_deref(),
+                content_type: response_content_type.as_deref(),
+                expires: response_expires.as_deref(),
+            },
+            format,
+        };
+        match self.0.presign(&req, whole("now", now)?) {
+            Ok(url) => Ok(url.into_string()),
+            Err(e) => Err(JsError::new(&e.to_string())),
+        }
+    }
 }
 
 /// The bundled config's presign endpoint path and route patterns, for the

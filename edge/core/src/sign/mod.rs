@@ -35,7 +35,7 @@ pub use link::{
 };
 pub use origin::{sign_origin_request, OriginPayload, OriginRequest, OriginSigned};
 pub use presign::{
-    presign, AddressingStyle, Checksum, PresignError, PresignMethod, PresignRequest, PresignedUrl,
+    presign, AddressingStyle, Checksum, PresignError, PresignMethod, PresignRequest, PresignedUrl, Presigner,
     QueryFormat, ResponseOverrides, S3Bucket,
 };
 pub use sigv4::{

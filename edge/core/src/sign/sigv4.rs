@@ -410,10 +410,22 @@ impl Eq for SigningKey {}
 impl SigningKey {
     /// `HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request")`.
     pub fn derive(credentials: &Credentials, time: &AmzDate, region: &str, service: &str) -> Self {
+        Self::derive_from(&Self::secret_state(credentials), time, region, service)
+    }
+
+    /// The HMAC key state of `"AWS4" + secret`, the first step of every
+    /// day's derivation: one per credentials, so a signer that keeps it
+    /// ([`super::Presigner`]) derives a day's key with two fewer SHA-256
+    /// blocks (14 instead of 16, plus the 2 of the key's own state).
+    pub(crate) fn secret_state(credentials: &Credentials) -> HmacSha256 {
+        hmac_key(&[b"AWS4", credentials.secret_access_key().as_bytes()])
+    }
+
+    /// [`Self::derive`] from [`Self::secret_state`].
+    pub(crate) fn derive_from(secret: &HmacSha256, time: &AmzDate, region: &str, service: &str) -> Self {
         let mut date = [0u8; 8];
         date.copy_from_slice(&time.date_time_bytes()[..8]);
-        let secret = credentials.secret_access_key().as_bytes();
-        let k_date = hmac_with(&hmac_key(&[b"AWS4", secret]), &[&date]);
+        let k_date = hmac_with(secret, &[&date]);
         let k_region = hmac_with(&hmac_key(&[&k_date]), &[region.as_bytes()]);
         let k_service = hmac_with(&hmac_key(&[&k_region]), &[service.as_bytes()]);
         let key = hmac_with(&hmac_key(&[&k_service]), &[b"aws4_request"]);

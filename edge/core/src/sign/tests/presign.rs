@@ -2,7 +2,7 @@
 use wasm_bindgen_test::wasm_bindgen_test as test;
 
 use crate::sign::presign::{
-    presign, AddressingStyle, Checksum, PresignMethod, PresignRequest, QueryFormat,
+    presign, AddressingStyle, Checksum, PresignMethod, PresignRequest, Presigner, QueryFormat,
     ResponseOverrides, S3Bucket,
 };
 use crate::sign::sigv4::Credentials;
@@ -433,10 +433,32 @@ fn direct_presign_equals_the_general_signer() {
         let cached = [None, Some(&day_key)][next(2)];
         let ours = presign(&bucket, &credentials, &req, now, cached).unwrap();
         let theirs = presign_via_signer(&bucket, &credentials, &req, now, cached).unwrap();
+        // The kept presigner (the Lambda@Edge package's `S3Presigner`).
+        let kept = Presigner::new(bucket.clone(), credentials.clone()).presign(&req, now).unwrap();
+        assert_eq!(kept, ours, "case {i}: Presigner");
         assert_eq!(ours.as_str(), theirs.as_str(), "case {i}: {req:?}");
         assert_eq!(ours.headers(), theirs.headers(), "case {i}");
         assert_eq!(ours.canonical_request(), theirs.canonical_request(), "case {i}");
         assert_eq!(ours.string_to_sign(), theirs.string_to_sign(), "case {i}");
         assert_eq!(ours.expires_at(), theirs.expires_at(), "case {i}");
     }
+}
+
+/// A kept presigner gives what `presign` gives, over days, and its errors.
+#[test]
+fn kept_presigner_equals_presign() {
+    let bucket = aws();
+    let credentials = creds(true);
+    let signer = Presigner::new(bucket.clone(), credentials.clone());
+    assert_eq!(signer.bucket(), &bucket);
+    for now in [NOW, NOW + 1, NOW + 86_400, NOW, 0, 253_402_300_799] {
+        let req = PresignRequest::put("a b/c.txt", 900);
+        assert_eq!(signer.presign(&req, now), presign(&bucket, &credentials, &req, now, None), "{now}");
+    }
+    for (req, now) in [(PresignRequest::get("k", 0), NOW), (PresignRequest::get("", 60), NOW), (PresignRequest::get("k", 60), u64::MAX)] {
+        let e = signer.presign(&req, now).unwrap_err();
+        assert_eq!(Err(e), presign(&bucket, &credentials, &req, now, None));
+    }
+    let debug = format!("{signer:?}");
+    assert!(debug.contains("examplebucket") && !debug.contains("wJalrXUtnFEMI") && !debug.contains("FQoG"), "{debug}");
 }
