@@ -676,11 +676,17 @@ pub fn presign(
     crate::sort::sort_by(&mut pairs, |a, b| a.0.cmp(b.0));
 
     // The canonical request, written once.
-    let path = url.get(path_start..base_len).unwrap_or_default();
     let mut creq = String::with_capacity(url.len() * 2 + 512);
     creq.push_str(req.method.as_str());
     creq.push('\n');
-    push_canonical_path(&mut creq, path);
+    // Only the endpoint's base path can hold a byte that needs escaping
+    // there: the rest is `push_uri_encoded`'s output (unreserved, `/`,
+    // `%XX`), copied as it is (a second pass over the encoded key through
+    // `percent_encoding` was 1.5 % of `S3Presigner.presign`'s time in a
+    // Node CPU profile of the Lambda@Edge Wasm).
+    let base_end = path_start + bucket.base_path.len();
+    push_canonical_path(&mut creq, url.get(path_start..base_end).unwrap_or_default());
+    creq.push_str(url.get(base_end..base_len).unwrap_or_default());
     creq.push('\n');
     let query_start = creq.len();
     // Where the signature goes in the JS SDK layout: before the first name
