@@ -45,10 +45,8 @@ for (const [i, c] of cases.entries()) {
   }
 }
 // `one` is awaited only if it is async (the SDK's presigners are;
-// Offload's is a plain function call).
-async function measure(name, one, isAsync) {
-  // Warm up (JIT, SDK clients, Wasm tier-up), then count for `secs`.
-  for (let i = 0; i < 2000; i++) isAsync ? await one(i % cases.length) : one(i % cases.length);
+// Offload's is a plain function call). URLs per second over `secs`.
+async function rate(one, isAsync, secs) {
   let done = 0;
   const start = process.hrtime.bigint();
   const until = start + BigInt(Math.round(secs * 1e9));
@@ -59,16 +57,36 @@ async function measure(name, one, isAsync) {
     done += 200;
     now = process.hrtime.bigint();
   }
-  const rate = done / (Number(now - start) / 1e9);
-  console.log(`  ${name.padEnd(56)} ${Math.round(rate).toLocaleString('en-US').padStart(10)} URLs/s`);
-  return rate;
+  return done / (Number(now - start) / 1e9);
 }
 
-console.log(`presign throughput, ${cases.length} random cases (all four URLs identical; ${new Set(ids).size} Offload presigners), ${secs} s each, Node ${process.version}`);
-const kept = await measure('Offload Wasm S3Presigner.presign (kept per bucket)', (i) => signer(i).presign(cases[i].ours.key, cases[i].ours), false);
-const json = await measure('Offload Wasm presign (JSON in, JSON out)', (i) => JSON.parse(wasm.presign(inputs[i])).url, false);
-const direct = await measure('AWS SDK v3 S3RequestPresigner.presign (node:crypto)', (i) => directPresign(cases[i].sdk), true);
-const sdk = await measure('AWS SDK v3 getSignedUrl (S3Client middleware)', (i) => sdkPresign(cases[i].sdk), true);
-console.log(`ratio Offload S3Presigner / S3RequestPresigner.presign: ${(kept / direct).toFixed(2)}x (goal >= 5x)`);
-console.log(`ratio Offload presign JSON / S3RequestPresigner.presign: ${(json / direct).toFixed(2)}x`);
-console.log(`ratio Offload S3Presigner / getSignedUrl: ${(kept / sdk).toFixed(1)}x`);
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const fmt = (x) => Math.round(x).toLocaleString('en-US');
+
+// The rows, each warmed up (JIT, SDK clients, Wasm tier-up), then timed in
+// ROUNDS alternating rounds of secs / ROUNDS each (so load from elsewhere
+// on the machine hits every row alike); per row the median, and each ratio
+// the median of its per-round ratios. getSignedUrl (informative, ~30x
+// slower) runs once, after.
+const ROUNDS = 5;
+const rows = [
+  ['Offload Wasm S3Presigner.presign (kept per bucket)', (i) => signer(i).presign(cases[i].ours.key, cases[i].ours), false],
+  ['Offload Wasm presign (JSON in, JSON out)', (i) => JSON.parse(wasm.presign(inputs[i])).url, false],
+  ['AWS SDK v3 S3RequestPresigner.presign (node:crypto)', (i) => directPresign(cases[i].sdk), true],
+];
+console.log(`presign throughput, ${cases.length} random cases (all four URLs identical; ${new Set(ids).size} Offload presigners), ${ROUNDS} alternating rounds, ${secs} s per row in all, Node ${process.version}`);
+for (const [, one, isAsync] of rows) for (let i = 0; i < 2000; i++) isAsync ? await one(i % cases.length) : one(i % cases.length);
+const rates = rows.map(() => []);
+for (let round = 0; round < ROUNDS; round++) {
+  for (const [k, [, one, isAsync]] of rows.entries()) rates[k].push(await rate(one, isAsync, secs / ROUNDS));
+}
+for (const [k, [name]] of rows.entries()) {
+  console.log(`  ${name.padEnd(56)} ${fmt(median(rates[k])).padStart(10)} URLs/s  (rounds: ${rates[k].map(fmt).join(', ')})`);
+}
+for (let i = 0; i < 200; i++) await sdkPresign(cases[i % cases.length].sdk);
+const sdk = await rate((i) => sdkPresign(cases[i].sdk), true, secs);
+console.log(`  ${'AWS SDK v3 getSignedUrl (S3Client middleware)'.padEnd(56)} ${fmt(sdk).padStart(10)} URLs/s`);
+const ratio = (k) => median(rates[k].map((r, i) => r / rates[2][i]));
+console.log(`ratio Offload S3Presigner / S3RequestPresigner.presign: ${ratio(0).toFixed(2)}x (goal >= 5x; per round: ${rates[0].map((r, i) => (r / rates[2][i]).toFixed(2)).join(', ')})`);
+console.log(`ratio Offload presign JSON / S3RequestPresigner.presign: ${ratio(1).toFixed(2)}x`);
+console.log(`ratio Offload S3Presigner / getSignedUrl: ${(median(rates[0]) / sdk).toFixed(1)}x`);
