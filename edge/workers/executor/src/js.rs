@@ -78,19 +78,10 @@ export function offload_fetch(url, method, flat, body, timeoutMs) {
   if (body !== null) init.body = body;
   return fetch(url, init).finally(() => clearTimeout(timer));
 }
-export function offload_fetch_then(url, method, flat, body, timeoutMs, done) {
-  // The upstream exchange without a Rust future: the promise chain is JS,
-  // and `done` (a Rust closure, called once) continues the machine.
-  let sent;
-  try { sent = offload_fetch(url, method, flat, body, timeoutMs); } catch (e) { sent = Promise.reject(e); }
-  return sent.then((r) => done(r, false), (e) => done(e, true));
-}
-export function offload_read_then(stream, limit, done) {
-  // A small body read whole in JS, then handed to `done` once: bytes,
-  // null (more than `limit`), or the error (`failed`).
-  let read;
-  try { read = stream === null ? Promise.resolve(new Uint8Array(0)) : offload_read_capped(stream, limit); } catch (e) { read = Promise.reject(e); }
-  return read.then((b) => done(b, false), (e) => done(e, true));
+export function offload_then(p, done) {
+  // A platform promise continued by `done` (a Rust closure, called once
+  // with the value or the error): no Rust future on the way.
+  return p.then((v) => done(v, false), (e) => done(e, true));
 }
 export function offload_is_timeout(e) {
   return e !== null && typeof e === "object" && e.name === "TimeoutError";
@@ -119,6 +110,36 @@ export async function offload_read_capped(stream, limit) {
   for (const c of chunks) { out.set(c, at); at += c.byteLength; }
   return out;
 }
+function offload_cache() {
+  const caches = globalThis.caches;
+  const cache = caches && caches.default;
+  if (!cache || typeof cache.match !== "function") throw new Error("no caches.default");
+  return cache;
+}
+function offload_in_time(p, timeoutMs) {
+  // The platform cache's answer, or a rejection after `timeoutMs`.
+  let timer;
+  const late = new Promise((_, no) => { timer = setTimeout(() => no(new Error("timeout")), timeoutMs); });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+export function offload_l2_match(key, meta, max, timeoutMs) {
+  // [metadata, body] of the entry, or null (none, no metadata, a body
+  // longer than `max`).
+  const got = offload_cache().match(key).then((r) => {
+    if (!r) return null;
+    const m = r.headers.get(meta);
+    if (m === null) return null;
+    const body = r.body === null ? Promise.resolve(new Uint8Array(0)) : offload_read_capped(r.body, max);
+    return body.then((b) => (b === null ? null : [m, b]));
+  });
+  return offload_in_time(got, timeoutMs);
+}
+export function offload_l2_put(key, flat, body, timeoutMs) {
+  return offload_in_time(offload_cache().put(key, offload_response(body, 200, flat)), timeoutMs);
+}
+export function offload_l2_delete(key, timeoutMs) {
+  return offload_in_time(offload_cache().delete(key), timeoutMs);
+}
 export function offload_cf(req) {
   return req.cf;
 }
@@ -135,8 +156,13 @@ extern "C" {
     #[wasm_bindgen(catch)]
     fn offload_fetch(url: &str, method: &str, flat: &str, body: &JsValue, timeout_ms: f64) -> Result<js_sys::Promise, JsValue>;
     fn offload_is_timeout(e: &JsValue) -> bool;
-    fn offload_fetch_then(url: &str, method: &str, flat: &str, body: &JsValue, timeout_ms: f64, done: JsValue) -> js_sys::Promise;
-    fn offload_read_then(stream: &JsValue, limit: f64, done: JsValue) -> js_sys::Promise;
+    fn offload_then(p: &js_sys::Promise, done: JsValue) -> js_sys::Promise;
+    #[wasm_bindgen(catch)]
+    fn offload_l2_match(key: &str, meta: &str, max: f64, timeout_ms: f64) -> Result<js_sys::Promise, JsValue>;
+    #[wasm_bindgen(catch)]
+    fn offload_l2_put(key: &str, flat: &str, body: &js_sys::Uint8Array, timeout_ms: f64) -> Result<js_sys::Promise, JsValue>;
+    #[wasm_bindgen(catch)]
+    fn offload_l2_delete(key: &str, timeout_ms: f64) -> Result<js_sys::Promise, JsValue>;
     #[wasm_bindgen(catch)]
     pub(crate) fn offload_read_capped(stream: &JsValue, limit: f64) -> Result<js_sys::Promise, JsValue>;
 }
@@ -172,8 +198,14 @@ pub(crate) fn headers_of(h: &worker::web_sys::Headers) -> HeaderMap {
 fn parse_pairs<'a>(mut it: impl Iterator<Item = &'a str>, map: &mut HeaderMap) {
     while let (Some(name), Some(value)) = (it.next(), it.next()) {
         let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else { continue };
-        let bytes: Option<Vec<u8>> = value.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect();
-        if let Some(v) = bytes.and_then(|b| HeaderValue::from_bytes(&b).ok()) {
+        // ASCII (nearly every value) is its own bytes: no per-char copy.
+        let value = if value.is_ascii() {
+            HeaderValue::from_str(value).ok()
+        } else {
+            let bytes: Option<Vec<u8>> = value.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect();
+            bytes.and_then(|b| HeaderValue::from_bytes(&b).ok())
+        };
+        if let Some(v) = value {
             map.append(name, v);
         }
     }
@@ -185,7 +217,10 @@ fn flatten(map: &HeaderMap) -> String {
     for (name, value) in map {
         s.push_str(name.as_str());
         s.push('\n');
-        s.extend(value.as_bytes().iter().map(|&b| char::from(b)));
+        match value.to_str() {
+            Ok(ascii) => s.push_str(ascii),
+            Err(_) => s.extend(value.as_bytes().iter().map(|&b| char::from(b))),
+        }
         s.push('\n');
     }
     s
@@ -203,6 +238,22 @@ pub(crate) fn response(status: u16, map: &HeaderMap, body: &JsValue) -> Result<w
     offload_response(body, status, &flatten(map))
 }
 
+/// `caches.default.match(key)` with its metadata header `meta` and its
+/// body read up to `max` bytes, within `timeout_ms` (see [`crate::l2`]).
+pub(crate) fn l2_match(key: &str, meta: &str, max: f64, timeout_ms: f64) -> Result<js_sys::Promise, JsValue> {
+    offload_l2_match(key, meta, max, timeout_ms)
+}
+
+/// `caches.default.put(key, response)` within `timeout_ms`.
+pub(crate) fn l2_put(key: &str, headers: &HeaderMap, body: &js_sys::Uint8Array, timeout_ms: f64) -> Result<js_sys::Promise, JsValue> {
+    offload_l2_put(key, &flatten(headers), body, timeout_ms)
+}
+
+/// `caches.default.delete(key)` within `timeout_ms`.
+pub(crate) fn l2_delete(key: &str, timeout_ms: f64) -> Result<js_sys::Promise, JsValue> {
+    offload_l2_delete(key, timeout_ms)
+}
+
 /// `request.cf` (undefined outside Cloudflare and for some requests).
 pub(crate) fn cf(req: &worker::web_sys::Request) -> JsValue {
     offload_cf(req)
@@ -216,31 +267,49 @@ pub(crate) fn cf(req: &worker::web_sys::Request) -> JsValue {
 /// or bytes (a stream needs the timeout to start after it is sent, which
 /// the general path does).
 pub(crate) async fn fetch(request: &http::Request<()>, body: &JsValue, timeout_ms: u64) -> Result<worker::web_sys::Response, Outcome> {
-    let timeout = timeout_ms.min(u64::from(u32::MAX)) as f64;
-    let promise = offload_fetch(&request.uri().to_string(), request.method().as_str(), &flatten(request.headers()), body, timeout)
-        .map_err(|_| Outcome::ConnectError)?;
-    let host = request.uri().host().unwrap_or("").to_owned();
+    let (sending, host) = start_fetch(request, body, timeout_ms);
+    let promise = sending.map_err(|_| Outcome::ConnectError)?;
     match wasm_bindgen_futures::JsFuture::from(promise).await {
         Ok(resp) => sent(resp, false, &host),
         Err(e) => sent(e, true, &host),
     }
 }
 
-/// [`fetch`] with its continuation: the promise the platform awaits runs
-/// `done` on the outcome, with no Rust future, task queue or waker on the
-/// way (on a miss, `wasm-bindgen-futures`' machinery cost more CPU than
-/// the exchange itself: `cargo xtask bench edge --profile`). `done`'s value
-/// (a `Response`, or a promise of one) is the promise's.
+/// The call to `fetch`, and the host it goes to (for a warning).
+fn start_fetch(request: &http::Request<()>, body: &JsValue, timeout_ms: u64) -> (Result<js_sys::Promise, JsValue>, String) {
+    let timeout = timeout_ms.min(u64::from(u32::MAX)) as f64;
+    let host = request.uri().host().unwrap_or("").to_owned();
+    (offload_fetch(&request.uri().to_string(), request.method().as_str(), &flatten(request.headers()), body, timeout), host)
+}
+
+/// `promise` continued by `done` with its outcome: the promise the
+/// platform awaits runs `done`, with no Rust future, task queue or waker
+/// on the way (on a miss, `wasm-bindgen-futures`' machinery cost more CPU
+/// than the rest of the exchange: `cargo xtask bench edge --profile`).
+/// `done`'s value (a `Response`, or a promise of one) is the promise's; a
+/// call that threw is `done` at once.
+pub(crate) fn then(promise: Result<js_sys::Promise, JsValue>, done: impl FnOnce(Result<JsValue, JsValue>) -> JsValue + 'static) -> JsValue {
+    match promise {
+        Ok(p) => {
+            let done = Closure::once_into_js(move |v: JsValue, failed: bool| done(if failed { Err(v) } else { Ok(v) }));
+            offload_then(&p, done).into()
+        }
+        Err(e) => done(Err(e)),
+    }
+}
+
+/// [`fetch`] with its continuation ([`then`]).
 pub(crate) fn fetch_then(
     request: &http::Request<()>,
     body: &JsValue,
     timeout_ms: u64,
     done: impl FnOnce(Result<worker::web_sys::Response, Outcome>) -> JsValue + 'static,
 ) -> JsValue {
-    let timeout = timeout_ms.min(u64::from(u32::MAX)) as f64;
-    let host = request.uri().host().unwrap_or("").to_owned();
-    let done = Closure::once_into_js(move |v: JsValue, failed: bool| done(sent(v, failed, &host)));
-    offload_fetch_then(&request.uri().to_string(), request.method().as_str(), &flatten(request.headers()), body, timeout, done).into()
+    let (sending, host) = start_fetch(request, body, timeout_ms);
+    then(sending, move |r| match r {
+        Ok(v) => done(sent(v, false, &host)),
+        Err(e) => done(sent(e, true, &host)),
+    })
 }
 
 /// A settled `fetch` as an attempt's outcome.
@@ -257,17 +326,14 @@ fn sent(v: JsValue, failed: bool, host: &str) -> Result<worker::web_sys::Respons
 
 /// A body of at most `limit` bytes read whole in JS (`stream`:
 /// `JsValue::NULL` for none), then `done` with it: `Ok(None)` when it is
-/// longer, `Err` when it failed. One promise chain, no Rust future.
+/// longer, `Err` when it failed ([`then`]).
 pub(crate) fn read_then(
     stream: &JsValue,
     limit: usize,
     done: impl FnOnce(Result<Option<js_sys::Uint8Array>, JsValue>) -> JsValue + 'static,
 ) -> JsValue {
-    let done = Closure::once_into_js(move |v: JsValue, failed: bool| {
-        done(match failed {
-            true => Err(v),
-            false => Ok(v.dyn_into::<js_sys::Uint8Array>().ok()),
-        })
-    });
-    offload_read_then(stream, limit as f64, done).into()
+    if stream.is_null() {
+        return done(Ok(Some(js_sys::Uint8Array::new_with_length(0))));
+    }
+    then(offload_read_capped(stream, limit as f64), move |r| done(r.map(|v| v.dyn_into().ok())))
 }

@@ -1,21 +1,22 @@
-//! The platform cache (`caches.default`), reached through
-//! `js_sys::Reflect` so that a missing or failing Cache API (plain
-//! `workerd serve` without a cache service) only means "no L2": every call
-//! is caught, time-limited, and treated as a miss.
+//! The platform cache (`caches.default`), reached from the executor's JS
+//! (`offload_l2_match`/`offload_l2_put`/`offload_l2_delete` in [`crate::js`])
+//! so that a missing or failing Cache API (plain `workerd serve` without a
+//! cache service) only means "no L2": every call is caught, time-limited,
+//! and treated as a miss. A lookup is one JS promise (match, metadata,
+//! capped body read), continued by the machine in one callback
+//! ([`get_then`]) or awaited by the Rust loop ([`get`]).
 
 use std::cell::Cell;
-use std::time::Duration;
 
-use futures_util::future::{select, Either};
-use js_sys::{Array, Reflect};
+use js_sys::{Array, Promise, Uint8Array};
 use offload_core::cache::edge::{L2Write, META_HEADER};
 use wasm_bindgen::{JsCast, JsValue};
-use worker::{web_sys, Delay};
+use worker::wasm_bindgen_futures::JsFuture;
 
-use crate::body;
+use crate::{body, js};
 
 /// Longest wait for one platform-cache call before treating it as a miss.
-const L2_TIMEOUT_MS: u64 = 1_000;
+const L2_TIMEOUT_MS: f64 = 1_000.0;
 
 thread_local! {
     static L2_WARNED: Cell<bool> = const { Cell::new(false) };
@@ -23,64 +24,69 @@ thread_local! {
 
 /// Log the first L2 failure of the isolate (then stay quiet: without a
 /// cache service every call fails the same way).
-fn warn_once(what: &str) {
+fn warn_once(e: &JsValue) {
     if !L2_WARNED.with(|w| w.replace(true)) {
-        worker::console_warn!("platform cache unavailable ({what}); serving from the in-isolate cache only");
+        worker::console_warn!("platform cache unavailable ({}); serving from the in-isolate cache only", body::js_reason(e));
     }
 }
 
-fn default_cache() -> Option<JsValue> {
-    let caches = Reflect::get(&js_sys::global(), &JsValue::from_str("caches")).ok().filter(JsValue::is_object)?;
-    Reflect::get(&caches, &JsValue::from_str("default")).ok().filter(JsValue::is_object)
-}
-
-async fn call(method: &str, args: Array) -> Option<JsValue> {
-    let Some(cache) = default_cache() else {
-        warn_once("no caches.default");
-        return None;
-    };
-    let Ok(promise) = body::call(&cache, method, &args) else {
-        warn_once(method);
-        return None;
-    };
-    let call = Box::pin(body::settle(promise));
-    let timer = Box::pin(Delay::from(Duration::from_millis(L2_TIMEOUT_MS)));
-    match select(call, timer).await {
-        Either::Left((Ok(v), _)) => Some(v),
-        Either::Left((Err(_), _)) => {
-            warn_once(method);
-            None
-        }
-        Either::Right(_) => {
-            warn_once("timeout");
-            None
-        }
-    }
+/// An entry as the lookup's promise settled: `[meta, bytes]`, or `null`
+/// for a miss (no entry, no metadata, a body over the limit).
+fn entry_of(settled: Result<JsValue, JsValue>) -> Option<(String, Vec<u8>)> {
+    let v = settled.map_err(|e| warn_once(&e)).ok()?;
+    let pair: Array = v.dyn_into().ok()?;
+    let meta = pair.get(0).as_string()?;
+    let bytes: Uint8Array = pair.get(1).dyn_into().ok()?;
+    Some((meta, bytes.to_vec()))
 }
 
 /// The entry's metadata and body (at most `max` bytes: a larger one is
-/// not read past the limit and counts as a miss).
-pub(crate) async fn get(key: &str, max: usize) -> Option<(String, Vec<u8>)> {
-    let v = call("match", Array::of1(&JsValue::from_str(key))).await?;
-    let resp: web_sys::Response = v.dyn_into().ok()?;
-    let meta = resp.headers().get(META_HEADER).ok().flatten()?;
-    let body = body::read_capped(resp.body().map(Into::into), max).await.ok()?;
-    Some((meta, body))
+/// not read past the limit and counts as a miss), then `done` with it.
+pub(crate) fn get_then(key: &str, max: usize, done: impl FnOnce(Option<(String, Vec<u8>)>) -> JsValue + 'static) -> JsValue {
+    js::then(js::l2_match(key, META_HEADER, max as f64, L2_TIMEOUT_MS), move |r| done(entry_of(r)))
 }
 
-pub(crate) async fn put(w: L2Write) {
+/// [`get_then`] awaited.
+pub(crate) async fn get(key: &str, max: usize) -> Option<(String, Vec<u8>)> {
+    let settled = match js::l2_match(key, META_HEADER, max as f64, L2_TIMEOUT_MS) {
+        Ok(p) => JsFuture::from(p).await,
+        Err(e) => Err(e),
+    };
+    entry_of(settled)
+}
+
+/// The put of `w` as a promise that never rejects (a failure is logged
+/// once).
+pub(crate) fn put_promise(w: L2Write) -> Promise {
     let cc = format!("public, max-age={0}, s-maxage={0}", w.max_age);
-    let (Ok(meta), Ok(cc)) = (http::HeaderValue::from_str(&w.meta), http::HeaderValue::from_str(&cc)) else { return };
+    let (Ok(meta), Ok(cc)) = (http::HeaderValue::from_str(&w.meta), http::HeaderValue::from_str(&cc)) else {
+        return Promise::resolve(&JsValue::UNDEFINED);
+    };
     let mut headers = http::HeaderMap::new();
     headers.insert(http::HeaderName::from_static(META_HEADER), meta);
     headers.insert(http::header::CACHE_CONTROL, cc);
     // The stored body is copied once, from Wasm memory into a JS array.
-    let body: JsValue = js_sys::Uint8Array::from(&w.body[..]).into();
-    let Ok(js) = crate::js::response(200, &headers, &body) else { return };
-    let _ = call("put", Array::of2(&JsValue::from_str(&w.key), &js.into())).await;
+    let body = Uint8Array::from(&w.body[..]);
+    let put = js::l2_put(&w.key, &headers, &body, L2_TIMEOUT_MS);
+    Promise::resolve(&js::then(put, |r| {
+        if let Err(e) = r {
+            warn_once(&e);
+        }
+        JsValue::UNDEFINED
+    }))
+}
+
+pub(crate) async fn put(w: L2Write) {
+    let _ = JsFuture::from(put_promise(w)).await;
 }
 
 pub(crate) async fn delete(key: &str) {
-    let _ = call("delete", Array::of1(&JsValue::from_str(key))).await;
+    match js::l2_delete(key, L2_TIMEOUT_MS) {
+        Ok(p) => {
+            if let Err(e) = JsFuture::from(p).await {
+                warn_once(&e);
+            }
+        }
+        Err(e) => warn_once(&e),
+    }
 }
-

@@ -166,6 +166,13 @@ fn drive<U: Upstream>(mut m: Machine, mut input: Input, flow: Flow<U>, last: Opt
                     Err(outcome) => drive(m, Input::Upstream(Err(outcome)), flow, None),
                 });
             }
+            Io::CacheGet { key, max_bytes } => {
+                return l2::get_then(&key, max_bytes, move |entry| drive(m, Input::CacheEntry(entry), flow, last));
+            }
+            Io::CachePut(w) => {
+                let _ = flow.ctx.as_ref().wait_until(&l2::put_promise(w));
+                Input::Done
+            }
             Io::ReadBody { limit, .. } => {
                 let stream = flow.req.body().map_or(JsValue::NULL, Into::into);
                 return js::read_then(&stream, limit, move |read| {
@@ -215,7 +222,7 @@ fn respond_now<U: Upstream>(m: Machine, reply: Reply, flow: Flow<U>, last: Optio
                     fill.finish(iso, now)
                 });
                 if let Some(Some(w)) = stored {
-                    ctx.wait_until(l2::put(w));
+                    let _ = ctx.as_ref().wait_until(&l2::put_promise(w));
                 }
                 js::response(status, &headers, &bytes.into()).unwrap_or_else(|_| last_resort()).into()
             })
