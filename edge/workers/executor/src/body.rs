@@ -117,7 +117,19 @@ pub(crate) fn js_reason(e: &JsValue) -> String {
 /// `cargo xtask bench sign`), and the body is copied into Wasm memory once.
 pub(crate) async fn read_capped(stream: Option<JsValue>, limit: usize) -> Result<Vec<u8>, BodyFailure> {
     let Some(stream) = stream else { return Ok(Vec::new()) };
-    let read = crate::js::offload_read_capped(&stream, limit as f64).map_err(|e| BodyFailure::Failed(js_reason(&e)))?;
-    let bytes = JsFuture::from(read).await.map_err(|e| BodyFailure::Failed(js_reason(&e)))?;
-    bytes.dyn_into::<Uint8Array>().map(|b| b.to_vec()).map_err(|_| BodyFailure::TooLarge)
+    let settled = match crate::js::offload_read_capped(&stream, limit as f64) {
+        Ok(read) => JsFuture::from(read).await,
+        Err(e) => Err(e),
+    };
+    capped(settled.map(|v| v.dyn_into::<Uint8Array>().ok()))
+}
+
+/// A capped read's outcome (bytes, `None` past the limit, or the
+/// stream's error) as the machine's [`BodyFailure`] input.
+pub(crate) fn capped(read: Result<Option<Uint8Array>, JsValue>) -> Result<Vec<u8>, BodyFailure> {
+    match read {
+        Ok(Some(bytes)) => Ok(bytes.to_vec()),
+        Ok(None) => Err(BodyFailure::TooLarge),
+        Err(e) => Err(BodyFailure::Failed(js_reason(&e))),
+    }
 }

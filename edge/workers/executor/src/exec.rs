@@ -293,7 +293,7 @@ async fn send<U: Upstream>(
         };
         if let Some(sent) = direct {
             return sent.map(|resp| {
-                let head = UpstreamHead { status: resp.status(), headers: js::headers_of(&resp.headers()) };
+                let head = js::upstream_head(&resp);
                 (resp, head)
             });
         }

@@ -193,6 +193,11 @@ pub(crate) fn headers_of(h: &worker::web_sys::Headers) -> HeaderMap {
     map
 }
 
+/// An upstream response's status and headers, for the machine.
+pub(crate) fn upstream_head(resp: &worker::web_sys::Response) -> offload_core::machine::UpstreamHead {
+    offload_core::machine::UpstreamHead { status: resp.status(), headers: headers_of(&resp.headers()) }
+}
+
 /// JS header values are byte strings (one char per byte). Convert without
 /// panicking; a field that is still invalid is dropped.
 fn parse_pairs<'a>(mut it: impl Iterator<Item = &'a str>, map: &mut HeaderMap) {

@@ -22,7 +22,8 @@ use std::cell::RefCell;
 use std::future::Future;
 
 use http::HeaderMap;
-use offload_core::machine::{BodyFailure, Input, Io, Isolate, Machine, Reply, ReplyBody, SendBody, UpstreamHead};
+use offload_core::machine::{Input, Io, Isolate, Machine, Reply, ReplyBody, SendBody};
+use offload_core::proxy::body::declared_length;
 use worker::wasm_bindgen_futures;
 use offload_core::route::geo::WorkersCf;
 use offload_core::secret::{Platform, Secret, SecretMap};
@@ -106,11 +107,12 @@ pub async fn handle_raw<U: Upstream>(
 /// (`edge/workers` uses it): the machine runs synchronously while its
 /// instructions need no waiting, so an edge answer or a cache hit returns
 /// a `Response` with no promise, no task and no microtask. An upstream
-/// exchange with [`Upstream::DIRECT`], and a capped read of the viewer's
-/// body, are each a JS promise chain whose callback runs the machine on
-/// (see [`drive`]); anything else that must
-/// wait (the platform cache, a streamed upload, a large storable body)
-/// continues as a Rust future from where it stopped.
+/// exchange with [`Upstream::DIRECT`], a capped read of the viewer's body,
+/// a platform-cache lookup and a small storable body are each a JS
+/// promise chain whose callback runs the machine on (see [`drive`]);
+/// anything else that must wait (a coalesced wait, a streamed upload, a
+/// large storable body, a purge's cache delete) continues as a Rust
+/// future from where it stopped.
 pub fn handle_now<U: Upstream>(config_json: &str, req: web_sys::Request, env: &Env, ctx: Context, upstream: U) -> JsValue {
     match machine_for(config_json, &req, env) {
         Ok(m) => drive(m, Input::Start, Flow { req, ctx, upstream }, None),
@@ -159,10 +161,7 @@ fn drive<U: Upstream>(mut m: Machine, mut input: Input, flow: Flow<U>, last: Opt
                     _ => JsValue::NULL,
                 };
                 return js::fetch_then(&request, &body, timeout_ms, move |sent| match sent {
-                    Ok(resp) => {
-                        let head = UpstreamHead { status: resp.status(), headers: js::headers_of(&resp.headers()) };
-                        drive(m, Input::Upstream(Ok(head)), flow, Some(resp))
-                    }
+                    Ok(resp) => drive(m, Input::Upstream(Ok(js::upstream_head(&resp))), flow, Some(resp)),
                     Err(outcome) => drive(m, Input::Upstream(Err(outcome)), flow, None),
                 });
             }
@@ -175,14 +174,7 @@ fn drive<U: Upstream>(mut m: Machine, mut input: Input, flow: Flow<U>, last: Opt
             }
             Io::ReadBody { limit, .. } => {
                 let stream = flow.req.body().map_or(JsValue::NULL, Into::into);
-                return js::read_then(&stream, limit, move |read| {
-                    let body = match read {
-                        Ok(Some(bytes)) => Ok(bytes.to_vec()),
-                        Ok(None) => Err(BodyFailure::TooLarge),
-                        Err(e) => Err(BodyFailure::Failed(body::js_reason(&e))),
-                    };
-                    drive(m, Input::Body(body), flow, last)
-                });
+                return js::read_then(&stream, limit, move |read| drive(m, Input::Body(body::capped(read)), flow, last));
             }
             Io::Finished => return exec::finished().into(),
             io => return later(m, io, flow, last),
@@ -202,7 +194,7 @@ fn respond_now<U: Upstream>(m: Machine, reply: Reply, flow: Flow<U>, last: Optio
         ReplyBody::Upstream if last.is_some() => {
             js::response(reply.status, &reply.headers, &stream(&last)).unwrap_or_else(|_| last_resort()).into()
         }
-        ReplyBody::UpstreamFill(mut fill) if last.is_some() && declared_len(&reply.headers).is_some_and(|n| n <= fill.max_bytes().min(READ_WHOLE_MAX)) => {
+        ReplyBody::UpstreamFill(mut fill) if last.is_some() && declared_length(&reply.headers).is_some_and(|n| n <= fill.max_bytes().min(READ_WHOLE_MAX) as u64) => {
             let (status, headers, ctx) = (reply.status, reply.headers, flow.ctx);
             js::read_then(&stream(&last), fill.max_bytes().min(READ_WHOLE_MAX), move |read| {
                 let now = exec::tick().now_ms;
@@ -234,16 +226,6 @@ fn respond_now<U: Upstream>(m: Machine, reply: Reply, flow: Flow<U>, last: Optio
             last,
         ),
     }
-}
-
-/// The body length a head declares (`Content-Length`, one valid value).
-fn declared_len(headers: &HeaderMap) -> Option<usize> {
-    let mut values = headers.get_all(http::header::CONTENT_LENGTH).iter();
-    let one = values.next()?;
-    if values.next().is_some() {
-        return None;
-    }
-    one.to_str().ok()?.parse().ok()
 }
 
 /// The rest of [`drive`] as a Rust future, starting with `io`.
