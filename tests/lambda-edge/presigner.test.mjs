@@ -2,7 +2,9 @@
 // positional arguments to the Wasm) against its JSON `presign`, byte for
 // byte, on the sign-compat generator's random cases plus the options
 // those cases never use (PUT's signed content type and length, the S3
-// docs layout); and its errors (thrown, never quoting the secret).
+// docs layout); the same presigners over URLs on several days (the day
+// signing key each keeps); and its errors (thrown, never quoting the
+// secret).
 //
 //   node --test tests/lambda-edge/presigner.test.mjs
 
@@ -28,6 +30,47 @@ test('S3Presigner gives the JSON presign URL for 3000 random cases', () => {
     assert.ok(json.url, `case ${i}: ${json.error}`);
     assert.equal(signer(o).presign(o.key, o), json.url, `case ${i}`);
   }
+});
+
+// A presigner keeps the day signing key it derived last (one entry: UTC
+// date, region, s3). The same presigners, kept for the whole run, sign
+// runs of URLs on three neighbouring days in a random order (day 1, 2, 1,
+// 0, ..., with the days' first and last seconds), and every URL must be the
+// one the JSON export and a presigner made for that URL alone give. A kept
+// key of the wrong day would sign with the wrong key and fail here.
+test('S3Presigner keeps its day key correctly across days going back and forth', () => {
+  const r = rng(12);
+  const signer = offloadSigners(S3Presigner);
+  // Four buckets (endpoint, bucket, region, style, credentials): each
+  // presigner signs ~375 URLs.
+  const ID = ['endpoint', 'bucket', 'region', 'style', 'accessKeyId', 'secretAccessKey', 'sessionToken'];
+  const buckets = Array.from({ length: 4 }, () => makeCase(r).ours);
+  const DAY = 86_400;
+  const day0 = 1_700_006_400; // 2023-11-15T00:00:00Z
+  let changes = 0;
+  let lastDay;
+  for (let i = 0; i < 1500; i++) {
+    // Runs of 1..20 URLs on one day, as a live presigner signs them.
+    const day = i === 0 || r.chance(0.15) ? r.int(0, 2) : lastDay;
+    if (lastDay !== undefined && day !== lastDay) changes++;
+    lastDay = day;
+    const o = makeCase(r).ours;
+    const b = r.pick(buckets);
+    for (const f of ID) {
+      if (b[f] === undefined) delete o[f];
+      else o[f] = b[f];
+    }
+    o.now = day0 + day * DAY + r.pick([0, 1, DAY - 1, r.int(0, DAY - 1)]);
+    if (r.chance(0.2)) o.format = 'docs';
+    const json = presign(o);
+    assert.ok(json.url, `case ${i}: ${json.error}`);
+    assert.equal(signer(o).presign(o.key, o), json.url, `case ${i} (day ${day})`);
+    const fresh = new S3Presigner(o);
+    assert.equal(fresh.presign(o.key, o), json.url, `case ${i}: a new presigner`);
+    fresh.free();
+  }
+  assert.ok(changes > 100, `${changes} day changes`);
+  assert.equal(new Set(buckets.map((b) => signer.id(b))).size, 4);
 });
 
 test('S3Presigner defaults: GET, 900 s, the clock', () => {

@@ -590,7 +590,7 @@ impl Edge {
                 creds,
                 bucket.region(),
                 now_ms / 1000,
-                day_key.as_ref(),
+                day_key.as_deref(),
             )
             .map_err(|e| bad_request(&format!("object key cannot be signed: {e}")))?;
             for (name, value) in &signed.headers {

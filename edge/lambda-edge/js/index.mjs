@@ -153,7 +153,9 @@ const NO_OVERRIDES = {};
  * An S3 presigner for one bucket and one set of credentials: make it once
  * (per bucket, per credentials) and call `presign` for each URL. The same
  * URLs as `presign(request)`, byte for byte, without the JSON round trip
- * (about 2x faster; `cargo xtask bench sign --only node`). Throws an `Error` (never containing the secret)
+ * (about 2x faster; `cargo xtask bench sign --only node`), and it keeps the
+ * day signing key it derived last (in the Wasm, never readable): URLs on
+ * the same UTC day reuse it. Throws an `Error` (never containing the secret)
  * for a bad endpoint or bucket, and from `presign` for a bad request.
  *
  *   const s3 = new S3Presigner({ endpoint: 'https://s3.us-east-1.amazonaws.com',

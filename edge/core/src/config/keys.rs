@@ -19,13 +19,13 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use super::Config;
 use crate::route::auth::SigningKey;
 use crate::secret::{Platform, Secret, SecretError, SecretMap};
 use crate::sign::link::MIN_KEY_LEN;
-use crate::sign::{AmzDate, Credentials, LinkKey, LinkKeySet, SigningKey as SigV4Key};
+use crate::sign::{AmzDate, Credentials, KeptSigningKey, LinkKey, LinkKeySet, SigningKey as SigV4Key};
 
 /// Shortest origin-auth secret and purge token, bytes.
 pub const MIN_TOKEN_LEN: usize = 16;
@@ -39,28 +39,18 @@ pub struct EdgeKeys {
     buckets: BTreeMap<String, BucketCredentials>,
 }
 
-/// A bucket's credentials and the SigV4 key last derived from them.
+/// A bucket's credentials and the SigV4 key last derived from them (one
+/// UTC day, region and service: derived once a day, not per signed
+/// request; replaced with the credentials it came from).
 #[derive(Debug, Clone)]
 struct BucketCredentials {
     credentials: Credentials,
-    day_key: DayKey,
+    day_key: KeptSigningKey,
 }
 
 impl BucketCredentials {
     fn new(credentials: Credentials) -> Self {
-        Self { credentials, day_key: DayKey::default() }
-    }
-}
-
-/// The SigV4 signing key of one UTC day, region and service, kept so that
-/// deriving it (four HMACs) happens once a day, not per signed request.
-/// Replaced with the credentials it came from. `Debug` shows its scope only.
-#[derive(Debug, Default)]
-struct DayKey(Mutex<Option<SigV4Key>>);
-
-impl Clone for DayKey {
-    fn clone(&self) -> Self {
-        Self(Mutex::new(self.0.lock().ok().and_then(|k| k.clone())))
+        Self { credentials, day_key: KeptSigningKey::default() }
     }
 }
 
@@ -145,20 +135,12 @@ impl EdgeKeys {
     /// day, `region` and `service`: the kept one while its scope matches,
     /// else derived and kept. `None` without credentials or for a time the
     /// signer refuses anyway (it then derives and reports the error itself).
-    pub fn bucket_signing_key(&self, alias: &str, now_secs: u64, region: &str, service: &str) -> Option<SigV4Key> {
+    pub fn bucket_signing_key(&self, alias: &str, now_secs: u64, region: &str, service: &str) -> Option<Arc<SigV4Key>> {
         let bucket = self.buckets.get(alias)?;
         let time = AmzDate::from_unix_secs(now_secs).ok()?;
-        let mut kept = bucket.day_key.0.lock().ok();
-        if let Some(key) = kept.as_deref().and_then(Option::as_ref) {
-            if key.matches(&time, region, service) {
-                return Some(key.clone());
-            }
-        }
-        let key = SigV4Key::derive(&bucket.credentials, &time, region, service);
-        if let Some(slot) = kept.as_deref_mut() {
-            *slot = Some(key.clone());
-        }
-        Some(key)
+        Some(bucket.day_key.get_or_derive(&time, region, service, || {
+            SigV4Key::derive(&bucket.credentials, &time, region, service)
+        }))
     }
     /// Replace a bucket's credentials (the Lambda role's, or refreshed ones);
     /// the key derived from the old ones goes with them.
@@ -260,22 +242,22 @@ mod tests {
         keys.set_bucket_credentials("www", old.clone());
         let t = AmzDate::from_unix_secs(day).unwrap();
         let first = keys.bucket_signing_key("www", day, "us-east-1", "s3").unwrap();
-        assert_eq!(first, SigV4Key::derive(&old, &t, "us-east-1", "s3"));
+        assert_eq!(*first, SigV4Key::derive(&old, &t, "us-east-1", "s3"));
         // Kept: the same key an hour later; a clone keeps it too.
         assert_eq!(keys.bucket_signing_key("www", day + 3600, "us-east-1", "s3").unwrap(), first);
-        assert_eq!(keys.clone().buckets["www"].day_key.0.lock().unwrap().as_ref(), Some(&first));
+        assert_eq!(keys.clone().buckets["www"].day_key.kept(), Some(first.clone()));
         // Another day, region or service: derived for that scope.
         let t2 = AmzDate::from_unix_secs(day + 86_400).unwrap();
         let next = keys.bucket_signing_key("www", day + 86_400, "us-east-1", "s3").unwrap();
-        assert_eq!(next, SigV4Key::derive(&old, &t2, "us-east-1", "s3"));
+        assert_eq!(*next, SigV4Key::derive(&old, &t2, "us-east-1", "s3"));
         assert_ne!(next, first);
         let eu = keys.bucket_signing_key("www", day + 86_400, "eu-west-1", "s3").unwrap();
-        assert_eq!(eu, SigV4Key::derive(&old, &t2, "eu-west-1", "s3"));
+        assert_eq!(*eu, SigV4Key::derive(&old, &t2, "eu-west-1", "s3"));
         // New credentials drop the key derived from the old ones.
         let new = Credentials::new("AKID", "new-secret", None);
         keys.set_bucket_credentials("www", new.clone());
         let renewed = keys.bucket_signing_key("www", day + 86_400, "eu-west-1", "s3").unwrap();
-        assert_eq!(renewed, SigV4Key::derive(&new, &t2, "eu-west-1", "s3"));
+        assert_eq!(*renewed, SigV4Key::derive(&new, &t2, "eu-west-1", "s3"));
         assert_ne!(renewed, eu);
         // A time the signer refuses: no key (the signer reports the error).
         assert!(keys.bucket_signing_key("www", u64::MAX, "eu-west-1", "s3").is_none());

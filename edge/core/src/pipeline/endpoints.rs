@@ -199,7 +199,7 @@ impl Edge {
             ..PresignRequest::get(&parsed.key, parsed.expires)
         };
         let day_key = self.keys().bucket_signing_key(bucket.alias(), now_secs, bucket.region(), "s3");
-        match presign(&s3, credentials, &request, now_secs, day_key.as_ref()) {
+        match presign(&s3, credentials, &request, now_secs, day_key.as_deref()) {
             Ok(url) => {
                 let headers: serde_json::Map<String, serde_json::Value> = url
                     .headers()

@@ -40,7 +40,7 @@ pub use presign::{
 };
 pub use sigv4::{
     AmzDate, Credentials, PayloadChecksumKind, PayloadHash, PercentEncodingMode, SessionTokenMode,
-    SignableRequest, SignatureLocation, SigningError, SigningInstructions, SigningKey,
+    KeptSigningKey, SignableRequest, SignatureLocation, SigningError, SigningInstructions, SigningKey,
     SigningOutput, SigningParams, SigningSettings, UriPathNormalization,
 };
 

@@ -37,7 +37,7 @@ use super::encode::parse_query;
 #[cfg(test)]
 use super::sigv4::{PayloadHash, SignableRequest};
 use super::sigv4::{
-    self, parse_url, AmzDate, Credentials, SigningError, SigningKey,
+    self, parse_url, AmzDate, Credentials, KeptSigningKey, SigningError, SigningKey,
     SigningParams, SigningSettings, MAX_EXPIRES_SECS,
 };
 
@@ -759,24 +759,29 @@ pub fn presign(
 /// used for many URLs (what a Node user keeps: the Lambda@Edge package's
 /// `S3Presigner`). [`Presigner::presign`] gives what [`presign`] gives
 /// for the same bucket, credentials, request and time, byte for byte. It
-/// keeps only what is the same for every URL whatever the time: the
-/// endpoint and bucket, checked once ([`S3Bucket::new`]), and the HMAC key
-/// state of `"AWS4" + secret`, so deriving the day's signing key costs 16
-/// SHA-256 blocks instead of 18. It keeps no day key: every URL derives
-/// its own (a caller that signs many URLs on one day can keep one and call
-/// [`presign`] with it, as the edge does per isolate).
+/// keeps what is the same for every URL: the endpoint and bucket, checked
+/// once ([`S3Bucket::new`]), the HMAC key state of `"AWS4" + secret`, and
+/// the day signing key it derived last ([`KeptSigningKey`], the edge's
+/// per-isolate mechanism; one entry, scope: the UTC date, the bucket's
+/// region and `s3`). A URL on the day of the one before reuses that key
+/// (16 of the ~30 SHA-256 blocks of a URL saved); a URL on another day
+/// derives its day's key (14 blocks from the kept secret state) and keeps
+/// it instead. [`presign`] uses a given key only while its scope matches
+/// the URL's time, so a kept key of another day can never sign.
 ///
-/// `Debug` shows the bucket and the access key id only.
+/// `Debug` shows the bucket, the access key id and the kept key's scope
+/// only: never the secret, the session token or a key.
 pub struct Presigner {
     bucket: S3Bucket,
     credentials: Credentials,
     secret: super::encode::HmacSha256,
+    day_key: KeptSigningKey,
 }
 
 impl Presigner {
     pub fn new(bucket: S3Bucket, credentials: Credentials) -> Self {
         let secret = SigningKey::secret_state(&credentials);
-        Self { bucket, credentials, secret }
+        Self { bucket, credentials, secret, day_key: KeptSigningKey::default() }
     }
 
     pub fn bucket(&self) -> &S3Bucket {
@@ -786,10 +791,17 @@ impl Presigner {
     /// Presigns `req`, valid from `now` (unix seconds).
     pub fn presign(&self, req: &PresignRequest<'_>, now: u64) -> Result<PresignedUrl, PresignError> {
         // A time out of range: `presign` gives the error.
-        let day_key = AmzDate::from_unix_secs(now)
-            .ok()
-            .map(|time| SigningKey::derive_from(&self.secret, &time, &self.bucket.region, "s3"));
-        presign(&self.bucket, &self.credentials, req, now, day_key.as_ref())
+        let region = self.bucket.region.as_str();
+        let day_key = AmzDate::from_unix_secs(now).ok().map(|time| {
+            self.day_key.get_or_derive(&time, region, "s3", || SigningKey::derive_from(&self.secret, &time, region, "s3"))
+        });
+        presign(&self.bucket, &self.credentials, req, now, day_key.as_deref())
+    }
+
+    /// The kept day key (tests).
+    #[cfg(test)]
+    pub(crate) fn kept_day_key(&self) -> Option<std::sync::Arc<SigningKey>> {
+        self.day_key.kept()
     }
 }
 
@@ -798,6 +810,7 @@ impl fmt::Debug for Presigner {
         f.debug_struct("Presigner")
             .field("bucket", &self.bucket)
             .field("credentials", &self.credentials)
+            .field("day_key", &self.day_key)
             .finish_non_exhaustive()
     }
 }

@@ -41,6 +41,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use super::encode::{
     hex, hex32, hmac_key, hmac_with, parse_query, push_hex32, push_uri_encoded, sha256,
@@ -467,6 +468,64 @@ impl fmt::Debug for SigningKey {
             .field("scope", &self.scope())
             .field("key", &REDACTED)
             .finish()
+    }
+}
+
+/// The [`SigningKey`] a long-lived signer derived last, kept so that
+/// deriving it (four HMACs: 16 SHA-256 blocks, against ~14 for the rest
+/// of a presigned URL) happens once per UTC day, region and service, not
+/// per request. One entry: a key for another scope replaces it, so it
+/// never grows; days going back and forth only derive again. Kept by the
+/// edge per bucket and isolate (`config::EdgeKeys`) and by
+/// [`super::Presigner`]. A clone copies the kept key. `Debug` shows the
+/// kept key's scope only, never the key.
+#[derive(Default)]
+pub struct KeptSigningKey(Mutex<Option<Arc<SigningKey>>>);
+
+impl KeptSigningKey {
+    /// The kept key when it signs for `time`'s date, `region` and
+    /// `service`; else `derive()`'s, kept in its place. `derive` must give
+    /// the key of that scope (checked in debug builds).
+    pub fn get_or_derive(
+        &self,
+        time: &AmzDate,
+        region: &str,
+        service: &str,
+        derive: impl FnOnce() -> SigningKey,
+    ) -> Arc<SigningKey> {
+        // A poisoned lock (a panic elsewhere while holding it) only loses
+        // the cache: the key is derived and not kept.
+        let mut kept = self.0.lock().ok();
+        if let Some(key) = kept.as_deref().and_then(Option::as_ref) {
+            if key.matches(time, region, service) {
+                return Arc::clone(key);
+            }
+        }
+        let key = Arc::new(derive());
+        debug_assert!(key.matches(time, region, service));
+        if let Some(slot) = kept.as_deref_mut() {
+            *slot = Some(Arc::clone(&key));
+        }
+        key
+    }
+
+    /// The kept key, if any (tests).
+    #[cfg(test)]
+    pub(crate) fn kept(&self) -> Option<Arc<SigningKey>> {
+        self.0.lock().ok().and_then(|k| k.clone())
+    }
+}
+
+impl Clone for KeptSigningKey {
+    fn clone(&self) -> Self {
+        Self(Mutex::new(self.0.lock().ok().and_then(|k| k.clone())))
+    }
+}
+
+impl fmt::Debug for KeptSigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scope = self.0.lock().ok().and_then(|k| k.as_ref().map(|k| k.scope()));
+        f.debug_tuple("KeptSigningKey").field(&scope).finish()
     }
 }
 

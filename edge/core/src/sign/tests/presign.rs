@@ -5,7 +5,7 @@ use crate::sign::presign::{
     presign, AddressingStyle, Checksum, PresignMethod, PresignRequest, Presigner, QueryFormat,
     ResponseOverrides, S3Bucket,
 };
-use crate::sign::sigv4::Credentials;
+use crate::sign::sigv4::{AmzDate, Credentials, SigningKey};
 
 const NOW: u64 = 1_369_353_600;
 
@@ -371,11 +371,16 @@ fn aws_docs_format_has_no_sdk_extras() {
 /// (`presign_via_signer`, the path `presign` took before), byte for byte:
 /// URL, headers, canonical request and string to sign, on random keys,
 /// methods, formats, overrides, headers, endpoints, credentials and times,
-/// with and without a cached day key.
+/// with and without a cached day key. And the kept presigners (one per
+/// endpoint, region and credentials, alive for the whole run, as a user
+/// keeps them) give the same URLs while their kept day key comes and goes:
+/// half of the times are on three days near each other (so one presigner
+/// signs runs on one day, then another day, then an earlier one again,
+/// with times at the days' first and last seconds), half random over 40
+/// years; after each URL the kept key must be the URL's day key, exactly.
 #[test]
 fn direct_presign_equals_the_general_signer() {
     use crate::sign::presign::presign_via_signer;
-    use crate::sign::sigv4::{AmzDate, SigningKey};
     let mut s: u64 = 0x2545_f491_4f6c_dd1d;
     let mut next = move |n: usize| {
         s ^= s << 13;
@@ -401,10 +406,18 @@ fn direct_presign_equals_the_general_signer() {
         Checksum::Sha256("47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="),
         Checksum::Crc64Nvme("AAAAAAAAAAA="),
     ];
+    let regions = ["us-east-1", "eu-west-1"];
+    // Kept presigners by (endpoint, region, session token).
+    let mut kept_signers: Vec<Option<Presigner>> = (0..endpoints.len() * regions.len() * 2).map(|_| None).collect();
+    // 2013-05-24T00:00:00Z and the two days after it.
+    let days = [NOW, NOW + 86_400, NOW + 2 * 86_400];
+    let mut day_changes = 0;
+    let mut last_day = vec![None; kept_signers.len()];
     for i in 0..3000 {
-        let (endpoint, style) = endpoints[next(endpoints.len())];
-        let bucket = S3Bucket::new(endpoint, "my-bucket", ["us-east-1", "eu-west-1"][next(2)], style).unwrap();
-        let credentials = creds(next(2) == 0);
+        let (e, r, token) = (next(endpoints.len()), next(regions.len()), next(2) == 0);
+        let (endpoint, style) = endpoints[e];
+        let bucket = S3Bucket::new(endpoint, "my-bucket", regions[r], style).unwrap();
+        let credentials = creds(token);
         let key: String = (0..1 + next(8)).map(|_| pieces[next(pieces.len())]).collect();
         let method = [PresignMethod::Get, PresignMethod::Head, PresignMethod::Put][next(3)];
         let pick = |n: usize| (n < values.len()).then(|| values[n]);
@@ -428,20 +441,37 @@ fn direct_presign_equals_the_general_signer() {
                 expires: pick(next(10)),
             };
         }
-        let now = 946_684_800 + next(1_300_000_000) as u64;
-        let day_key = SigningKey::derive(&credentials, &AmzDate::from_unix_secs(now).unwrap(), bucket.region(), "s3");
+        let now = if next(2) == 0 {
+            946_684_800 + next(1_300_000_000) as u64
+        } else {
+            days[next(days.len())] + [0, 1, 86_399, next(86_400) as u64][next(4)]
+        };
+        let time = AmzDate::from_unix_secs(now).unwrap();
+        let day_key = SigningKey::derive(&credentials, &time, bucket.region(), "s3");
         let cached = [None, Some(&day_key)][next(2)];
         let ours = presign(&bucket, &credentials, &req, now, cached).unwrap();
         let theirs = presign_via_signer(&bucket, &credentials, &req, now, cached).unwrap();
-        // The kept presigner (the Lambda@Edge package's `S3Presigner`).
-        let kept = Presigner::new(bucket.clone(), credentials.clone()).presign(&req, now).unwrap();
-        assert_eq!(kept, ours, "case {i}: Presigner");
+        // A presigner made for this URL (the Lambda@Edge package's
+        // `S3Presigner`), and the one kept for the whole run.
+        let fresh = Presigner::new(bucket.clone(), credentials.clone()).presign(&req, now).unwrap();
+        assert_eq!(fresh, ours, "case {i}: new Presigner");
+        let slot = (e * regions.len() + r) * 2 + usize::from(token);
+        let signer = kept_signers[slot].get_or_insert_with(|| Presigner::new(bucket.clone(), credentials.clone()));
+        assert_eq!(signer.presign(&req, now).unwrap(), ours, "case {i}: kept Presigner at {now}");
+        assert_eq!(signer.kept_day_key().as_deref(), Some(&day_key), "case {i}: kept day key at {now}");
+        let day = now / 86_400;
+        if last_day[slot].is_some_and(|d| d != day) {
+            day_changes += 1;
+        }
+        last_day[slot] = Some(day);
         assert_eq!(ours.as_str(), theirs.as_str(), "case {i}: {req:?}");
         assert_eq!(ours.headers(), theirs.headers(), "case {i}");
         assert_eq!(ours.canonical_request(), theirs.canonical_request(), "case {i}");
         assert_eq!(ours.string_to_sign(), theirs.string_to_sign(), "case {i}");
         assert_eq!(ours.expires_at(), theirs.expires_at(), "case {i}");
     }
+    // Most URLs of a kept presigner are on another day than its one before.
+    assert!(day_changes > 2000, "{day_changes} day changes");
 }
 
 /// A kept presigner gives what `presign` gives, over days, and its errors.
@@ -451,14 +481,34 @@ fn kept_presigner_equals_presign() {
     let credentials = creds(true);
     let signer = Presigner::new(bucket.clone(), credentials.clone());
     assert_eq!(signer.bucket(), &bucket);
-    for now in [NOW, NOW + 1, NOW + 86_400, NOW, 0, 253_402_300_799] {
+    assert!(signer.kept_day_key().is_none());
+    // The same day (first and last second), the next, back, far away.
+    let times = [NOW, NOW + 1, NOW + 86_399, NOW + 86_400, NOW + 86_399, NOW, 0, 253_402_300_799, NOW + 172_799];
+    for now in times {
         let req = PresignRequest::put("a b/c.txt", 900);
         assert_eq!(signer.presign(&req, now), presign(&bucket, &credentials, &req, now, None), "{now}");
+        let time = AmzDate::from_unix_secs(now).unwrap();
+        let key = SigningKey::derive(&credentials, &time, "us-east-1", "s3");
+        assert_eq!(signer.kept_day_key().as_deref(), Some(&key), "{now}");
     }
+    // Refused requests give `presign`'s errors. The key of a refused
+    // request's day may be kept (the request is checked after it is
+    // derived); a time out of range keeps nothing.
+    let kept = signer.kept_day_key().unwrap();
     for (req, now) in [(PresignRequest::get("k", 0), NOW), (PresignRequest::get("", 60), NOW), (PresignRequest::get("k", 60), u64::MAX)] {
         let e = signer.presign(&req, now).unwrap_err();
         assert_eq!(Err(e), presign(&bucket, &credentials, &req, now, None));
     }
+    assert!(signer.kept_day_key().is_some_and(|k| k.matches(&AmzDate::from_unix_secs(NOW).unwrap(), "us-east-1", "s3")));
+    assert_ne!(signer.kept_day_key(), Some(kept));
+    // Debug shows the bucket and the kept key's scope, never the secret,
+    // the token or the key (hex or raw bytes).
+    let key = signer.kept_day_key().unwrap();
     let debug = format!("{signer:?}");
-    assert!(debug.contains("examplebucket") && !debug.contains("wJalrXUtnFEMI") && !debug.contains("FQoG"), "{debug}");
+    assert!(debug.contains("examplebucket") && debug.contains("20130524/us-east-1/s3/aws4_request"), "{debug}");
+    assert!(!debug.contains("wJalrXUtnFEMI") && !debug.contains("FQoG"), "{debug}");
+    let hex = key.to_hex();
+    assert!(!debug.to_ascii_lowercase().contains(&hex), "{debug}");
+    let bytes: Vec<String> = (0..32).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap().to_string()).collect();
+    assert!(!debug.contains(&bytes.join(", ")), "{debug}");
 }
