@@ -248,8 +248,29 @@ function endpointOf(url) {
   return e;
 }
 
-/** The case's URL from `S3RequestPresigner.presign` on a hand-built `HttpRequest`. */
-export async function directPresign(s) {
+/**
+ * How many HMACs (keyed SHA-256 instances) the SDK computes for the
+ * case's URL, on a presigner of its own with a counting `sha256` (the
+ * SDK's `signingKeyCache` is module-wide, so it sees the keys the kept
+ * presigners derived): 2 when the day's signing key is cached (the cache
+ * key's hash of the credentials, the signature), 6 when it is derived.
+ */
+export async function sdkHmacsPerUrl(s) {
+  let hmacs = 0;
+  function counting(secret) {
+    if (secret !== undefined) hmacs++;
+    return new Hash('sha256', secret);
+  }
+  const p = new S3RequestPresigner({ credentials: { ...s.credentials }, region: s.region, sha256: counting });
+  await directPresign(s, p);
+  return hmacs;
+}
+
+/**
+ * The case's URL from `S3RequestPresigner.presign` on a hand-built
+ * `HttpRequest`; `p` the presigner (default: the one kept per credentials).
+ */
+export async function directPresign(s, p = presigner(s.credentials, s.region)) {
   const endpoint = endpointOf(s.sdkEndpoint ?? `https://s3.${s.region}.amazonaws.com`);
   const key = encodeKey(s.key);
   const virtual = s.style === 'virtual';
@@ -268,7 +289,7 @@ export async function directPresign(s) {
     query,
     headers: {},
   });
-  const signed = await presigner(s.credentials, s.region).presign(request, {
+  const signed = await p.presign(request, {
     expiresIn: s.expires,
     signingDate: new Date(s.now * 1000),
     signingRegion: s.region,
