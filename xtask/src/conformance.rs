@@ -124,7 +124,8 @@ pub(crate) fn build_worker_crate(root: &Path, crate_dir: &Path, config: Option<&
         }
     }
     // As `cargo xtask build-worker` ships it (the named copy beside it).
-    crate::ship_wasm(root, &out.join("index_bg.wasm"), &out.join("index_bg.named.wasm"))
+    crate::ship_wasm(root, &out.join("index_bg.wasm"), &out.join("index_bg.named.wasm"))?;
+    crate::ship_entry(root, &out.join("index.js"))
 }
 
 /// The workerd binary from the npm packages (wrangler's own).

@@ -33,6 +33,7 @@ pub(crate) fn run(root: &Path) -> Result<(), String> {
     let mut build = Command::new("worker-build");
     build.arg("--release").current_dir(&dir).envs(worker_build_env(root));
     crate::run(&mut build)?;
+    crate::ship_entry(root, &dir.join("build/index.js"))?;
     let mut procs = Supervisor::new(root.join(".offload/logs"))?;
     start_edge(&mut procs, "workers-example", root, &dir.join("build"), &root.join(".offload/workers-example"), PORT, true)?;
     let (first, s1) = get("/cached/a")?;

@@ -87,6 +87,9 @@ pub fn worker_build_env(root: &Path) -> Vec<(&'static str, String)> {
         ("WASM_OPT_BIN", bin.join("wasm-opt").display().to_string()),
         ("ESBUILD_BIN", bin.join("esbuild").display().to_string()),
         ("WASM_BINDGEN_BIN", "wasm-bindgen".to_owned()),
+        // The bundle stays readable for xtask's `ship_entry`, which
+        // replaces the shim's proxied entry and then minifies it.
+        ("NO_MINIFY", "1".to_owned()),
         ("WRANGLER_SEND_METRICS", "false".to_owned()),
         ("CLOUDFLARE_CF_FETCH_ENABLED", "false".to_owned()),
     ]

@@ -159,7 +159,7 @@ impl CachedResponse {
 pub struct CacheFetch {
     request: CacheRequest,
     permit: Option<Permit>,
-    stored: Option<Entry>,
+    stored: Option<Arc<Entry>>,
     revalidation: Revalidation,
     serve_on_error: bool,
     phase: CachePhase,
@@ -672,7 +672,7 @@ impl EdgeCache {
     fn fetch(
         &mut self,
         request: CacheRequest,
-        stored: Option<Entry>,
+        stored: Option<Arc<Entry>>,
         revalidation: Revalidation,
         serve_on_error: bool,
         how: Fetched,

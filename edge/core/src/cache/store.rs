@@ -140,7 +140,7 @@ pub enum Found<'a> {
     Miss,
     /// Variants stored for the key, none matching this request.
     VaryMiss,
-    Hit(&'a Entry),
+    Hit(&'a Arc<Entry>),
 }
 
 /// Hard deletes; soft marks stale (revalidate before use, `stale-if-error`
@@ -165,7 +165,9 @@ struct Slot {
     primary: String,
     url: String,
     variance: Variance,
-    entry: Entry,
+    /// Shared, so a hit takes it with a reference count, not a copy of
+    /// its headers, policy and tags.
+    entry: Arc<Entry>,
     size: usize,
     visited: bool,
 }
@@ -283,7 +285,7 @@ impl Store {
             primary: key.as_str().to_owned(),
             url: key.url().as_str().to_owned(),
             variance,
-            entry,
+            entry: Arc::new(entry),
             size,
             visited: false,
         };
@@ -305,8 +307,9 @@ impl Store {
             return true;
         }
         let Some(slot) = self.slots.get_mut(&id) else { return false };
-        slot.entry.headers = policy.storable_headers(&headers);
-        slot.entry.policy = policy;
+        let entry = Arc::make_mut(&mut slot.entry);
+        entry.headers = policy.storable_headers(&headers);
+        entry.policy = policy;
         let old = slot.size;
         slot.size = slot.cost();
         self.bytes = self.bytes.saturating_sub(old).saturating_add(slot.size);
@@ -363,7 +366,7 @@ impl Store {
                 PurgeMode::Hard => self.remove_id(id),
                 PurgeMode::Soft => {
                     if let Some(s) = self.slots.get_mut(&id) {
-                        s.entry.policy.invalidate();
+                        Arc::make_mut(&mut s.entry).policy.invalidate();
                     }
                 }
             }

@@ -41,12 +41,15 @@ export function offload_headers(flat) {
 function offload_record(flat) {
   // A record is the cheapest header init to convert (measured in
   // workerd: record 27.5k, Headers + append 25.6k, [name, value] pairs
-  // 21.9k responses/s); it cannot repeat a name, so a head that does
-  // (null here) takes the Headers path.
+  // 21.9k responses/s), a plain `{}` more so than `Object.create(null)`
+  // (a dictionary from the start: workerd CPU per 7-field response, 4
+  // rounds, medians 84 against 98 µs). A record cannot repeat a name, and
+  // in `{}` the name `__proto__` would set the prototype: a head with
+  // either (null here) takes the Headers path.
   const f = flat.split("\n");
-  const o = Object.create(null);
+  const o = {};
   for (let i = 0; i + 1 < f.length; i += 2) {
-    if (f[i] in o) return null;
+    if (f[i] === "__proto__" || Object.hasOwn(o, f[i])) return null;
     o[f[i]] = f[i + 1];
   }
   return o;
