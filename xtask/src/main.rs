@@ -194,9 +194,10 @@ pub(crate) fn ship_wasm(root: &Path, wasm: &Path, named: &Path) -> Result<(), St
     // worker-build's output stripped 315,456; `-O` 312,954; `-O
     // --reorder-functions-by-name` 305,885 (on a later build that was
     // 307,642 with `-O` alone); `-Oz` instead of `-O` no smaller.
-    deploy::wasm_opt(root, wasm, &["--strip-debug", "-O", "--reorder-functions-by-name"])
+    deploy::wasm_opt(root, wasm, &["--strip-debug", "-O", "--reorder-functions-by-name", ONE_CALLER_INLINE[0], ONE_CALLER_INLINE[1]])
 }
 
+<<<<<<< HEAD
 /// What worker-build 0.8.7's shim exports as the Worker (bundled, not
 /// minified: `worker_build_env` sets `NO_MINIFY`).
 const SHIM_DEFAULT: &str = "var shim_default = new Proxy(Entrypoint, classProxyHooks);";
@@ -246,6 +247,27 @@ pub(crate) fn ship_entry(root: &Path, index_js: &Path) -> Result<(), String> {
         .current_dir(dir);
     run(&mut esbuild)
 }
+=======
+/// wasm-opt's limit on inlining a function into its only caller (binaryen's
+/// default: any size), for both passes of a Workers build: worker-build's
+/// (`[package.metadata.wasm-pack.profile.release] wasm-opt` of every crate
+/// built with it; a test checks they carry the same) and [`ship_wasm`]'s.
+///
+/// Why: workerd's V8 compiles Wasm lazily, so the first request pays
+/// Liftoff for every function it touches (bench config, GET of an
+/// unrouted path: ~390 functions, ~200 KB of code), and Liftoff costs
+/// more than linearly in a function's size (locals x blocks). Without the
+/// limit, wasm-opt folded the one-caller chain fetch -> build -> config
+/// decode -> `Config::try_from` into one 57.7 KB `fetch` shim that took
+/// 6.4-9.5 ms to compile on its own (V8 `--trace-wasm-compilation-times`;
+/// Liftoff on the first request, per-function minimum over 5 alternating
+/// starts, summed: 12.9 ms; with 500: 8.6 ms, the largest function then
+/// the config's 17.7 KB serde visitor). `cargo xtask bench edge
+/// --cold-starts 9`: Offload's own answer 55.6 -> 49.6 ms, hello world
+/// 30.8 -> 30.7 ms. The Wasm got smaller too: 291,241 -> 290,336 B gzip
+/// -9. Limits from 200 to 5000 measured alike; steady-state req/s showed
+/// no difference beyond the noise.
+pub(crate) const ONE_CALLER_INLINE: [&str; 2] = ["--one-caller-inline-max-function-size", "500"];
 
 /// A file's size in bytes, raw and `gzip -9`.
 pub(crate) fn wasm_size(path: &Path) -> Result<(u64, usize), String> {
@@ -372,5 +394,27 @@ fn test() -> Result<(), String> {
         Ok(())
     } else {
         Err(line)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    /// Both wasm-opt passes of a Workers build cap one-caller inlining
+    /// alike: worker-build's (each crate's metadata) and `ship_wasm`'s.
+    #[test]
+    fn worker_build_crates_cap_one_caller_inlining_as_ship_wasm() {
+        let root = offload_e2e::root();
+        for krate in ["edge/workers", "tests/bench/hello-worker"] {
+            let text = std::fs::read_to_string(root.join(krate).join("Cargo.toml")).unwrap();
+            let manifest: toml::Value = toml::from_str(&text).unwrap();
+            let args = ["package", "metadata", "wasm-pack", "profile", "release", "wasm-opt"]
+                .iter()
+                .try_fold(&manifest, |v, k| v.get(k))
+                .and_then(toml::Value::as_array)
+                .map(|a| a.iter().filter_map(toml::Value::as_str).collect::<Vec<_>>());
+            assert_eq!(args, Some(vec!["-O", super::ONE_CALLER_INLINE[0], super::ONE_CALLER_INLINE[1]]), "{krate}/Cargo.toml");
+        }
     }
 }
