@@ -197,7 +197,6 @@ pub(crate) fn ship_wasm(root: &Path, wasm: &Path, named: &Path) -> Result<(), St
     deploy::wasm_opt(root, wasm, &["--strip-debug", "-O", "--reorder-functions-by-name", ONE_CALLER_INLINE[0], ONE_CALLER_INLINE[1]])
 }
 
-<<<<<<< HEAD
 /// What worker-build 0.8.7's shim exports as the Worker (bundled, not
 /// minified: `worker_build_env` sets `NO_MINIFY`).
 const SHIM_DEFAULT: &str = "var shim_default = new Proxy(Entrypoint, classProxyHooks);";
@@ -247,7 +246,7 @@ pub(crate) fn ship_entry(root: &Path, index_js: &Path) -> Result<(), String> {
         .current_dir(dir);
     run(&mut esbuild)
 }
-=======
+
 /// wasm-opt's limit on inlining a function into its only caller (binaryen's
 /// default: any size), for both passes of a Workers build: worker-build's
 /// (`[package.metadata.wasm-pack.profile.release] wasm-opt` of every crate
