@@ -241,7 +241,7 @@ pub(crate) fn ship_entry(root: &Path, index_js: &Path) -> Result<(), String> {
     let mut esbuild = Command::new(root.join("node_modules/.bin/esbuild"));
     esbuild
         .arg(index_js.file_name().unwrap_or_default())
-        .args(["--minify", "--format=esm", "--allow-overwrite", "--log-level=warning"])
+        .args(["--minify", "--format=esm", "--allow-overwrite", "--log-level=error"])
         .arg(format!("--outfile={}", index_js.file_name().unwrap_or_default().to_string_lossy()))
         .current_dir(dir);
     run(&mut esbuild)

@@ -88,7 +88,10 @@ pub(crate) async fn run_from<U: Upstream>(
             },
         };
         input = match io {
-            Io::ReadBody { limit, .. } => Input::Body(body::read_capped(viewer_body.take(), limit).await),
+            Io::ReadBody { limit, .. } => {
+                let declared = req.and_then(|r| crate::js::declared(&r.headers()));
+                Input::Body(body::read_capped(viewer_body.take(), limit, declared).await)
+            }
             Io::Locate => Input::Location(req.map(location_of).unwrap_or_default()),
             Io::CacheGet { key, max_bytes } => Input::CacheEntry(l2::get(&key, max_bytes).await),
             Io::CachePut(w) => {

@@ -89,7 +89,23 @@ export function offload_then(p, done) {
 export function offload_is_timeout(e) {
   return e !== null && typeof e === "object" && e.name === "TimeoutError";
 }
-export async function offload_read_capped(stream, limit) {
+export function offload_declared(headers) {
+  // Content-Length as a number when it is plain digits (what HTTP framed
+  // the body by); anything else, -1: the body is read in chunks.
+  const v = headers.get("content-length");
+  return v !== null && /^[0-9]{1,15}$/.test(v) ? Number(v) : -1;
+}
+export async function offload_read_capped(stream, limit, declared) {
+  if (declared >= 0 && declared <= limit) {
+    // A body whose Content-Length is within the limit is framed by it
+    // (HTTP/1.1; an HTTP/2 or /3 message whose DATA differs from it is
+    // malformed and never reaches a Worker): read in one native call, not
+    // a promise per chunk (workerd CPU per small POST, 6 rounds, medians:
+    // 88 µs read whole, 110 µs in chunks, 69 µs not read), and still
+    // refused past the limit.
+    const whole = new Uint8Array(await new Response(stream).arrayBuffer());
+    return whole.byteLength > limit ? null : whole;
+  }
   const reader = stream.getReader();
   const chunks = [];
   let n = 0;
@@ -132,7 +148,7 @@ export function offload_l2_match(key, meta, max, timeoutMs) {
     if (!r) return null;
     const m = r.headers.get(meta);
     if (m === null) return null;
-    const body = r.body === null ? Promise.resolve(new Uint8Array(0)) : offload_read_capped(r.body, max);
+    const body = r.body === null ? Promise.resolve(new Uint8Array(0)) : offload_read_capped(r.body, max, offload_declared(r.headers));
     return body.then((b) => (b === null ? null : [m, b]));
   });
   return offload_in_time(got, timeoutMs);
@@ -167,7 +183,8 @@ extern "C" {
     #[wasm_bindgen(catch)]
     fn offload_l2_delete(key: &str, timeout_ms: f64) -> Result<js_sys::Promise, JsValue>;
     #[wasm_bindgen(catch)]
-    pub(crate) fn offload_read_capped(stream: &JsValue, limit: f64) -> Result<js_sys::Promise, JsValue>;
+    pub(crate) fn offload_read_capped(stream: &JsValue, limit: f64, declared: f64) -> Result<js_sys::Promise, JsValue>;
+    fn offload_declared(headers: &worker::web_sys::Headers) -> f64;
 }
 
 /// A viewer request's method, URL (as workerd received it) and headers.
@@ -333,15 +350,29 @@ fn sent(v: JsValue, failed: bool, host: &str) -> Result<worker::web_sys::Respons
 }
 
 /// A body of at most `limit` bytes read whole in JS (`stream`:
-/// `JsValue::NULL` for none), then `done` with it: `Ok(None)` when it is
-/// longer, `Err` when it failed ([`then`]).
+/// `JsValue::NULL` for none; `declared`: its Content-Length, [`declared`]),
+/// then `done` with it: `Ok(None)` when it is longer, `Err` when it
+/// failed ([`then`]).
 pub(crate) fn read_then(
     stream: &JsValue,
     limit: usize,
+    declared: Option<u64>,
     done: impl FnOnce(Result<Option<js_sys::Uint8Array>, JsValue>) -> JsValue + 'static,
 ) -> JsValue {
     if stream.is_null() {
         return done(Ok(Some(js_sys::Uint8Array::new_with_length(0))));
     }
-    then(offload_read_capped(stream, limit as f64), move |r| done(r.map(|v| v.dyn_into().ok())))
+    then(offload_read_capped(stream, limit as f64, length_arg(declared)), move |r| done(r.map(|v| v.dyn_into().ok())))
+}
+
+/// A body's Content-Length as the platform's headers give it (`None`:
+/// absent or not plain digits).
+pub(crate) fn declared(headers: &worker::web_sys::Headers) -> Option<u64> {
+    let n = offload_declared(headers);
+    (n >= 0.0).then_some(n as u64)
+}
+
+/// `declared` for `offload_read_capped` (-1: unknown, read in chunks).
+pub(crate) fn length_arg(declared: Option<u64>) -> f64 {
+    declared.map_or(-1.0, |n| n as f64)
 }

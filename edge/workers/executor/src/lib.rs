@@ -174,7 +174,8 @@ fn drive<U: Upstream>(mut m: Machine, mut input: Input, flow: Flow<U>, last: Opt
             }
             Io::ReadBody { limit, .. } => {
                 let stream = flow.req.body().map_or(JsValue::NULL, Into::into);
-                return js::read_then(&stream, limit, move |read| drive(m, Input::Body(body::capped(read)), flow, last));
+                let declared = js::declared(&flow.req.headers());
+                return js::read_then(&stream, limit, declared, move |read| drive(m, Input::Body(body::capped(read)), flow, last));
             }
             Io::Finished => return exec::finished().into(),
             io => return later(m, io, flow, last),
@@ -195,8 +196,9 @@ fn respond_now<U: Upstream>(m: Machine, reply: Reply, flow: Flow<U>, last: Optio
             js::response(reply.status, &reply.headers, &stream(&last)).unwrap_or_else(|_| last_resort()).into()
         }
         ReplyBody::UpstreamFill(mut fill) if last.is_some() && declared_length(&reply.headers).is_some_and(|n| n <= fill.max_bytes().min(READ_WHOLE_MAX) as u64) => {
+            let declared = declared_length(&reply.headers);
             let (status, headers, ctx) = (reply.status, reply.headers, flow.ctx);
-            js::read_then(&stream(&last), fill.max_bytes().min(READ_WHOLE_MAX), move |read| {
+            js::read_then(&stream(&last), fill.max_bytes().min(READ_WHOLE_MAX), declared, move |read| {
                 let now = exec::tick().now_ms;
                 let bytes = match read {
                     Ok(Some(bytes)) => bytes,
