@@ -223,20 +223,8 @@ const SHIM_KEPT: [&str; 3] = ["function checkReinitialize() {", "function handle
 /// worker-build version) fails the build instead of shipping unpatched.
 pub(crate) fn ship_entry(root: &Path, index_js: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(index_js).map_err(|e| format!("{}: {e}", index_js.display()))?;
-    let shape = |needle: &str| text.matches(needle).count() == 1;
-    if !shape(SHIM_DEFAULT) || !SHIM_KEPT.iter().all(|n| shape(n)) {
-        return Err(format!(
-            "{}: not the unminified worker-build {} shim this build patches (expected once each: {SHIM_DEFAULT:?}, {SHIM_KEPT:?}); \
-             was NO_MINIFY set, or did worker-build change?",
-            index_js.display(),
-            setup::WORKER_BUILD_VERSION
-        ));
-    }
-    let entry = "// The Worker's entry: a plain module-worker object (see `cargo xtask`'s ship_entry).\n\
-                 var shim_default = {\n  fetch(request, env, ctx) {\n    checkReinitialize();\n    try {\n      \
-                 return Entrypoint.prototype.fetch.call({ env, ctx }, request);\n    } catch (e) {\n      \
-                 handleMaybeCritical(e);\n      throw e;\n    }\n  }\n};";
-    std::fs::write(index_js, text.replacen(SHIM_DEFAULT, entry, 1)).map_err(|e| format!("{}: {e}", index_js.display()))?;
+    let patched = plain_entry(&text).map_err(|e| format!("{}: {e}", index_js.display()))?;
+    std::fs::write(index_js, patched).map_err(|e| format!("{}: {e}", index_js.display()))?;
     let dir = index_js.parent().unwrap_or(Path::new("."));
     let mut esbuild = Command::new(root.join("node_modules/.bin/esbuild"));
     esbuild
@@ -245,6 +233,24 @@ pub(crate) fn ship_entry(root: &Path, index_js: &Path) -> Result<(), String> {
         .arg(format!("--outfile={}", index_js.file_name().unwrap_or_default().to_string_lossy()))
         .current_dir(dir);
     run(&mut esbuild)
+}
+
+/// The bundle `text` with the shim's proxied export replaced by the plain
+/// entry ([`ship_entry`]), or why it is not the shim this patches.
+fn plain_entry(text: &str) -> Result<String, String> {
+    let once = |needle: &str| text.matches(needle).count() == 1;
+    if !once(SHIM_DEFAULT) || !SHIM_KEPT.iter().all(|n| once(n)) {
+        return Err(format!(
+            "not the unminified worker-build {} shim this build patches (expected once each: {SHIM_DEFAULT:?}, {SHIM_KEPT:?}); \
+             was NO_MINIFY set, or did worker-build change?",
+            setup::WORKER_BUILD_VERSION
+        ));
+    }
+    let entry = "// The Worker's entry: a plain module-worker object (see `cargo xtask`'s ship_entry).\n\
+                 var shim_default = {\n  fetch(request, env, ctx) {\n    checkReinitialize();\n    try {\n      \
+                 return Entrypoint.prototype.fetch.call({ env, ctx }, request);\n    } catch (e) {\n      \
+                 handleMaybeCritical(e);\n      throw e;\n    }\n  }\n};";
+    Ok(text.replacen(SHIM_DEFAULT, entry, 1))
 }
 
 /// wasm-opt's limit on inlining a function into its only caller (binaryen's
@@ -399,6 +405,41 @@ fn test() -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    /// The end of worker-build 0.8.7's bundled shim, as esbuild writes it
+    /// unminified (abridged: the hooks' bodies are cut).
+    const SHIM_TAIL: &str = "function checkReinitialize() {\n  if (initState.criticalError) {\n    __wbg_reset_state();\n  }\n}\n\
+        function handleMaybeCritical(e) {\n  if (e instanceof WebAssembly.RuntimeError) {\n    initState.criticalError = true;\n  }\n}\n\
+        var Entrypoint = class extends WorkerEntrypoint {\n};\n\
+        Entrypoint.prototype.fetch = function fetch2(arg) {\n  return fetch.call(this, arg, this.env, this.ctx);\n};\n\
+        var classProxyHooks = {};\n\
+        var shim_default = new Proxy(Entrypoint, classProxyHooks);\n\
+        var R2Range2 = new Proxy(R2Range, classProxyHooks);\n\
+        export {\n  R2Range2 as R2Range,\n  shim_default as default\n};\n";
+
+    #[test]
+    fn plain_entry_replaces_the_proxied_export_and_keeps_panic_recovery() {
+        let out = super::plain_entry(SHIM_TAIL).expect("the 0.8.7 shape is patched");
+        assert!(!out.contains("new Proxy(Entrypoint"), "{out}");
+        assert_eq!(out.matches("var shim_default = {").count(), 1, "{out}");
+        let entry = &out[out.find("var shim_default = {").unwrap_or(0)..];
+        let (check, call, recover) = (entry.find("checkReinitialize();"), entry.find("Entrypoint.prototype.fetch.call("), entry.find("handleMaybeCritical(e);"));
+        assert!(check.is_some() && call.is_some() && recover.is_some(), "{entry}");
+        assert!(check < call && call < recover, "reset before the call, recovery on a throw: {entry}");
+        // The other exports are left as they were.
+        assert!(out.contains("var R2Range2 = new Proxy(R2Range, classProxyHooks);"), "{out}");
+    }
+
+    #[test]
+    fn plain_entry_refuses_a_shim_of_another_shape() {
+        let minified = "var a=new Proxy(b,c);export{a as default};";
+        let no_recovery = SHIM_TAIL.replace("function checkReinitialize() {", "function reinit() {");
+        let twice = format!("{SHIM_TAIL}{}", super::SHIM_DEFAULT);
+        for text in [minified, no_recovery.as_str(), twice.as_str()] {
+            let err = super::plain_entry(text).expect_err("not patched");
+            assert!(err.contains("NO_MINIFY") && err.contains(super::setup::WORKER_BUILD_VERSION), "{err}");
+        }
+    }
 
     /// Both wasm-opt passes of a Workers build cap one-caller inlining
     /// alike: worker-build's (each crate's metadata) and `ship_wasm`'s.
