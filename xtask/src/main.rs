@@ -404,7 +404,7 @@ fn test() -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     /// The end of worker-build 0.8.7's bundled shim, as esbuild writes it
     /// unminified (abridged: the hooks' bodies are cut).
