@@ -7,6 +7,11 @@
 //!   pause of M ms (at most 2000) before each chunk after the first (a
 //!   body slower than the edge's per-try timeout). Nothing is held in
 //!   memory.
+//! - `GET /api/blob/{bytes}?seed=N&gzip=1` (at most 16 MiB): the same
+//!   bytes gzip-encoded whole, with `Content-Encoding: gzip` and the
+//!   compressed `Content-Length` (what a compressing origin sends; the
+//!   pattern compresses a few hundred times, so a small declared length
+//!   stands for a large decoded body).
 //! - `POST /api/sink?seed=N` (also PUT): reads the body as a stream and
 //!   answers its length, SHA-256 and, with `seed`, whether every byte
 //!   matched the pattern — byte-exact uploads of any size, in constant
@@ -48,10 +53,20 @@ fn seed_of(q: &HashMap<String, String>) -> Result<Option<u64>, Box<Response>> {
     }
 }
 
+/// Largest blob served gzip-encoded (built in memory).
+const MAX_GZIP_BLOB: u64 = 16 << 20;
+
 /// `GET /api/blob/{bytes}`
 pub async fn blob(Path(bytes): Path<String>, Query(q): Query<HashMap<String, String>>) -> Response {
     let Some(total) = bytes.parse::<u64>().ok().filter(|n| *n <= MAX_BLOB) else {
         return json_error(StatusCode::BAD_REQUEST, "bytes: expected 0..=17179869184", json!({"field": "bytes"}));
+    };
+    let gzip = match q.get("gzip").map(String::as_str) {
+        None | Some("0") => false,
+        Some("1") if total <= MAX_GZIP_BLOB => true,
+        Some(_) => {
+            return json_error(StatusCode::BAD_REQUEST, "gzip: expected 0 or 1, with bytes <= 16777216", json!({"field": "gzip"}));
+        }
     };
     let seed = match seed_of(&q) {
         Ok(s) => s.unwrap_or(0),
@@ -65,6 +80,9 @@ pub async fn blob(Path(bytes): Path<String>, Query(q): Query<HashMap<String, Str
             return json_error(StatusCode::BAD_REQUEST, "drip_ms: expected 0..=2000", json!({"field": "drip_ms"}));
         }
     };
+    if gzip {
+        return gzip_blob(total, seed, &cc);
+    }
     let chunks = futures_util::stream::unfold(0u64, move |offset| async move {
         if offset >= total {
             return None;
@@ -85,6 +103,33 @@ pub async fn blob(Path(bytes): Path<String>, Query(q): Query<HashMap<String, Str
         }
         Err(_) => return json_error(StatusCode::BAD_REQUEST, "cc: not a header value", json!({"field": "cc"})),
     }
+    resp
+}
+
+/// The blob gzip-encoded whole, with its compressed `Content-Length`.
+fn gzip_blob(total: u64, seed: u64, cc: &str) -> Response {
+    use std::io::Write as _;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut offset = 0;
+    while offset < total {
+        let n = (total - offset).min(CHUNK as u64);
+        let chunk: Vec<u8> = (offset..offset + n).map(|i| pattern_byte(i, seed)).collect();
+        if enc.write_all(&chunk).is_err() {
+            return json_error(StatusCode::INTERNAL_SERVER_ERROR, "gzip: encoding failed", json!({}));
+        }
+        offset += n;
+    }
+    let Ok(body) = enc.finish() else {
+        return json_error(StatusCode::INTERNAL_SERVER_ERROR, "gzip: encoding failed", json!({}));
+    };
+    let Ok(cc) = axum::http::HeaderValue::from_str(cc) else {
+        return json_error(StatusCode::BAD_REQUEST, "cc: not a header value", json!({"field": "cc"}));
+    };
+    let mut resp = Body::from(body).into_response();
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, axum::http::HeaderValue::from_static("application/octet-stream"));
+    h.insert(axum::http::header::CONTENT_ENCODING, axum::http::HeaderValue::from_static("gzip"));
+    h.insert(CACHE_CONTROL, cc);
     resp
 }
 

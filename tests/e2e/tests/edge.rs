@@ -891,6 +891,21 @@ fn large_storable_responses_arrive_whole_and_are_not_stored(s: &Stack) -> Result
     Ok(())
 }
 
+/// A compressing origin: `fetch()` hands the Worker the decoded body with
+/// the compressed `Content-Length` (/work/shared/WORKERD-NOTES.md), so a
+/// small declared length can stand for a body past the read-whole limit
+/// (64 KiB). It must arrive whole and decoded, be stored, and be served
+/// again byte-exact from the cache; the declared length never bounds it.
+fn a_gzip_body_longer_than_its_declared_length_arrives_whole(s: &Stack) -> Result<(), String> {
+    let seed = unique();
+    let bytes: u64 = 300_000;
+    let first = blob_get(s, bytes, seed, "&gzip=1")?;
+    ensure!(first.header("content-encoding").is_none(), "decoded body still labelled {:?}", first.header("content-encoding"));
+    let hit = blob_get(s, bytes, seed, "&gzip=1")?;
+    ensure!(cache_status(&hit).starts_with("Offload; hit"), "second GET: {:?}", cache_status(&hit));
+    Ok(())
+}
+
 /// The per-try timeout (`try_timeout_ms = 3000`) bounds the wait for the
 /// response head, never the body: a body that takes longer than that to
 /// arrive streams through whole.
@@ -1210,6 +1225,7 @@ fn main() -> ExitCode {
         ("shared_decision_table_matches_on_workers", shared_decision_table_matches_on_workers),
         ("large_storable_responses_arrive_whole_and_are_not_stored", large_storable_responses_arrive_whole_and_are_not_stored),
         ("a_body_slower_than_the_try_timeout_arrives_whole", a_body_slower_than_the_try_timeout_arrives_whole),
+        ("a_gzip_body_longer_than_its_declared_length_arrives_whole", a_gzip_body_longer_than_its_declared_length_arrives_whole),
         ("uploads_reach_the_origin_byte_exact", uploads_reach_the_origin_byte_exact),
         ("oversized_purge_bodies_are_413", oversized_purge_bodies_are_413),
         ("forced_revalidation_errors_never_replace_the_entry", forced_revalidation_errors_never_replace_the_entry),

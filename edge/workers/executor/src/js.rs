@@ -91,7 +91,10 @@ export function offload_is_timeout(e) {
 }
 export function offload_declared(headers) {
   // Content-Length as a number when it is plain digits (what HTTP framed
-  // the body by); anything else, -1: the body is read in chunks.
+  // the body by) and no Content-Encoding is named: `fetch()` decodes gzip
+  // and br and keeps the compressed length, which then says nothing of
+  // the stream. Anything else, -1: the body is read in chunks.
+  if (headers.has("content-encoding")) return -1;
   const v = headers.get("content-length");
   return v !== null && /^[0-9]{1,15}$/.test(v) ? Number(v) : -1;
 }
@@ -366,7 +369,8 @@ pub(crate) fn read_then(
 }
 
 /// A body's Content-Length as the platform's headers give it (`None`:
-/// absent or not plain digits).
+/// absent, not plain digits, or with a Content-Encoding, which the
+/// platform may have decoded).
 pub(crate) fn declared(headers: &worker::web_sys::Headers) -> Option<u64> {
     let n = offload_declared(headers);
     (n >= 0.0).then_some(n as u64)

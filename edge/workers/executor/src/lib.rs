@@ -23,7 +23,6 @@ use std::future::Future;
 
 use http::HeaderMap;
 use offload_core::machine::{Input, Io, Isolate, Machine, Reply, ReplyBody, SendBody};
-use offload_core::proxy::body::declared_length;
 use worker::wasm_bindgen_futures;
 use offload_core::route::geo::WorkersCf;
 use offload_core::secret::{Platform, Secret, SecretMap};
@@ -128,8 +127,10 @@ struct Flow<U> {
     upstream: U,
 }
 
-/// Stored bodies up to this size, with a `Content-Length` that says so,
-/// are read whole in JS before the viewer's head goes out, then stored
+/// Stored bodies up to this size, with an upstream `Content-Length` that
+/// says so (and no `Content-Encoding`: `fetch()` decodes gzip and br and
+/// keeps the compressed length), are read whole in JS before the viewer's
+/// head goes out, then stored
 /// and served from the same bytes: one promise instead of a stream pumped
 /// through Wasm chunk by chunk with a Rust future per read and write
 /// (`cargo xtask bench cache`'s Zipf mix is mostly such bodies). Larger
@@ -195,8 +196,10 @@ fn respond_now<U: Upstream>(m: Machine, reply: Reply, flow: Flow<U>, last: Optio
         ReplyBody::Upstream if last.is_some() => {
             js::response(reply.status, &reply.headers, &stream(&last)).unwrap_or_else(|_| last_resort()).into()
         }
-        ReplyBody::UpstreamFill(mut fill) if last.is_some() && declared_length(&reply.headers).is_some_and(|n| n <= fill.max_bytes().min(READ_WHOLE_MAX) as u64) => {
-            let declared = declared_length(&reply.headers);
+        // The upstream's own Content-Length (the reply's headers have lost
+        // it: the body is re-framed for the viewer).
+        ReplyBody::UpstreamFill(mut fill) if upstream_length(&last).is_some_and(|n| n <= fill.max_bytes().min(READ_WHOLE_MAX) as u64) => {
+            let declared = upstream_length(&last);
             let (status, headers, ctx) = (reply.status, reply.headers, flow.ctx);
             js::read_then(&stream(&last), fill.max_bytes().min(READ_WHOLE_MAX), declared, move |read| {
                 let now = exec::tick().now_ms;
@@ -228,6 +231,11 @@ fn respond_now<U: Upstream>(m: Machine, reply: Reply, flow: Flow<U>, last: Optio
             last,
         ),
     }
+}
+
+/// The upstream response's body length as it declared it ([`js::declared`]).
+fn upstream_length(last: &Option<web_sys::Response>) -> Option<u64> {
+    last.as_ref().and_then(|r| js::declared(&r.headers()))
 }
 
 /// The rest of [`drive`] as a Rust future, starting with `io`.
