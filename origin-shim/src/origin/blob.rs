@@ -42,6 +42,11 @@ pub fn pattern_byte(offset: u64, seed: u64) -> u8 {
     (offset.wrapping_add(seed) % 251) as u8
 }
 
+/// Bytes `offset..offset + n` of the pattern for `seed`.
+fn pattern(offset: u64, n: u64, seed: u64) -> Vec<u8> {
+    (offset..offset + n).map(|i| pattern_byte(i, seed)).collect()
+}
+
 /// The `seed` query parameter; `Err` is the 400 for a bad one (boxed:
 /// a response is large).
 fn seed_of(q: &HashMap<String, String>) -> Result<Option<u64>, Box<Response>> {
@@ -91,8 +96,7 @@ pub async fn blob(Path(bytes): Path<String>, Query(q): Query<HashMap<String, Str
             tokio::time::sleep(std::time::Duration::from_millis(drip)).await;
         }
         let n = (total - offset).min(CHUNK as u64);
-        let chunk: Vec<u8> = (offset..offset + n).map(|i| pattern_byte(i, seed)).collect();
-        Some((Ok::<Bytes, std::convert::Infallible>(Bytes::from(chunk)), offset + n))
+        Some((Ok::<Bytes, std::convert::Infallible>(Bytes::from(pattern(offset, n, seed))), offset + n))
     });
     let mut resp = Body::from_stream(chunks).into_response();
     let h = resp.headers_mut();
@@ -113,8 +117,7 @@ fn gzip_blob(total: u64, seed: u64, cc: &str) -> Response {
     let mut offset = 0;
     while offset < total {
         let n = (total - offset).min(CHUNK as u64);
-        let chunk: Vec<u8> = (offset..offset + n).map(|i| pattern_byte(i, seed)).collect();
-        if enc.write_all(&chunk).is_err() {
+        if enc.write_all(&pattern(offset, n, seed)).is_err() {
             return json_error(StatusCode::INTERNAL_SERVER_ERROR, "gzip: encoding failed", json!({}));
         }
         offset += n;

@@ -272,6 +272,17 @@ impl PendingStore {
     pub fn max_bytes(&self) -> usize {
         self.max_bytes
     }
+
+    /// The body's length as the upstream declared it, when that is the
+    /// length of the body the executor reads: `None` without a valid
+    /// `Content-Length`, or when the platform decoded the body (it keeps
+    /// the encoded length; see [`decoded_by_platform`]).
+    pub fn declared_length(&self) -> Option<u64> {
+        if decoded_by_platform(&self.headers) {
+            return None;
+        }
+        crate::proxy::body::declared_length(&self.headers)
+    }
 }
 
 /// How to turn the upstream response into the viewer's.

@@ -41,6 +41,14 @@ impl CacheFill {
         self.limit.limit()
     }
 
+    /// The length of the body being copied, as the upstream declared it
+    /// and as the executor will read it (`None`: unknown, or decoded by
+    /// the platform from an encoded length): an executor may read a body
+    /// of known length in one call ([`PendingStore::declared_length`]).
+    pub fn declared_length(&self) -> Option<u64> {
+        self.pending.as_ref().and_then(PendingStore::declared_length)
+    }
+
     /// Copy one chunk of the body.
     pub fn accept(&mut self, iso: &mut Isolate, chunk: &[u8], now_ms: u64) -> Chunk {
         self.accept_with(iso, chunk.len(), now_ms, |buf| buf.copy_from_slice(chunk))

@@ -127,8 +127,10 @@ pub enum SendBody {
 #[derive(Debug)]
 pub enum Io {
     /// Read the whole viewer body, stopping past `limit` bytes
-    /// (`BodyFailure::TooLarge`): answer [`Input::Body`].
-    ReadBody { kind: BodyKind, limit: usize },
+    /// (`BodyFailure::TooLarge`): answer [`Input::Body`]. `declared`: its
+    /// `Content-Length`, which frames it (an executor may read a body
+    /// declared within `limit` in one call; still refused past `limit`).
+    ReadBody { kind: BodyKind, limit: usize, declared: Option<u64> },
     /// Read where the platform places the viewer (Workers `request.cf`):
     /// answer [`Input::Location`]. Asked only of a machine made with
     /// [`Machine::locate_later`], once, when a request goes to a pool of
@@ -411,6 +413,7 @@ impl Machine {
             Ok(h) => h,
             Err(refusal) => return self.respond(Reply::from_http(*refusal)),
         };
+        let declared = declared_length(head.headers());
         if iso.cache.is_purge(&head) {
             // The token is checked before a byte of body is read.
             if let Some(refused) = iso.cache.purge_precheck(&head) {
@@ -418,7 +421,7 @@ impl Machine {
             }
             self.head = Some(head);
             self.state = State::PurgeBody;
-            return Io::ReadBody { kind: BodyKind::Purge, limit: crate::cache::edge::PURGE_MAX_BODY };
+            return Io::ReadBody { kind: BodyKind::Purge, limit: crate::cache::edge::PURGE_MAX_BODY, declared };
         }
         if iso.edge.is_presign(&head) {
             if let Some(refused) = iso.edge.presign_precheck(&head) {
@@ -426,10 +429,9 @@ impl Machine {
             }
             self.head = Some(head);
             self.state = State::PresignBody;
-            return Io::ReadBody { kind: BodyKind::Presign, limit: PRESIGN_MAX_BODY };
+            return Io::ReadBody { kind: BodyKind::Presign, limit: PRESIGN_MAX_BODY, declared };
         }
         let plan = iso.edge.plan(&head, &self.viewer, t.now_ms);
-        let declared = declared_length(head.headers());
         self.head = Some(head);
         let fwd = match plan {
             Plan::Respond(resp) => return self.respond(Reply::from_http(resp)),
@@ -451,7 +453,7 @@ impl Machine {
             return self.go_upstream(iso, t);
         }
         self.state = State::ReplayBody;
-        Io::ReadBody { kind: BodyKind::Replay, limit }
+        Io::ReadBody { kind: BodyKind::Replay, limit, declared }
     }
 
     fn purge(&mut self, iso: &mut Isolate, body: Result<Vec<u8>, BodyFailure>, t: Tick) -> Io {

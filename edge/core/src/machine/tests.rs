@@ -51,6 +51,10 @@ struct Exec {
     /// was asked for.
     location: crate::route::ViewerLocation,
     locates: usize,
+    /// The declared lengths the machine gave with each `ReadBody`, and
+    /// with each cache copy (`CacheFill::declared_length`).
+    read_lengths: Vec<Option<u64>>,
+    fill_lengths: Vec<Option<u64>>,
 }
 
 /// What the viewer got.
@@ -86,6 +90,8 @@ impl Exec {
             body: Vec::new(),
             location: Default::default(),
             locates: 0,
+            read_lengths: Vec::new(),
+            fill_lengths: Vec::new(),
         }
     }
 
@@ -102,11 +108,10 @@ impl Exec {
             let t = self.tick();
             let io = m.next(&mut self.iso, input, t);
             input = match io {
-                Io::ReadBody { limit, .. } => Input::Body(if self.body.len() > limit {
-                    Err(BodyFailure::TooLarge)
-                } else {
-                    Ok(self.body.clone())
-                }),
+                Io::ReadBody { limit, declared, .. } => {
+                    self.read_lengths.push(declared);
+                    Input::Body(if self.body.len() > limit { Err(BodyFailure::TooLarge) } else { Ok(self.body.clone()) })
+                }
                 Io::CacheGet { key, max_bytes } => {
                     Input::CacheEntry(self.l2.get(&key).filter(|(_, b)| b.len() <= max_bytes).cloned())
                 }
@@ -170,6 +175,7 @@ impl Exec {
     }
 
     fn fill(&mut self, mut fill: CacheFill, body: Vec<u8>) {
+        self.fill_lengths.push(fill.declared_length());
         for chunk in body.chunks(4) {
             if fill.accept(&mut self.iso, chunk, self.now) == Chunk::TooLarge {
                 return;
@@ -352,6 +358,25 @@ fn a_replayable_body_is_read_once_and_resent_on_failover() {
     x.body = b"payload".to_vec();
     let got = x.request("POST", "/plain/up", &[("content-length", "7")]);
     assert_eq!((got.status, got.body.as_slice()), (201, &b"payload"[..]));
+}
+
+#[test]
+fn reads_and_cache_copies_carry_the_declared_length_unless_the_platform_decoded_it() {
+    let mut x = Exec::new(Box::new(|r, _| {
+        let mut hs = vec![("cache-control", "max-age=60".to_owned()), ("content-length", "5".to_owned())];
+        if r.uri().path().ends_with("/gz") {
+            // `fetch()` decoded it and kept the encoded length.
+            hs.push(("content-encoding", "gzip".to_owned()));
+        }
+        Ok((200, hs, b"hello".to_vec()))
+    }));
+    x.get("/api/plain");
+    x.get("/api/gz");
+    assert_eq!(x.fill_lengths, [Some(5), None]);
+    x.body = b"payload".to_vec();
+    x.request("POST", "/plain/up", &[("content-length", "7")]);
+    x.request("POST", "/_offload/purge", &[("authorization", &format!("Bearer {TOKEN}")), ("content-length", "7")]);
+    assert_eq!(x.read_lengths, [Some(7), Some(7)]);
 }
 
 #[test]

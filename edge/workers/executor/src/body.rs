@@ -111,17 +111,14 @@ pub(crate) fn js_reason(e: &JsValue) -> String {
 
 /// Read a whole body of at most `limit` bytes into memory, stopping at the
 /// first chunk past the limit (so at most one chunk more is ever read).
-/// `None` stream: an empty body; `declared`: its Content-Length (within
-/// the limit, the body is read in one call). The loop runs in JS (one promise for the
+/// `None` stream: an empty body; `declared`: its length as the core gives
+/// it (within the limit, the body is read in one call). The loop runs in JS (one promise for the
 /// Wasm side to wait on, not two per chunk; the presign endpoint, which
 /// reads a small body per request, spent most of its time here:
 /// `cargo xtask bench sign`), and the body is copied into Wasm memory once.
 pub(crate) async fn read_capped(stream: Option<JsValue>, limit: usize, declared: Option<u64>) -> Result<Vec<u8>, BodyFailure> {
     let Some(stream) = stream else { return Ok(Vec::new()) };
-    let settled = match crate::js::offload_read_capped(&stream, limit as f64, crate::js::length_arg(declared)) {
-        Ok(read) => JsFuture::from(read).await,
-        Err(e) => Err(e),
-    };
+    let settled = crate::js::settled(crate::js::offload_read_capped(&stream, limit as f64, crate::js::length_arg(declared))).await;
     capped(settled.map(|v| v.dyn_into::<Uint8Array>().ok()))
 }
 

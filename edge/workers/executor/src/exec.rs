@@ -88,10 +88,7 @@ pub(crate) async fn run_from<U: Upstream>(
             },
         };
         input = match io {
-            Io::ReadBody { limit, .. } => {
-                let declared = req.and_then(|r| crate::js::declared(&r.headers()));
-                Input::Body(body::read_capped(viewer_body.take(), limit, declared).await)
-            }
+            Io::ReadBody { limit, declared, .. } => Input::Body(body::read_capped(viewer_body.take(), limit, declared).await),
             Io::Locate => Input::Location(req.map(location_of).unwrap_or_default()),
             Io::CacheGet { key, max_bytes } => Input::CacheEntry(l2::get(&key, max_bytes).await),
             Io::CachePut(w) => {
@@ -228,10 +225,18 @@ async fn respond(reply: Reply, last: Option<web_sys::Response>, ctx: Option<&Con
 /// large, the rest is piped to the viewer without passing through Wasm.
 /// A failed body fails the viewer's too (it never looks complete). A
 /// viewer that goes away does not stop the cache copy.
+/// The cache copy given up because the upstream body failed (`e`: its
+/// error; `None`: it was longer than its declared length allowed).
+pub(crate) fn fill_failed(fill: CacheFill, e: Option<&JsValue>) {
+    with_isolate(|iso| fill.fail(iso, tick().now_ms));
+    if let Some(e) = e {
+        worker::console_warn!("upstream body: {}", body::js_reason(e));
+    }
+}
+
 async fn fill_cache(mut fill: CacheFill, stream: Option<JsValue>, mut viewer: Option<(body::Writer, JsValue)>) {
     let failed = |fill: CacheFill, viewer: Option<(body::Writer, JsValue)>, e: &JsValue| {
-        with_isolate(|iso| fill.fail(iso, tick().now_ms));
-        worker::console_warn!("upstream body: {}", body::js_reason(e));
+        fill_failed(fill, Some(e));
         if let Some((writer, _)) = viewer {
             writer.abort("upstream body failed");
         }

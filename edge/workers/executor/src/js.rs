@@ -89,11 +89,10 @@ export function offload_then(p, done) {
 export function offload_is_timeout(e) {
   return e !== null && typeof e === "object" && e.name === "TimeoutError";
 }
-export function offload_declared(headers) {
-  // Content-Length as a number when it is plain digits (what HTTP framed
-  // the body by) and no Content-Encoding is named: `fetch()` decodes gzip
-  // and br and keeps the compressed length, which then says nothing of
-  // the stream. Anything else, -1: the body is read in chunks.
+function offload_stored_length(headers) {
+  // The length of an entry this executor put (`offload_l2_put`: bytes,
+  // no Content-Encoding, so workerd's Content-Length frames it), or -1:
+  // read in chunks. Every other body's length comes from the core.
   if (headers.has("content-encoding")) return -1;
   const v = headers.get("content-length");
   return v !== null && /^[0-9]{1,15}$/.test(v) ? Number(v) : -1;
@@ -151,7 +150,7 @@ export function offload_l2_match(key, meta, max, timeoutMs) {
     if (!r) return null;
     const m = r.headers.get(meta);
     if (m === null) return null;
-    const body = r.body === null ? Promise.resolve(new Uint8Array(0)) : offload_read_capped(r.body, max, offload_declared(r.headers));
+    const body = r.body === null ? Promise.resolve(new Uint8Array(0)) : offload_read_capped(r.body, max, offload_stored_length(r.headers));
     return body.then((b) => (b === null ? null : [m, b]));
   });
   return offload_in_time(got, timeoutMs);
@@ -187,7 +186,6 @@ extern "C" {
     fn offload_l2_delete(key: &str, timeout_ms: f64) -> Result<js_sys::Promise, JsValue>;
     #[wasm_bindgen(catch)]
     pub(crate) fn offload_read_capped(stream: &JsValue, limit: f64, declared: f64) -> Result<js_sys::Promise, JsValue>;
-    fn offload_declared(headers: &worker::web_sys::Headers) -> f64;
 }
 
 /// A viewer request's method, URL (as workerd received it) and headers.
@@ -296,11 +294,7 @@ pub(crate) fn cf(req: &worker::web_sys::Request) -> JsValue {
 /// the general path does).
 pub(crate) async fn fetch(request: &http::Request<()>, body: &JsValue, timeout_ms: u64) -> Result<worker::web_sys::Response, Outcome> {
     let (sending, host) = start_fetch(request, body, timeout_ms);
-    let promise = sending.map_err(|_| Outcome::ConnectError)?;
-    match wasm_bindgen_futures::JsFuture::from(promise).await {
-        Ok(resp) => sent(resp, false, &host),
-        Err(e) => sent(e, true, &host),
-    }
+    sent(settled(sending).await, &host)
 }
 
 /// The call to `fetch`, and the host it goes to (for a warning).
@@ -326,6 +320,15 @@ pub(crate) fn then(promise: Result<js_sys::Promise, JsValue>, done: impl FnOnce(
     }
 }
 
+/// [`then`]'s awaited form, for the Rust loop: the promise's outcome (a
+/// call that threw is its error).
+pub(crate) async fn settled(promise: Result<js_sys::Promise, JsValue>) -> Result<JsValue, JsValue> {
+    match promise {
+        Ok(p) => wasm_bindgen_futures::JsFuture::from(p).await,
+        Err(e) => Err(e),
+    }
+}
+
 /// [`fetch`] with its continuation ([`then`]).
 pub(crate) fn fetch_then(
     request: &http::Request<()>,
@@ -334,28 +337,26 @@ pub(crate) fn fetch_then(
     done: impl FnOnce(Result<worker::web_sys::Response, Outcome>) -> JsValue + 'static,
 ) -> JsValue {
     let (sending, host) = start_fetch(request, body, timeout_ms);
-    then(sending, move |r| match r {
-        Ok(v) => done(sent(v, false, &host)),
-        Err(e) => done(sent(e, true, &host)),
-    })
+    then(sending, move |r| done(sent(r, &host)))
 }
 
-/// A settled `fetch` as an attempt's outcome.
-fn sent(v: JsValue, failed: bool, host: &str) -> Result<worker::web_sys::Response, Outcome> {
-    if !failed {
-        return v.dyn_into().map_err(|_| Outcome::ConnectError);
-    }
-    if offload_is_timeout(&v) {
+/// A settled `fetch` (or a call to it that threw) as an attempt's outcome.
+fn sent(settled: Result<JsValue, JsValue>, host: &str) -> Result<worker::web_sys::Response, Outcome> {
+    let e = match settled {
+        Ok(v) => return v.dyn_into().map_err(|_| Outcome::ConnectError),
+        Err(e) => e,
+    };
+    if offload_is_timeout(&e) {
         return Err(Outcome::Timeout);
     }
-    worker::console_warn!("upstream {host}: {}", crate::body::js_reason(&v));
+    worker::console_warn!("upstream {host}: {}", crate::body::js_reason(&e));
     Err(Outcome::ConnectError)
 }
 
 /// A body of at most `limit` bytes read whole in JS (`stream`:
-/// `JsValue::NULL` for none; `declared`: its Content-Length, [`declared`]),
-/// then `done` with it: `Ok(None)` when it is longer, `Err` when it
-/// failed ([`then`]).
+/// `JsValue::NULL` for none; `declared`: its length as the core gives it,
+/// `Io::ReadBody`'s or `CacheFill::declared_length`), then `done` with
+/// it: `Ok(None)` when it is longer, `Err` when it failed ([`then`]).
 pub(crate) fn read_then(
     stream: &JsValue,
     limit: usize,
@@ -368,13 +369,6 @@ pub(crate) fn read_then(
     then(offload_read_capped(stream, limit as f64, length_arg(declared)), move |r| done(r.map(|v| v.dyn_into().ok())))
 }
 
-/// A body's Content-Length as the platform's headers give it (`None`:
-/// absent, not plain digits, or with a Content-Encoding, which the
-/// platform may have decoded).
-pub(crate) fn declared(headers: &worker::web_sys::Headers) -> Option<u64> {
-    let n = offload_declared(headers);
-    (n >= 0.0).then_some(n as u64)
-}
 
 /// `declared` for `offload_read_capped` (-1: unknown, read in chunks).
 pub(crate) fn length_arg(declared: Option<u64>) -> f64 {

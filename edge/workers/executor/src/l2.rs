@@ -11,7 +11,6 @@ use std::cell::Cell;
 use js_sys::{Array, Promise, Uint8Array};
 use offload_core::cache::edge::{L2Write, META_HEADER};
 use wasm_bindgen::{JsCast, JsValue};
-use worker::wasm_bindgen_futures::JsFuture;
 
 use crate::{body, js};
 
@@ -48,11 +47,7 @@ pub(crate) fn get_then(key: &str, max: usize, done: impl FnOnce(Option<(String, 
 
 /// [`get_then`] awaited.
 pub(crate) async fn get(key: &str, max: usize) -> Option<(String, Vec<u8>)> {
-    let settled = match js::l2_match(key, META_HEADER, max as f64, L2_TIMEOUT_MS) {
-        Ok(p) => JsFuture::from(p).await,
-        Err(e) => Err(e),
-    };
-    entry_of(settled)
+    entry_of(js::settled(js::l2_match(key, META_HEADER, max as f64, L2_TIMEOUT_MS)).await)
 }
 
 /// The put of `w` as a promise that never rejects (a failure is logged
@@ -77,16 +72,16 @@ pub(crate) fn put_promise(w: L2Write) -> Promise {
 }
 
 pub(crate) async fn put(w: L2Write) {
-    let _ = JsFuture::from(put_promise(w)).await;
+    let _ = js::settled(Ok(put_promise(w))).await;
+}
+
+/// The put of `w` after the response, in `ctx.waitUntil`.
+pub(crate) fn put_later(ctx: &worker::Context, w: L2Write) {
+    let _ = ctx.as_ref().wait_until(&put_promise(w));
 }
 
 pub(crate) async fn delete(key: &str) {
-    match js::l2_delete(key, L2_TIMEOUT_MS) {
-        Ok(p) => {
-            if let Err(e) = JsFuture::from(p).await {
-                warn_once(&e);
-            }
-        }
-        Err(e) => warn_once(&e),
+    if let Err(e) = js::settled(js::l2_delete(key, L2_TIMEOUT_MS)).await {
+        warn_once(&e);
     }
 }

@@ -127,10 +127,10 @@ struct Flow<U> {
     upstream: U,
 }
 
-/// Stored bodies up to this size, with an upstream `Content-Length` that
-/// says so (and no `Content-Encoding`: `fetch()` decodes gzip and br and
-/// keeps the compressed length), are read whole in JS before the viewer's
-/// head goes out, then stored
+/// Stored bodies up to this size, with a declared length that says so
+/// (`CacheFill::declared_length`: the upstream's `Content-Length`, none
+/// for a body the platform decoded, whose length is the encoded one), are
+/// read whole in JS before the viewer's head goes out, then stored
 /// and served from the same bytes: one promise instead of a stream pumped
 /// through Wasm chunk by chunk with a Rust future per read and write
 /// (`cargo xtask bench cache`'s Zipf mix is mostly such bodies). Larger
@@ -170,12 +170,11 @@ fn drive<U: Upstream>(mut m: Machine, mut input: Input, flow: Flow<U>, last: Opt
                 return l2::get_then(&key, max_bytes, move |entry| drive(m, Input::CacheEntry(entry), flow, last));
             }
             Io::CachePut(w) => {
-                let _ = flow.ctx.as_ref().wait_until(&l2::put_promise(w));
+                l2::put_later(&flow.ctx, w);
                 Input::Done
             }
-            Io::ReadBody { limit, .. } => {
+            Io::ReadBody { limit, declared, .. } => {
                 let stream = flow.req.body().map_or(JsValue::NULL, Into::into);
-                let declared = js::declared(&flow.req.headers());
                 return js::read_then(&stream, limit, declared, move |read| drive(m, Input::Body(body::capped(read)), flow, last));
             }
             Io::Finished => return exec::finished().into(),
@@ -196,20 +195,15 @@ fn respond_now<U: Upstream>(m: Machine, reply: Reply, flow: Flow<U>, last: Optio
         ReplyBody::Upstream if last.is_some() => {
             js::response(reply.status, &reply.headers, &stream(&last)).unwrap_or_else(|_| last_resort()).into()
         }
-        // The upstream's own Content-Length (the reply's headers have lost
-        // it: the body is re-framed for the viewer).
-        ReplyBody::UpstreamFill(mut fill) if upstream_length(&last).is_some_and(|n| n <= fill.max_bytes().min(READ_WHOLE_MAX) as u64) => {
-            let declared = upstream_length(&last);
+        ReplyBody::UpstreamFill(mut fill) if last.is_some() && fill.declared_length().is_some_and(|n| n <= fill.max_bytes().min(READ_WHOLE_MAX) as u64) => {
+            let declared = fill.declared_length();
             let (status, headers, ctx) = (reply.status, reply.headers, flow.ctx);
             js::read_then(&stream(&last), fill.max_bytes().min(READ_WHOLE_MAX), declared, move |read| {
                 let now = exec::tick().now_ms;
                 let bytes = match read {
                     Ok(Some(bytes)) => bytes,
                     failed => {
-                        with_isolate(|iso| fill.fail(iso, now));
-                        if let Err(e) = failed {
-                            worker::console_warn!("upstream body: {}", body::js_reason(&e));
-                        }
+                        exec::fill_failed(fill, failed.err().as_ref());
                         return respond_error(&offload_core::error::UpstreamError::BodyFailed.into()).into();
                     }
                 };
@@ -219,7 +213,7 @@ fn respond_now<U: Upstream>(m: Machine, reply: Reply, flow: Flow<U>, last: Optio
                     fill.finish(iso, now)
                 });
                 if let Some(Some(w)) = stored {
-                    let _ = ctx.as_ref().wait_until(&l2::put_promise(w));
+                    l2::put_later(&ctx, w);
                 }
                 js::response(status, &headers, &bytes.into()).unwrap_or_else(|_| last_resort()).into()
             })
@@ -231,11 +225,6 @@ fn respond_now<U: Upstream>(m: Machine, reply: Reply, flow: Flow<U>, last: Optio
             last,
         ),
     }
-}
-
-/// The upstream response's body length as it declared it ([`js::declared`]).
-fn upstream_length(last: &Option<web_sys::Response>) -> Option<u64> {
-    last.as_ref().and_then(|r| js::declared(&r.headers()))
 }
 
 /// The rest of [`drive`] as a Rust future, starting with `io`.
